@@ -1,0 +1,188 @@
+//! Options shared by the layer, the extractor and the socket.
+//!
+//! The builder ([`WebSocketLayerBuilder`](crate::WebSocketLayerBuilder)) collects options, checks
+//! them once in `build()`, and freezes them behind an `Arc` that every request and every socket
+//! then shares.
+
+use std::{error::Error as StdError, fmt, time::Duration};
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::origin::OriginPolicy;
+
+/// Default keep-alive interval: two minutes, as in ASP.NET Core.
+pub const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(120);
+/// Default receive buffer size: 4 KiB, as in ASP.NET Core.
+pub const DEFAULT_RECEIVE_BUFFER_SIZE: usize = 4 * 1024;
+/// Default largest incoming message: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+/// Default largest incoming frame payload: 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+/// Default write buffer size: 128 KiB. Outgoing frames gather up to this size before a write
+/// to the connection (a flush always writes everything).
+pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 128 * 1024;
+/// Largest WebSocket frame header, in bytes.
+const MAX_FRAME_HEADER: usize = 14;
+
+/// Everything a [`WebSocket`](crate::WebSocket) needs to run: keep-alive and limits.
+///
+/// Copied into each socket, so that per-accept overrides do not touch the shared options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SocketConfig {
+    pub(crate) keep_alive_interval: Duration,
+    pub(crate) keep_alive_timeout: Option<Duration>,
+    pub(crate) receive_buffer_size: usize,
+    pub(crate) write_buffer_size: usize,
+    /// `None`: derived, room for the write buffer plus one largest message.
+    pub(crate) max_write_buffer_size: Option<usize>,
+    pub(crate) max_message_size: Option<usize>,
+    pub(crate) max_frame_size: Option<usize>,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self {
+            keep_alive_interval: DEFAULT_KEEP_ALIVE_INTERVAL,
+            keep_alive_timeout: None,
+            receive_buffer_size: DEFAULT_RECEIVE_BUFFER_SIZE,
+            write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
+            max_write_buffer_size: None,
+            max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
+            max_frame_size: Some(DEFAULT_MAX_FRAME_SIZE),
+        }
+    }
+}
+
+impl SocketConfig {
+    /// The write buffer's hard limit: the configured one, or room for the write buffer plus one
+    /// message of the largest size the socket accepts.
+    pub(crate) fn effective_max_write_buffer_size(&self) -> usize {
+        self.max_write_buffer_size.unwrap_or_else(|| {
+            self.max_message_size.map_or(usize::MAX, |max| {
+                self.write_buffer_size.saturating_add(max).saturating_add(MAX_FRAME_HEADER)
+            })
+        })
+    }
+
+    /// Checks every combination that tungstenite would panic on, or that makes no sense.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(timeout) = self.keep_alive_timeout {
+            if self.keep_alive_interval.is_zero() {
+                return Err(ConfigError::new(
+                    "keep_alive_timeout",
+                    "a keep-alive timeout needs keep-alive pings: set keep_alive_interval above zero",
+                ));
+            }
+            if timeout.is_zero() {
+                return Err(ConfigError::new(
+                    "keep_alive_timeout",
+                    "must be above zero (leave it unset to turn the timeout off)",
+                ));
+            }
+        }
+        if self.receive_buffer_size == 0 {
+            return Err(ConfigError::new("receive_buffer_size", "must be at least 1 byte"));
+        }
+        if self.max_message_size == Some(0) {
+            return Err(ConfigError::new("max_message_size", "must be at least 1 byte"));
+        }
+        if self.max_frame_size == Some(0) {
+            return Err(ConfigError::new("max_frame_size", "must be at least 1 byte"));
+        }
+        if self.effective_max_write_buffer_size() <= self.write_buffer_size {
+            return Err(ConfigError::new("max_write_buffer_size", "must be greater than write_buffer_size"));
+        }
+        Ok(())
+    }
+
+    /// The tungstenite configuration for a socket with these options.
+    pub(crate) fn to_tungstenite(self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.receive_buffer_size)
+            .write_buffer_size(self.write_buffer_size)
+            .max_write_buffer_size(self.effective_max_write_buffer_size())
+            .max_message_size(self.max_message_size)
+            .max_frame_size(self.max_frame_size)
+    }
+}
+
+/// The options a [`WebSocketLayer`](crate::WebSocketLayer) was built with, shared by every
+/// request and socket behind one `Arc`.
+#[derive(Debug, Default)]
+pub(crate) struct Config {
+    pub(crate) socket: SocketConfig,
+    pub(crate) origins: OriginPolicy,
+}
+
+/// Options that do not fit together, refused when the layer is built (or, for per-accept
+/// overrides, when the socket is accepted).
+///
+/// The error names the option at fault.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_websockets::WebSocketLayer;
+///
+/// let err = WebSocketLayer::builder()
+///     .keep_alive_interval(Duration::ZERO)
+///     .keep_alive_timeout(Duration::from_secs(10))
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.option(), "keep_alive_timeout");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    option: &'static str,
+    problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(option: &'static str, problem: impl Into<String>) -> Self {
+        Self { option, problem: problem.into() }
+    }
+
+    /// The name of the option at fault, as the builder method is named.
+    pub fn option(&self) -> &'static str {
+        self.option
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid WebSocket option `{}`: {}", self.option, self.problem)
+    }
+}
+
+impl StdError for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bounded() {
+        let config = SocketConfig::default();
+        config.validate().unwrap();
+        let max = config.effective_max_write_buffer_size();
+        assert_eq!(max, DEFAULT_WRITE_BUFFER_SIZE + DEFAULT_MAX_MESSAGE_SIZE + MAX_FRAME_HEADER);
+        let ws = config.to_tungstenite();
+        assert_eq!(ws.read_buffer_size, 4096);
+        assert_eq!(ws.max_write_buffer_size, max);
+    }
+
+    #[test]
+    fn unlimited_messages_leave_the_write_buffer_unlimited() {
+        let config = SocketConfig { max_message_size: None, ..SocketConfig::default() };
+        assert_eq!(config.effective_max_write_buffer_size(), usize::MAX);
+    }
+
+    #[test]
+    fn write_buffer_limit_below_write_buffer_is_refused() {
+        let config = SocketConfig {
+            write_buffer_size: 1024,
+            max_write_buffer_size: Some(1024),
+            ..SocketConfig::default()
+        };
+        assert_eq!(config.validate().unwrap_err().option(), "max_write_buffer_size");
+    }
+}

@@ -1,0 +1,133 @@
+//! [`Error`]: what can go wrong on an open WebSocket.
+
+use std::{error::Error as StdError, fmt, io, time::Duration};
+
+use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
+
+use crate::message::{CloseCode, CloseFrame};
+
+/// An error on an open [`WebSocket`](crate::WebSocket).
+///
+/// Errors caused by the peer ([`MessageTooBig`](Self::MessageTooBig),
+/// [`InvalidUtf8`](Self::InvalidUtf8), [`Protocol`](Self::Protocol)) have already closed the
+/// socket with the matching close code ([`close_code`](Self::close_code)) when you see them.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer sent nothing within the keep-alive timeout after a keep-alive Ping; the
+    /// connection has been dropped.
+    KeepAliveTimeout {
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// The peer sent a message or frame over the size limit; closed with 1009.
+    MessageTooBig {
+        /// The size seen, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// The peer sent a text message that is not valid UTF-8; closed with 1007.
+    InvalidUtf8,
+    /// The peer broke the WebSocket protocol; closed with 1002.
+    Protocol(String),
+    /// The peer closed the TCP connection without a closing handshake.
+    ConnectionReset,
+    /// The socket is closed: nothing more can be sent.
+    Closed,
+    /// Sending would take the write buffer past `max_write_buffer_size`: the peer is not reading.
+    WriteBufferFull,
+    /// The closing handshake did not complete in time; the connection has been dropped.
+    CloseTimeout,
+    /// [`WebSocket::close`](crate::WebSocket::close) was given a code that may not be sent, or a
+    /// reason over 123 bytes. Nothing was sent.
+    InvalidClose(String),
+    /// hyper could not hand over the upgraded connection (given to
+    /// [`on_failed_upgrade`](crate::WebSocketUpgrade::on_failed_upgrade)).
+    UpgradeFailed(Box<dyn StdError + Send + Sync>),
+    /// An I/O error on the connection.
+    Io(io::Error),
+}
+
+impl Error {
+    /// The close code this error was (or, for [`WebSocket::close`](crate::WebSocket::close),
+    /// would be) answered with, if it has one.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        match self {
+            Self::MessageTooBig { .. } => Some(CloseCode::MESSAGE_TOO_BIG),
+            Self::InvalidUtf8 => Some(CloseCode::INVALID_PAYLOAD),
+            Self::Protocol(_) => Some(CloseCode::PROTOCOL_ERROR),
+            _ => None,
+        }
+    }
+
+    /// The Close frame to answer this error with, if it calls for one.
+    pub(crate) fn close_frame(&self) -> Option<CloseFrame> {
+        let code = self.close_code()?;
+        let reason = match self {
+            Self::MessageTooBig { .. } => "message too big",
+            Self::InvalidUtf8 => "invalid UTF-8 in text message",
+            _ => "protocol error",
+        };
+        Some(CloseFrame::new(code, reason))
+    }
+
+    pub(crate) fn from_tungstenite(error: tungstenite::Error) -> Self {
+        use tungstenite::error::CapacityError;
+        match error {
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => Self::Closed,
+            tungstenite::Error::Io(e) => Self::Io(e),
+            tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                Self::MessageTooBig { size, max: max_size }
+            }
+            tungstenite::Error::Capacity(e) => Self::Protocol(e.to_string()),
+            tungstenite::Error::Utf8(_) => Self::InvalidUtf8,
+            tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                Self::ConnectionReset
+            }
+            tungstenite::Error::Protocol(e) => Self::Protocol(e.to_string()),
+            tungstenite::Error::WriteBufferFull(_) => Self::WriteBufferFull,
+            other => Self::Protocol(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::KeepAliveTimeout { timeout } => {
+                write!(f, "keep-alive timeout: the peer did not answer a ping within {timeout:?}")
+            }
+            Self::MessageTooBig { size, max } => {
+                write!(f, "message too big: {size} bytes, the limit is {max} (closed with 1009)")
+            }
+            Self::InvalidUtf8 => f.write_str("invalid UTF-8 in a text message (closed with 1007)"),
+            Self::Protocol(e) => write!(f, "WebSocket protocol error: {e} (closed with 1002)"),
+            Self::ConnectionReset => {
+                f.write_str("the peer closed the connection without a closing handshake")
+            }
+            Self::Closed => f.write_str("the WebSocket is closed"),
+            Self::WriteBufferFull => f.write_str("the write buffer is full: the peer is not reading"),
+            Self::CloseTimeout => f.write_str("the closing handshake timed out"),
+            Self::InvalidClose(e) => write!(f, "invalid close: {e}"),
+            Self::UpgradeFailed(e) => write!(f, "the connection could not be upgraded: {e}"),
+            Self::Io(e) => write!(f, "I/O error on the WebSocket connection: {e}"),
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::UpgradeFailed(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}

@@ -1,0 +1,219 @@
+//! [`WebSocketLayer`] and its builder: `app.UseWebSockets(options)`, as a tower `Layer`.
+
+use std::{sync::Arc, time::Duration};
+
+use tower_layer::Layer;
+
+use crate::{
+    config::{Config, ConfigError, SocketConfig},
+    origin::AllowedOrigins,
+    service::WebSocketService,
+};
+
+/// The WebSocket middleware: classifies every request, applies the origin policy to WebSocket
+/// handshakes, and hands the options to [`WebSocketUpgrade`](crate::WebSocketUpgrade) further
+/// down the stack.
+///
+/// Requests that are not WebSocket handshakes pass to the inner service untouched, at the cost
+/// of one header look-up. A handshake from an origin that is not allowed gets `403 Forbidden`
+/// and never reaches the inner service.
+///
+/// Cloning is cheap: the options sit behind an `Arc`.
+///
+/// ```
+/// use std::{convert::Infallible, time::Duration};
+/// use http_body_util::Full;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::WebSocketLayer;
+///
+/// let layer = WebSocketLayer::builder()
+///     .keep_alive_interval(Duration::from_secs(30))
+///     .keep_alive_timeout(Duration::from_secs(10))
+///     .allowed_origins(["https://example.com"])
+///     .build()
+///     .expect("valid options");
+///
+/// let service = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, Infallible>(http::Response::new(Full::<bytes::Bytes>::default()))
+/// });
+/// # drop(service);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct WebSocketLayer {
+    config: Arc<Config>,
+}
+
+impl WebSocketLayer {
+    /// A layer with the default options: keep-alive pings every 2 minutes, no keep-alive
+    /// timeout, a 4 KiB receive buffer, any origin, 64 MiB messages and 16 MiB frames.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder for a layer with other options.
+    pub fn builder() -> WebSocketLayerBuilder {
+        WebSocketLayerBuilder::default()
+    }
+}
+
+impl<S> Layer<S> for WebSocketLayer {
+    type Service = WebSocketService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WebSocketService::new(inner, self.config.clone())
+    }
+}
+
+/// Options for a [`WebSocketLayer`], in the spirit of ASP.NET Core's `WebSocketOptions`.
+///
+/// Every method takes and returns the builder; [`build`](Self::build) checks the options once
+/// and refuses combinations that cannot work, naming the option at fault.
+///
+/// | ASP.NET Core | here | default |
+/// |---|---|---|
+/// | `KeepAliveInterval` | [`keep_alive_interval`](Self::keep_alive_interval) | 120 s |
+/// | `KeepAliveTimeout` | [`keep_alive_timeout`](Self::keep_alive_timeout) | off |
+/// | `ReceiveBufferSize` | [`receive_buffer_size`](Self::receive_buffer_size) | 4 KiB |
+/// | `AllowedOrigins` | [`allowed_origins`](Self::allowed_origins) | any |
+/// | | [`max_message_size`](Self::max_message_size) | 64 MiB |
+/// | | [`max_frame_size`](Self::max_frame_size) | 16 MiB |
+/// | | [`write_buffer_size`](Self::write_buffer_size) | 128 KiB |
+/// | | [`max_write_buffer_size`](Self::max_write_buffer_size) | write buffer + one largest message |
+#[must_use]
+#[derive(Debug, Clone, Default)]
+pub struct WebSocketLayerBuilder {
+    socket: SocketConfig,
+    origins: AllowedOrigins,
+}
+
+impl WebSocketLayerBuilder {
+    /// How long the peer may stay silent before the socket sends it a Ping. Default 2 minutes;
+    /// `Duration::ZERO` turns keep-alive off.
+    ///
+    /// Pings keep proxies from closing idle connections. Add a
+    /// [`keep_alive_timeout`](Self::keep_alive_timeout) to also drop peers that stop answering.
+    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.socket.keep_alive_interval = interval;
+        self
+    }
+
+    /// How long to wait for an answer to a keep-alive Ping before the peer is dropped. Off by
+    /// default.
+    ///
+    /// When the peer sends nothing, no Pong nor anything else, within `timeout` of a keep-alive
+    /// Ping, the connection is closed and the handler's next `recv` yields
+    /// [`Error::KeepAliveTimeout`](crate::Error::KeepAliveTimeout). Needs a non-zero
+    /// [`keep_alive_interval`](Self::keep_alive_interval).
+    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.socket.keep_alive_timeout = Some(timeout);
+        self
+    }
+
+    /// The size of the buffer that incoming data is read into, allocated once per socket.
+    /// Default 4 KiB, which keeps idle sockets small; larger buffers read large messages in fewer
+    /// calls.
+    pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
+        self.socket.receive_buffer_size = bytes;
+        self
+    }
+
+    /// Which origins may open a WebSocket: a list of `scheme://host[:port]` strings, or an
+    /// [`AllowedOrigins`]. Default: any origin. See [`AllowedOrigins`] for the rules.
+    pub fn allowed_origins(mut self, origins: impl Into<AllowedOrigins>) -> Self {
+        self.origins = origins.into();
+        self
+    }
+
+    /// The largest incoming message, in bytes, or `None` for no limit. Default 64 MiB. A larger
+    /// message closes the socket with 1009 (message too big).
+    pub fn max_message_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.socket.max_message_size = bytes.into();
+        self
+    }
+
+    /// The largest incoming frame payload, in bytes, or `None` for no limit. Default 16 MiB. A
+    /// larger frame closes the socket with 1009 (message too big).
+    pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.socket.max_frame_size = bytes.into();
+        self
+    }
+
+    /// How many bytes of outgoing frames gather before they are written to the connection.
+    /// Default 128 KiB; `0` writes every message at once. A flush (which
+    /// [`WebSocket::send`](crate::WebSocket::send) does) always writes everything.
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.socket.write_buffer_size = bytes;
+        self
+    }
+
+    /// The hard limit on buffered outgoing bytes: past it, sending fails with
+    /// [`Error::WriteBufferFull`](crate::Error::WriteBufferFull) instead of growing memory for a
+    /// peer that does not read. Must be greater than
+    /// [`write_buffer_size`](Self::write_buffer_size). Default: the write buffer plus one message
+    /// of [`max_message_size`](Self::max_message_size).
+    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.socket.max_write_buffer_size = Some(bytes);
+        self
+    }
+
+    /// Checks the options and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the option at fault when options do not fit together: a
+    /// keep-alive timeout with keep-alive off, a zero buffer or limit, a
+    /// `max_write_buffer_size` not above `write_buffer_size`, or an allowed origin that is not of
+    /// the form `scheme://host[:port]`.
+    pub fn build(self) -> Result<WebSocketLayer, ConfigError> {
+        self.socket.validate()?;
+        let origins = self.origins.into_policy()?;
+        Ok(WebSocketLayer { config: Arc::new(Config { socket: self.socket, origins }) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_refuses_invalid_options_naming_them() {
+        let cases = [
+            (
+                WebSocketLayer::builder()
+                    .keep_alive_interval(Duration::ZERO)
+                    .keep_alive_timeout(Duration::from_secs(1)),
+                "keep_alive_timeout",
+            ),
+            (WebSocketLayer::builder().keep_alive_timeout(Duration::ZERO), "keep_alive_timeout"),
+            (WebSocketLayer::builder().receive_buffer_size(0), "receive_buffer_size"),
+            (WebSocketLayer::builder().max_message_size(0), "max_message_size"),
+            (WebSocketLayer::builder().max_frame_size(0), "max_frame_size"),
+            (
+                WebSocketLayer::builder().write_buffer_size(100).max_write_buffer_size(100),
+                "max_write_buffer_size",
+            ),
+            (WebSocketLayer::builder().allowed_origins(["example.com"]), "allowed_origins"),
+        ];
+        for (builder, option) in cases {
+            let err = builder.build().unwrap_err();
+            assert_eq!(err.option(), option);
+            assert!(err.to_string().contains(option), "{err}");
+        }
+    }
+
+    #[test]
+    fn build_keeps_the_options() {
+        let layer = WebSocketLayer::builder()
+            .keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(2))
+            .receive_buffer_size(1024)
+            .max_message_size(None)
+            .build()
+            .unwrap();
+        let socket = layer.config.socket;
+        assert_eq!(socket.keep_alive_interval, Duration::from_secs(5));
+        assert_eq!(socket.keep_alive_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(socket.receive_buffer_size, 1024);
+        assert_eq!(socket.max_message_size, None);
+    }
+}

@@ -1,0 +1,96 @@
+//! WebSockets for the tower ecosystem, after ASP.NET Core's `app.UseWebSockets(options)`.
+//!
+//! - [`WebSocketLayer`] looks at every request. It lets WebSocket handshakes from allowed
+//!   origins through to your service, answers `403` to the others, and passes ordinary requests
+//!   through untouched.
+//! - [`WebSocketUpgrade`] accepts a handshake in your handler: from a plain `http::Request`, or
+//!   as an axum extractor with the `axum` feature. It negotiates the subprotocol, answers `101`,
+//!   and hands your callback a [`WebSocket`].
+//! - [`WebSocket`] sends and receives [`Message`]s, keeps the connection alive with Pings, drops
+//!   peers that stop answering, enforces size limits and closes cleanly.
+//!
+//! # With axum
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use axum::{Router, response::IntoResponse, routing::any};
+//! use tower_websockets::{Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
+//!
+//! async fn ws(upgrade: WebSocketUpgrade) -> impl IntoResponse {
+//!     upgrade.on_upgrade(echo)
+//! }
+//!
+//! async fn echo(mut socket: WebSocket) {
+//!     while let Some(Ok(message)) = socket.recv().await {
+//!         if let Message::Text(_) | Message::Binary(_) = message {
+//!             if socket.send(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! let layer = WebSocketLayer::builder()
+//!     .allowed_origins(["https://example.com"])
+//!     .build()
+//!     .expect("valid options");
+//! let app: Router = Router::new().route("/ws", any(ws)).layer(layer);
+//! # }
+//! ```
+//!
+//! # With plain tower and hyper
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use tower::ServiceBuilder;
+//! use tower_websockets::{WebSocket, WebSocketLayer, WebSocketUpgrade};
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(WebSocketLayer::new())
+//!     .service_fn(|mut req: http::Request<hyper::body::Incoming>| async move {
+//!         let response = match WebSocketUpgrade::from_request(&mut req) {
+//!             Ok(upgrade) => upgrade.on_upgrade(|mut socket: WebSocket| async move {
+//!                 while let Some(Ok(message)) = socket.recv().await {
+//!                     let _ = socket.send(message).await;
+//!                 }
+//!             }),
+//!             Err(rejection) => rejection.into_response(),
+//!         };
+//!         Ok::<_, Infallible>(response)
+//!     });
+//! // Serve `service` with hyper-util's `TowerToHyperService` and a connection that
+//! // enables upgrades (`serve_connection_with_upgrades`, or http1's `.with_upgrades()`).
+//! # drop(service);
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "axum")]
+mod axum;
+mod config;
+mod error;
+mod handshake;
+mod layer;
+mod message;
+mod origin;
+mod rejection;
+mod service;
+mod socket;
+mod upgrade;
+
+pub use config::{
+    ConfigError, DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_RECEIVE_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
+};
+pub use error::Error;
+pub use handshake::is_websocket_request;
+pub use layer::{WebSocketLayer, WebSocketLayerBuilder};
+pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+pub use origin::AllowedOrigins;
+pub use rejection::WebSocketUpgradeRejection;
+pub use service::{ResponseBody, ResponseFuture, WebSocketService};
+pub use socket::WebSocket;
+pub use upgrade::WebSocketUpgrade;

@@ -1,0 +1,293 @@
+//! [`Message`] and the types inside it. They are this crate's own, so that a new tungstenite
+//! version does not break your code.
+
+use std::{fmt, ops::Deref};
+
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode as TCloseCode};
+
+/// A WebSocket message.
+///
+/// Pings from the peer are answered for you; they and Pongs are still handed to you, in case you
+/// want them. Text and binary payloads are [`Bytes`]-based, so clones and conversions do not copy.
+///
+/// ```
+/// use tower_websockets::Message;
+///
+/// let text = Message::text("hello");
+/// assert_eq!(text.as_text(), Some("hello"));
+/// let binary = Message::binary(vec![1, 2, 3]);
+/// assert_eq!(binary.len(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message: valid UTF-8.
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary(Bytes),
+    /// A Ping, with at most 125 bytes of payload.
+    Ping(Bytes),
+    /// A Pong, with at most 125 bytes of payload.
+    Pong(Bytes),
+    /// A Close, with its code and reason if the peer gave them.
+    Close(Option<CloseFrame>),
+}
+
+impl Message {
+    /// A text message.
+    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
+        Self::Text(text.into())
+    }
+
+    /// A binary message.
+    pub fn binary(bytes: impl Into<Bytes>) -> Self {
+        Self::Binary(bytes.into())
+    }
+
+    /// The text of a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The payload length in bytes (for a Close, its reason's length).
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(text) => text.len(),
+            Self::Binary(bytes) | Self::Ping(bytes) | Self::Pong(bytes) => bytes.len(),
+            Self::Close(frame) => frame.as_ref().map_or(0, |f| f.reason.len()),
+        }
+    }
+
+    /// Is the payload empty?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Is this a Close?
+    pub fn is_close(&self) -> bool {
+        matches!(self, Self::Close(_))
+    }
+
+    pub(crate) fn into_tungstenite(self) -> tungstenite::Message {
+        match self {
+            Self::Text(text) => tungstenite::Message::Text(text.0),
+            Self::Binary(bytes) => tungstenite::Message::Binary(bytes),
+            Self::Ping(bytes) => tungstenite::Message::Ping(bytes),
+            Self::Pong(bytes) => tungstenite::Message::Pong(bytes),
+            Self::Close(frame) => tungstenite::Message::Close(frame.map(CloseFrame::into_tungstenite)),
+        }
+    }
+
+    /// `None` for raw frames, which tungstenite never returns from a read.
+    pub(crate) fn from_tungstenite(message: tungstenite::Message) -> Option<Self> {
+        Some(match message {
+            tungstenite::Message::Text(text) => Self::Text(Utf8Bytes(text)),
+            tungstenite::Message::Binary(bytes) => Self::Binary(bytes),
+            tungstenite::Message::Ping(bytes) => Self::Ping(bytes),
+            tungstenite::Message::Pong(bytes) => Self::Pong(bytes),
+            tungstenite::Message::Close(frame) => Self::Close(frame.map(CloseFrame::from_tungstenite)),
+            tungstenite::Message::Frame(_) => return None,
+        })
+    }
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Self::text(text)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Self::text(text)
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(bytes: Bytes) -> Self {
+        Self::Binary(bytes)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::binary(bytes)
+    }
+}
+
+/// UTF-8 text backed by [`Bytes`]: cheap to clone, dereferences to `&str`.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Utf8Bytes(tungstenite::Utf8Bytes);
+
+impl Utf8Bytes {
+    /// Text from a `&'static str`, without copying.
+    pub const fn from_static(text: &'static str) -> Self {
+        Self(tungstenite::Utf8Bytes::from_static(text))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Deref for Utf8Bytes {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<String> for Utf8Bytes {
+    fn from(text: String) -> Self {
+        Self(text.into())
+    }
+}
+
+impl From<&str> for Utf8Bytes {
+    fn from(text: &str) -> Self {
+        Self(text.into())
+    }
+}
+
+impl From<Utf8Bytes> for Bytes {
+    fn from(text: Utf8Bytes) -> Self {
+        text.0.into()
+    }
+}
+
+impl TryFrom<Bytes> for Utf8Bytes {
+    type Error = std::str::Utf8Error;
+    fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
+        tungstenite::Utf8Bytes::try_from(bytes).map(Self)
+    }
+}
+
+impl PartialEq<str> for Utf8Bytes {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Utf8Bytes {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// The code and reason of a Close frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// Why the connection closes.
+    pub code: CloseCode,
+    /// A short explanation: at most 123 bytes of UTF-8.
+    pub reason: Utf8Bytes,
+}
+
+impl CloseFrame {
+    /// A Close frame with `code` and `reason`.
+    pub fn new(code: CloseCode, reason: impl Into<Utf8Bytes>) -> Self {
+        Self { code, reason: reason.into() }
+    }
+
+    pub(crate) fn into_tungstenite(self) -> tungstenite::protocol::CloseFrame {
+        tungstenite::protocol::CloseFrame { code: TCloseCode::from(self.code.0), reason: self.reason.0 }
+    }
+
+    pub(crate) fn from_tungstenite(frame: tungstenite::protocol::CloseFrame) -> Self {
+        Self { code: CloseCode(u16::from(frame.code)), reason: Utf8Bytes(frame.reason) }
+    }
+}
+
+/// A WebSocket close code (RFC 6455 §7.4), with the registered codes as constants.
+///
+/// ```
+/// use tower_websockets::CloseCode;
+/// assert_eq!(CloseCode::MESSAGE_TOO_BIG, CloseCode(1009));
+/// assert_eq!(CloseCode::MESSAGE_TOO_BIG.to_string(), "1009 (message too big)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CloseCode(pub u16);
+
+impl CloseCode {
+    /// 1000: the purpose of the connection has been fulfilled.
+    pub const NORMAL: Self = Self(1000);
+    /// 1001: the server is going down, or the browser is leaving the page.
+    pub const GOING_AWAY: Self = Self(1001);
+    /// 1002: a protocol error.
+    pub const PROTOCOL_ERROR: Self = Self(1002);
+    /// 1003: a type of data the endpoint cannot accept.
+    pub const UNSUPPORTED_DATA: Self = Self(1003);
+    /// 1007: data inconsistent with the message type, such as invalid UTF-8 in a text message.
+    pub const INVALID_PAYLOAD: Self = Self(1007);
+    /// 1008: a message that violates the endpoint's policy.
+    pub const POLICY_VIOLATION: Self = Self(1008);
+    /// 1009: a message too big to process.
+    pub const MESSAGE_TOO_BIG: Self = Self(1009);
+    /// 1010: the client expected an extension the server did not negotiate.
+    pub const MANDATORY_EXTENSION: Self = Self(1010);
+    /// 1011: the server met an unexpected condition.
+    pub const INTERNAL_ERROR: Self = Self(1011);
+    /// 1012: the service is restarting.
+    pub const SERVICE_RESTART: Self = Self(1012);
+    /// 1013: try again later.
+    pub const TRY_AGAIN_LATER: Self = Self(1013);
+
+    /// The registered name of the code, if it has one.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1000 => "normal closure",
+            1001 => "going away",
+            1002 => "protocol error",
+            1003 => "unsupported data",
+            1005 => "no status received",
+            1006 => "abnormal closure",
+            1007 => "invalid payload data",
+            1008 => "policy violation",
+            1009 => "message too big",
+            1010 => "mandatory extension",
+            1011 => "internal error",
+            1012 => "service restart",
+            1013 => "try again later",
+            1014 => "bad gateway",
+            1015 => "TLS handshake",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "{} ({name})", self.0),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl From<u16> for CloseCode {
+    fn from(code: u16) -> Self {
+        Self(code)
+    }
+}
+
+impl From<CloseCode> for u16 {
+    fn from(code: CloseCode) -> Self {
+        code.0
+    }
+}

@@ -1,0 +1,191 @@
+//! [`WebSocketService`], the service [`WebSocketLayer`](crate::WebSocketLayer) wraps around yours,
+//! with its response future and body.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::{config::Config, handshake::is_upgrade_attempt, rejection::text_response};
+
+/// What the layer leaves in the extensions of a WebSocket request it let through, for
+/// [`WebSocketUpgrade`](crate::WebSocketUpgrade) to find.
+#[derive(Debug, Clone)]
+pub(crate) struct WebSocketContext {
+    pub(crate) config: Arc<Config>,
+}
+
+/// The service made by [`WebSocketLayer`](crate::WebSocketLayer).
+///
+/// See the layer for what it does.
+#[derive(Debug, Clone)]
+pub struct WebSocketService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> WebSocketService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WebSocketService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        if !is_upgrade_attempt(req.headers()) {
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+
+        let policy = &self.config.origins;
+        let decision = if policy.needs_parts() {
+            let (parts, body) = req.into_parts();
+            let decision = policy.check_parts(&parts);
+            req = Request::from_parts(parts, body);
+            decision
+        } else {
+            policy.check_headers(req.headers())
+        };
+
+        if let Err(refusal) = decision {
+            tracing::debug!(
+                origin = ?req.headers().get_all(http::header::ORIGIN).iter().collect::<Vec<_>>(),
+                uri = %req.uri(),
+                reason = refusal.reason(),
+                "refused WebSocket request: origin not allowed"
+            );
+            return ResponseFuture::ready(text_response(StatusCode::FORBIDDEN, refusal.reason()));
+        }
+
+        req.extensions_mut().insert(WebSocketContext { config: self.config.clone() });
+        ResponseFuture::inner(self.inner.call(req))
+    }
+}
+
+pin_project! {
+    /// The response future of [`WebSocketService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: FutureKind<F>,
+    }
+}
+
+pin_project! {
+    #[project = FutureKindProj]
+    enum FutureKind<F> {
+        Inner { #[pin] future: F },
+        Ready { response: Option<Response<Full<Bytes>>> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn inner(future: F) -> Self {
+        Self { kind: FutureKind::Inner { future } }
+    }
+
+    pub(crate) fn ready(response: Response<Full<Bytes>>) -> Self {
+        Self { kind: FutureKind::Ready { response: Some(response) } }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            FutureKindProj::Inner { future } => future
+                .poll(cx)
+                .map_ok(|response| response.map(|body| ResponseBody { kind: BodyKind::Inner { body } })),
+            FutureKindProj::Ready { response } => {
+                let response = response.take().expect("ResponseFuture polled after completion");
+                Poll::Ready(Ok(response.map(|body| ResponseBody { kind: BodyKind::Full { body } })))
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response body of [`WebSocketService`]: the inner service's body, untouched, or the
+    /// short text of a response the layer gave itself (such as a 403 for a refused origin).
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: BodyKind<B>,
+    }
+}
+
+pin_project! {
+    #[project = BodyKindProj]
+    enum BodyKind<B> {
+        Inner { #[pin] body: B },
+        Full { #[pin] body: Full<Bytes> },
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            BodyKindProj::Inner { body } => body.poll_frame(cx),
+            BodyKindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            BodyKind::Inner { body } => body.is_end_stream(),
+            BodyKind::Full { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            BodyKind::Inner { body } => body.size_hint(),
+            BodyKind::Full { body } => body.size_hint(),
+        }
+    }
+}

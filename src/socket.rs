@@ -1,0 +1,415 @@
+//! [`WebSocket`]: an accepted connection, with keep-alive, limits and a clean close.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, Waker, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use http::HeaderValue;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::{WebSocketStream, tungstenite::protocol::Role};
+
+use crate::{
+    config::SocketConfig,
+    error::Error,
+    message::{CloseCode, CloseFrame, Message, Utf8Bytes},
+};
+
+type Inner = WebSocketStream<TokioIo<Upgraded>>;
+
+/// How long [`WebSocket::close`] waits for the peer's Close after sending its own.
+const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An open WebSocket connection, handed to your
+/// [`on_upgrade`](crate::WebSocketUpgrade::on_upgrade) callback.
+///
+/// Receive with [`recv`](Self::recv) (or as a [`Stream`]), send with [`send`](Self::send) (or as
+/// a [`Sink`]; `feed` several messages and `flush` once to share one write), and end with
+/// [`close`](Self::close).
+///
+/// While your handler awaits `recv` or `send`, the socket also:
+/// - answers the peer's Pings;
+/// - sends a keep-alive Ping whenever the peer has been silent for the keep-alive interval and,
+///   with a keep-alive timeout, drops a peer that sends nothing back in time: the next `recv`
+///   then yields [`Error::KeepAliveTimeout`];
+/// - closes with 1009 on a message over the size limit, 1007 on invalid UTF-8 and 1002 on a
+///   protocol error, and yields the matching [`Error`];
+/// - completes a closing handshake the peer starts: `recv` yields the peer's
+///   [`Message::Close`], and the stream ends once the connection is closed.
+///
+/// Read until the stream ends (`while let Some(msg) = socket.recv().await`) so that the closing
+/// handshake completes cleanly.
+///
+/// ```no_run
+/// use tower_websockets::{Message, WebSocket};
+///
+/// async fn echo(mut socket: WebSocket) {
+///     while let Some(Ok(message)) = socket.recv().await {
+///         if matches!(message, Message::Text(_) | Message::Binary(_)) {
+///             if socket.send(message).await.is_err() {
+///                 break;
+///             }
+///         }
+///     }
+/// }
+/// ```
+pub struct WebSocket {
+    /// `None` once the connection has been released.
+    inner: Option<Inner>,
+    protocol: Option<HeaderValue>,
+    keep_alive: Option<KeepAlive>,
+    /// Something read while only sending, for the next `recv`.
+    pending: Option<Result<Message, Error>>,
+    /// The waker of the last `recv`, so that work done while sending wakes the receiver.
+    recv_waker: Option<Waker>,
+    /// Frames are queued that a flush still has to write.
+    flush_pending: bool,
+    /// The peer's side has ended: no more messages will come.
+    ended: bool,
+}
+
+struct KeepAlive {
+    interval: Duration,
+    timeout: Option<Duration>,
+    timer: Pin<Box<Sleep>>,
+    /// When a frame last came from the peer.
+    last_seen: Instant,
+    /// When the last keep-alive Ping went out.
+    last_ping: Option<Instant>,
+    /// A keep-alive Ping is waiting for an answer (only with a timeout).
+    awaiting_answer: bool,
+}
+
+impl std::fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("protocol", &self.protocol)
+            .field("open", &self.inner.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocket {
+    /// Runs the WebSocket protocol over an upgraded connection.
+    pub(crate) async fn from_upgraded(
+        upgraded: Upgraded,
+        role: Role,
+        protocol: Option<HeaderValue>,
+        config: &SocketConfig,
+    ) -> Self {
+        let stream =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), role, Some(config.to_tungstenite()))
+                .await;
+        let keep_alive = (!config.keep_alive_interval.is_zero()).then(|| {
+            let now = Instant::now();
+            KeepAlive {
+                interval: config.keep_alive_interval,
+                timeout: config.keep_alive_timeout,
+                timer: Box::pin(tokio::time::sleep_until(now + config.keep_alive_interval)),
+                last_seen: now,
+                last_ping: None,
+                awaiting_answer: false,
+            }
+        });
+        Self {
+            inner: Some(stream),
+            protocol,
+            keep_alive,
+            pending: None,
+            recv_waker: None,
+            flush_pending: false,
+            ended: false,
+        }
+    }
+
+    /// The subprotocol chosen in the handshake, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_ref().and_then(|p| p.to_str().ok())
+    }
+
+    /// Receives the next message. `None` once the connection is closed.
+    ///
+    /// An error ends the stream: the next call returns `None`.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        self.next().await
+    }
+
+    /// Sends a message and flushes it to the connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the socket is closed, [`Error::KeepAliveTimeout`] when the peer was
+    /// found dead, [`Error::WriteBufferFull`] when the peer does not read, or an I/O error.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        SinkExt::send(self, message.into()).await
+    }
+
+    /// Starts the closing handshake with `code` and `reason`, and waits up to 10 seconds for
+    /// the peer's Close. Messages that arrive meanwhile are discarded. The connection is released
+    /// when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidClose`] for a code that may not be sent (below 1000, 1004 to 1006, 1015,
+    /// 1016 to 2999, 5000 and up) or a reason longer than 123 bytes; [`Error::CloseTimeout`] when
+    /// the peer did not answer in time; the error that ended the connection otherwise.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        let sendable = matches!(code.0, 1000..=1003 | 1007..=1014 | 3000..=4999);
+        if !sendable {
+            return Err(Error::InvalidClose(format!("close code {code} may not be sent")));
+        }
+        if reason.len() > 123 {
+            return Err(Error::InvalidClose(format!(
+                "close reason is {} bytes; the limit is 123",
+                reason.len()
+            )));
+        }
+        let frame = CloseFrame::new(code, Utf8Bytes::from(reason));
+        match SinkExt::send(self, Message::Close(Some(frame))).await {
+            Ok(()) | Err(Error::Closed) => {}
+            Err(e) => {
+                self.release();
+                return Err(e);
+            }
+        }
+        let drained = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, async {
+            while let Some(item) = self.next().await {
+                item?;
+            }
+            Ok(())
+        })
+        .await;
+        self.release();
+        drained.unwrap_or(Err(Error::CloseTimeout))
+    }
+
+    /// Drops the connection.
+    fn release(&mut self) {
+        self.inner = None;
+        self.ended = true;
+        self.pending = None;
+    }
+
+    /// Runs the keep-alive clock: sends a Ping when one is due, and drops the peer when it
+    /// did not answer in time. Registers `cx` with the timer.
+    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        let Some(ka) = self.keep_alive.as_mut() else { return Ok(()) };
+        if self.inner.is_none() {
+            return Ok(());
+        }
+        while ka.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if ka.awaiting_answer {
+                let answered = ka.last_ping.is_some_and(|ping| ka.last_seen >= ping);
+                if !answered {
+                    let timeout = ka.timeout.unwrap_or_default();
+                    tracing::debug!(?timeout, "WebSocket keep-alive timeout: dropping the peer");
+                    self.release();
+                    return Err(Error::KeepAliveTimeout { timeout });
+                }
+                ka.awaiting_answer = false;
+            }
+            let quiet_since = ka.last_ping.map_or(ka.last_seen, |ping| ping.max(ka.last_seen));
+            let due = quiet_since + ka.interval;
+            if now < due {
+                ka.timer.as_mut().reset(due);
+                continue;
+            }
+            ka.last_ping = Some(now);
+            match ka.timeout {
+                Some(timeout) => {
+                    ka.awaiting_answer = true;
+                    ka.timer.as_mut().reset(now + timeout);
+                }
+                None => ka.timer.as_mut().reset(now + ka.interval),
+            }
+            let inner = self.inner.as_mut().expect("checked above");
+            match Pin::new(&mut *inner).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    Pin::new(&mut *inner)
+                        .start_send(Message::Ping(Bytes::new()).into_tungstenite())
+                        .map_err(Error::from_tungstenite)?;
+                    self.flush_pending = true;
+                }
+                Poll::Ready(Err(e)) => return Err(Error::from_tungstenite(e)),
+                // Writes are blocked; the timeout, if any, still runs.
+                Poll::Pending => {}
+            }
+            return self.poll_flush_queued(cx);
+        }
+        Ok(())
+    }
+
+    /// Writes out frames queued by the socket itself (keep-alive Pings, Pong and Close replies).
+    fn poll_flush_queued(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        if !self.flush_pending {
+            return Ok(());
+        }
+        let Some(inner) = self.inner.as_mut() else { return Ok(()) };
+        match Pin::new(inner).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.flush_pending = false;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => {
+                self.flush_pending = false;
+                Err(Error::from_tungstenite(e))
+            }
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Reads one item from the connection, doing the socket's own bookkeeping. `Pending` when
+    /// nothing is there.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match ready!(Pin::new(&mut *inner).poll_next(cx)) {
+                Some(Ok(message)) => {
+                    if let Some(ka) = self.keep_alive.as_mut() {
+                        ka.last_seen = Instant::now();
+                    }
+                    let Some(message) = Message::from_tungstenite(message) else { continue };
+                    if matches!(message, Message::Ping(_) | Message::Close(_)) {
+                        // tungstenite queued the Pong or the Close reply: send it now, so that
+                        // a handler that stops reading here still answers.
+                        self.flush_pending = true;
+                        let _ = self.poll_flush_queued(cx);
+                    }
+                    return Poll::Ready(Some(Ok(message)));
+                }
+                Some(Err(e)) => {
+                    self.ended = true;
+                    let error = Error::from_tungstenite(e);
+                    if let Some(frame) = error.close_frame() {
+                        tracing::debug!(%error, code = %frame.code, "closing WebSocket on a peer error");
+                        if Pin::new(&mut *inner)
+                            .start_send(Message::Close(Some(frame)).into_tungstenite())
+                            .is_ok()
+                        {
+                            self.flush_pending = true;
+                            let _ = self.poll_flush_queued(cx);
+                        }
+                    }
+                    return Poll::Ready(Some(Err(error)));
+                }
+                None => {
+                    self.ended = true;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    /// Work the send path does for a handler that may never call `recv`: keep-alive, and, while
+    /// a keep-alive Ping waits for its answer, reading what the peer sent.
+    fn poll_background(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        // Wake the receiver, if one is waiting, rather than the sender.
+        let recv_waker = self.recv_waker.take();
+        let mut background = Context::from_waker(recv_waker.as_ref().unwrap_or(cx.waker()));
+        let awaiting = self.keep_alive.as_ref().is_some_and(|ka| ka.awaiting_answer);
+        if awaiting && self.pending.is_none() {
+            while let Poll::Ready(item) = self.poll_read(&mut background) {
+                match item {
+                    Some(Ok(Message::Pong(_) | Message::Ping(_))) => continue,
+                    Some(item) => {
+                        self.pending = Some(item);
+                        if let Some(waker) = &recv_waker {
+                            waker.wake_by_ref();
+                        }
+                    }
+                    None => {}
+                }
+                break;
+            }
+        }
+        let result = self.poll_keep_alive(&mut background);
+        self.recv_waker = recv_waker;
+        result
+    }
+}
+
+impl Stream for WebSocket {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(item) = this.pending.take() {
+            return Poll::Ready(Some(item));
+        }
+        match &this.recv_waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => this.recv_waker = Some(cx.waker().clone()),
+        }
+        if let Err(e) = this.poll_flush_queued(cx) {
+            this.release();
+            return Poll::Ready(Some(Err(e)));
+        }
+        if this.ended {
+            // Write out what is queued (a Close reply, or our Close after a peer error) before
+            // the connection is released.
+            let flushed = this.poll_flush_queued(cx).is_ok();
+            if flushed && this.flush_pending {
+                // A peer that does not read is still subject to the keep-alive timeout.
+                return match this.poll_keep_alive(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Some(Err(e))),
+                };
+            }
+            this.release();
+            return Poll::Ready(None);
+        }
+        match this.poll_read(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Ready(None) => {
+                // Same as above: flush, then release.
+                Pin::new(this).poll_next(cx)
+            }
+            Poll::Pending => match this.poll_keep_alive(cx) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Some(Err(e))),
+            },
+        }
+    }
+}
+
+impl Sink<Message> for WebSocket {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        this.poll_background(cx)?;
+        let inner = this.inner.as_mut().ok_or(Error::Closed)?;
+        Pin::new(inner).poll_ready(cx).map_err(Error::from_tungstenite)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        let this = self.get_mut();
+        let inner = this.inner.as_mut().ok_or(Error::Closed)?;
+        Pin::new(inner).start_send(message.into_tungstenite()).map_err(Error::from_tungstenite)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(Err(Error::Closed)) };
+        let result = ready!(Pin::new(inner).poll_flush(cx)).map_err(Error::from_tungstenite);
+        this.flush_pending = false;
+        Poll::Ready(result)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(Ok(())) };
+        let result = ready!(Pin::new(inner).poll_close(cx)).map_err(Error::from_tungstenite);
+        Poll::Ready(result)
+    }
+}
