@@ -79,6 +79,8 @@ mod origin;
 mod rejection;
 mod service;
 mod socket;
+#[cfg(feature = "test-util")]
+pub mod test;
 mod upgrade;
 
 pub use config::{

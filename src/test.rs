@@ -1,0 +1,564 @@
+//! An in-memory test client (feature `test-util`): test WebSocket services with no port.
+//!
+//! [`TestClient`] drives your service through a real hyper HTTP/1.1 server connection over an
+//! in-memory [`tokio::io::duplex`] pipe. hyper inserts its own `OnUpgrade`, so nothing is mocked:
+//! the handshake, the upgrade and the WebSocket frames are the same as over TCP, without binding
+//! a port. It works under `#[tokio::test]` and with `tokio::time::pause()`, so keep-alive tests
+//! can run in virtual time.
+//!
+//! Every wait has a timeout (5 seconds unless you set another), so a test that goes wrong fails
+//! with an error that says what happened instead of hanging.
+//!
+//! ```
+//! # #[cfg(feature = "axum")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_websockets::test::TestError> {
+//! use axum::{Router, response::IntoResponse, routing::any};
+//! use tower_websockets::{Message, WebSocketLayer, WebSocketUpgrade, test::TestClient};
+//!
+//! async fn shout(upgrade: WebSocketUpgrade) -> impl IntoResponse {
+//!     upgrade.protocols(["shout.v1"]).on_upgrade(|mut socket| async move {
+//!         while let Some(Ok(Message::Text(text))) = socket.recv().await {
+//!             let _ = socket.send(Message::text(text.to_uppercase())).await;
+//!         }
+//!     })
+//! }
+//!
+//! let app = Router::new().route("/ws", any(shout)).layer(WebSocketLayer::new());
+//! let client = TestClient::new(app);
+//!
+//! let mut socket = client.connect("/ws").protocols(["shout.v1"]).await?;
+//! assert_eq!(socket.protocol(), Some("shout.v1"));
+//! socket.send_text("hello").await?;
+//! assert_eq!(socket.recv_text().await?, "HELLO");
+//! socket.close().await?;
+//!
+//! // Ordinary requests go through the same stack.
+//! let response = client.get("/ws").await?;
+//! assert_eq!(response.status(), 400);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "axum"))]
+//! # fn main() {}
+//! ```
+
+use std::{
+    error::Error as StdError,
+    fmt,
+    future::{Future, IntoFuture},
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode,
+    header::{
+        CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+        SEC_WEBSOCKET_VERSION, UPGRADE,
+    },
+};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use tokio::io::DuplexStream;
+use tokio_tungstenite::tungstenite::{
+    handshake::{client::generate_key, derive_accept_key},
+    protocol::Role,
+};
+use tower_service::Service;
+
+use crate::{
+    config::SocketConfig,
+    error::Error,
+    message::{CloseCode, CloseFrame, Message},
+    socket::WebSocket,
+};
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+type ServeFn = dyn Fn(DuplexStream) + Send + Sync;
+
+/// The default limit on every wait: 5 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Buffer size of each in-memory pipe.
+const PIPE_BUFFER: usize = 256 * 1024;
+
+/// A client for a service under test: WebSocket connections and plain requests over in-memory
+/// pipes, through a real hyper server connection.
+///
+/// Cheap to clone; any number of clients may connect at once.
+#[derive(Clone)]
+pub struct TestClient {
+    serve: Arc<ServeFn>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for TestClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestClient").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+impl TestClient {
+    /// A client for `service`: anything that serves `http::Request<hyper::body::Incoming>`, such
+    /// as an axum `Router`, a `ServiceBuilder` stack with
+    /// [`WebSocketLayer`](crate::WebSocketLayer), or a `service_fn`.
+    pub fn new<S, B>(service: S) -> Self
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let serve = move |io: DuplexStream| {
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(io), service)
+                    .with_upgrades();
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "test server connection ended with an error");
+                }
+            });
+        };
+        Self { serve: Arc::new(serve), timeout: DEFAULT_TIMEOUT }
+    }
+
+    /// Sets the limit on every wait of this client and of the sockets it opens.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Starts a WebSocket handshake for `path`. Set headers, an `Origin` and subprotocols on the
+    /// returned builder, then `.await` it.
+    pub fn connect(&self, path: impl Into<String>) -> Connect<'_> {
+        Connect {
+            client: self,
+            path: path.into(),
+            headers: HeaderMap::new(),
+            protocols: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Sends a plain `GET` for `path` through the stack.
+    pub async fn get(&self, path: &str) -> Result<TestResponse, TestError> {
+        let request = Request::get(path)
+            .header(http::header::HOST, "localhost")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| TestError::InvalidRequest(e.to_string()))?;
+        self.request(request).await
+    }
+
+    /// Sends any request through the stack and reads the whole response.
+    pub async fn request(&self, request: Request<Full<Bytes>>) -> Result<TestResponse, TestError> {
+        let timeout = self.timeout;
+        within(timeout, "the response", async {
+            let mut sender = self.open().await?;
+            let response = sender.send_request(request).await.map_err(TestError::http)?;
+            TestResponse::read(response).await
+        })
+        .await?
+    }
+
+    /// Opens an HTTP/1.1 client connection to a fresh server connection.
+    async fn open(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, TestError> {
+        let (client_io, server_io) = tokio::io::duplex(PIPE_BUFFER);
+        (self.serve)(server_io);
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(client_io)).await.map_err(TestError::http)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "test client connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// A WebSocket handshake being prepared by [`TestClient::connect`]. `.await` it to connect.
+#[must_use = "await it to connect"]
+pub struct Connect<'a> {
+    client: &'a TestClient,
+    path: String,
+    headers: HeaderMap,
+    protocols: Vec<String>,
+    error: Option<TestError>,
+}
+
+impl fmt::Debug for Connect<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connect")
+            .field("path", &self.path)
+            .field("headers", &self.headers)
+            .field("protocols", &self.protocols)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connect<'_> {
+    /// Adds a request header (an invalid name or value fails the connect with
+    /// [`TestError::InvalidRequest`]).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(name), Ok(value)) => {
+                self.headers.append(name, value);
+            }
+            _ => self.error = Some(TestError::InvalidRequest(format!("invalid header `{name}: {value}`"))),
+        }
+        self
+    }
+
+    /// Sends `Origin: origin`, as a browser page at that origin would.
+    pub fn origin(self, origin: &str) -> Self {
+        self.header(ORIGIN.as_str(), origin)
+    }
+
+    /// Offers these subprotocols, in this order.
+    pub fn protocols<I>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.protocols.extend(protocols.into_iter().map(Into::into));
+        self
+    }
+
+    async fn run(self) -> Result<TestWebSocket, TestError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let timeout = self.client.timeout;
+        let key = generate_key();
+        let mut request = Request::get(self.path.as_str())
+            .header(http::header::HOST, "localhost")
+            .header(UPGRADE, "websocket")
+            .header(CONNECTION, "upgrade")
+            .header(SEC_WEBSOCKET_VERSION, "13")
+            .header(SEC_WEBSOCKET_KEY, key.as_str())
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| TestError::InvalidRequest(e.to_string()))?;
+        if !self.protocols.is_empty() {
+            let offer = HeaderValue::try_from(self.protocols.join(", "))
+                .map_err(|_| TestError::InvalidRequest("invalid subprotocol name".into()))?;
+            request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, offer);
+        }
+        for (name, value) in &self.headers {
+            request.headers_mut().append(name.clone(), value.clone());
+        }
+
+        within(timeout, "the WebSocket handshake", async {
+            let mut sender = self.client.open().await?;
+            let mut response = sender.send_request(request).await.map_err(TestError::http)?;
+            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                return Err(TestError::Refused(TestResponse::read(response).await?));
+            }
+            let expected = derive_accept_key(key.as_bytes());
+            if response.headers().get(SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes)
+                != Some(expected.as_bytes())
+            {
+                return Err(TestError::Handshake("Sec-WebSocket-Accept does not match the key".into()));
+            }
+            let protocol = response.headers().get(SEC_WEBSOCKET_PROTOCOL).cloned();
+            if let Some(chosen) = &protocol {
+                if !self.protocols.iter().any(|offered| offered.as_bytes() == chosen.as_bytes()) {
+                    return Err(TestError::Handshake(format!(
+                        "the server chose subprotocol {chosen:?}, which was not offered"
+                    )));
+                }
+            }
+            let upgraded = hyper::upgrade::on(&mut response).await.map_err(TestError::http)?;
+            let (head, ()) = response.map(|_| ()).into_parts();
+            let config = SocketConfig { keep_alive_interval: Duration::ZERO, ..SocketConfig::default() };
+            let socket = WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config).await;
+            Ok(TestWebSocket { socket, response: Response::from_parts(head, ()), timeout })
+        })
+        .await?
+    }
+}
+
+impl<'a> IntoFuture for Connect<'a> {
+    type Output = Result<TestWebSocket, TestError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// The client side of a WebSocket opened by [`TestClient::connect`].
+///
+/// Every method waits at most the client's timeout. The client answers the server's Pings
+/// whenever it reads (so a test that stops reading plays a peer that stopped answering), and
+/// sends no keep-alive Pings of its own.
+#[derive(Debug)]
+pub struct TestWebSocket {
+    socket: WebSocket,
+    response: Response<()>,
+    timeout: Duration,
+}
+
+impl TestWebSocket {
+    /// The handshake's `101` response (its headers hold, for example, the chosen subprotocol).
+    pub fn response(&self) -> &Response<()> {
+        &self.response
+    }
+
+    /// The subprotocol the server chose, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.socket.protocol()
+    }
+
+    /// Sends a message.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), TestError> {
+        let message = message.into();
+        within(self.timeout, "sending a message", self.socket.send(message)).await?.map_err(TestError::Socket)
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), TestError> {
+        self.send(Message::text(text)).await
+    }
+
+    /// Sends a binary message.
+    pub async fn send_binary(&mut self, bytes: impl Into<Bytes>) -> Result<(), TestError> {
+        self.send(Message::Binary(bytes.into())).await
+    }
+
+    /// Receives the next message of any kind, Pings, Pongs and Close included.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Timeout`] when nothing comes in time, [`TestError::Ended`] when the
+    /// connection is gone, [`TestError::Socket`] on a WebSocket error.
+    pub async fn recv(&mut self) -> Result<Message, TestError> {
+        match within(self.timeout, "a message from the server", self.socket.recv()).await? {
+            Some(Ok(message)) => Ok(message),
+            Some(Err(error)) => Err(TestError::Socket(error)),
+            None => Err(TestError::Ended),
+        }
+    }
+
+    /// Receives the next text or binary message, skipping Pings and Pongs.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Closed`] (for example "server closed with 1009 (message too big)") when the
+    /// server closes instead, and the errors of [`recv`](Self::recv).
+    pub async fn recv_data(&mut self) -> Result<Message, TestError> {
+        loop {
+            match self.recv().await? {
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(frame) => return Err(TestError::Closed(frame)),
+                message => return Ok(message),
+            }
+        }
+    }
+
+    /// Receives the next text message, skipping Pings and Pongs.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::UnexpectedMessage`] for a binary message, and the errors of
+    /// [`recv_data`](Self::recv_data).
+    pub async fn recv_text(&mut self) -> Result<String, TestError> {
+        match self.recv_data().await? {
+            Message::Text(text) => Ok(text.as_str().to_owned()),
+            other => Err(TestError::UnexpectedMessage(other)),
+        }
+    }
+
+    /// Waits for the server's Close, skipping Pings and Pongs, and returns its frame.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::UnexpectedMessage`] for a text or binary message, and the errors of
+    /// [`recv`](Self::recv).
+    pub async fn recv_close(&mut self) -> Result<Option<CloseFrame>, TestError> {
+        loop {
+            match self.recv().await? {
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(frame) => return Ok(frame),
+                other => return Err(TestError::UnexpectedMessage(other)),
+            }
+        }
+    }
+
+    /// Closes with 1000 and waits for the server's answer.
+    pub async fn close(&mut self) -> Result<(), TestError> {
+        self.close_with(CloseCode::NORMAL, "").await
+    }
+
+    /// Closes with `code` and `reason` and waits for the server's answer.
+    pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> Result<(), TestError> {
+        within(self.timeout, "the closing handshake", self.socket.close(code, reason))
+            .await?
+            .map_err(TestError::Socket)
+    }
+
+    /// Has the connection ended? Waits up to the timeout for the server to close it (after a
+    /// Close frame, or by dropping it), and says whether it did.
+    pub async fn is_closed(&mut self) -> bool {
+        loop {
+            match tokio::time::timeout(self.timeout, self.socket.recv()).await {
+                Err(_) => return false,
+                Ok(None) => return true,
+                Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The underlying [`WebSocket`] (a `Stream` and `Sink` of [`Message`]), for what the helpers
+    /// do not cover.
+    pub fn socket_mut(&mut self) -> &mut WebSocket {
+        &mut self.socket
+    }
+
+    /// Sends several messages with one flush at the end.
+    pub async fn send_all<I>(&mut self, messages: I) -> Result<(), TestError>
+    where
+        I: IntoIterator<Item = Message>,
+    {
+        let socket = &mut self.socket;
+        within(self.timeout, "sending messages", async move {
+            for message in messages {
+                socket.feed(message).await?;
+            }
+            socket.flush().await
+        })
+        .await?
+        .map_err(TestError::Socket)
+    }
+
+    /// Receives the next item as the raw stream gives it (`None` at the end), within the timeout.
+    pub async fn next(&mut self) -> Result<Option<Result<Message, Error>>, TestError> {
+        within(self.timeout, "a message from the server", self.socket.next()).await
+    }
+}
+
+/// A whole HTTP response: status, headers and body.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl TestResponse {
+    async fn read(response: Response<Incoming>) -> Result<Self, TestError> {
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(TestError::http)?.to_bytes();
+        Ok(Self { status: parts.status, headers: parts.headers, body })
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// What went wrong in a test client call. Its message says what happened, for a test's failure
+/// output.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TestError {
+    /// The server answered the handshake with something other than 101.
+    Refused(TestResponse),
+    /// A 101 that is not a valid WebSocket handshake answer.
+    Handshake(String),
+    /// Nothing happened within the timeout.
+    Timeout {
+        /// What was awaited.
+        waiting_for: &'static str,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The server sent a Close where data was expected.
+    Closed(Option<CloseFrame>),
+    /// A message of another kind than expected.
+    UnexpectedMessage(Message),
+    /// The connection ended.
+    Ended,
+    /// A WebSocket error.
+    Socket(Error),
+    /// An HTTP-level error from hyper.
+    Http(BoxError),
+    /// The request could not be built.
+    InvalidRequest(String),
+}
+
+impl TestError {
+    fn http(error: impl Into<BoxError>) -> Self {
+        Self::Http(error.into())
+    }
+
+    /// The refused handshake's response, if that is what this is.
+    pub fn refused(&self) -> Option<&TestResponse> {
+        match self {
+            Self::Refused(response) => Some(response),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused(response) => write!(
+                f,
+                "the server refused the WebSocket handshake with {}: {}",
+                response.status,
+                response.text()
+            ),
+            Self::Handshake(problem) => write!(f, "invalid WebSocket handshake response: {problem}"),
+            Self::Timeout { waiting_for, timeout } => write!(f, "timed out after {timeout:?} waiting for {waiting_for}"),
+            Self::Closed(Some(frame)) if frame.reason.is_empty() => write!(f, "server closed with {}", frame.code),
+            Self::Closed(Some(frame)) => write!(f, "server closed with {}: {}", frame.code, frame.reason),
+            Self::Closed(None) => f.write_str("server closed without a code"),
+            Self::UnexpectedMessage(message) => write!(f, "unexpected message: {message:?}"),
+            Self::Ended => f.write_str("the connection ended"),
+            Self::Socket(error) => write!(f, "WebSocket error: {error}"),
+            Self::Http(error) => write!(f, "HTTP error: {error}"),
+            Self::InvalidRequest(problem) => write!(f, "invalid request: {problem}"),
+        }
+    }
+}
+
+impl StdError for TestError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Socket(error) => Some(error),
+            Self::Http(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `future` with a timeout that names what was awaited.
+async fn within<T>(timeout: Duration, waiting_for: &'static str, future: impl Future<Output = T>) -> Result<T, TestError> {
+    tokio::time::timeout(timeout, future).await.map_err(|_| TestError::Timeout { waiting_for, timeout })
+}
