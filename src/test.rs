@@ -205,8 +205,10 @@ impl fmt::Debug for Connect<'_> {
 }
 
 impl Connect<'_> {
-    /// Adds a request header (an invalid name or value fails the connect with
-    /// [`TestError::InvalidRequest`]).
+    /// Adds a request header. A header the handshake sets itself (`Sec-WebSocket-Version`,
+    /// `Sec-WebSocket-Key`, `Upgrade`, `Connection`…) is replaced, so that a test can send a
+    /// broken handshake. An invalid name or value fails the connect with
+    /// [`TestError::InvalidRequest`].
     pub fn header(mut self, name: &str, value: &str) -> Self {
         match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             (Ok(name), Ok(value)) => {
@@ -251,17 +253,21 @@ impl Connect<'_> {
                 .map_err(|_| TestError::InvalidRequest("invalid subprotocol name".into()))?;
             request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, offer);
         }
+        for name in self.headers.keys() {
+            request.headers_mut().remove(name);
+        }
         for (name, value) in &self.headers {
             request.headers_mut().append(name.clone(), value.clone());
         }
 
         within(timeout, "the WebSocket handshake", async {
             let mut sender = self.client.open().await?;
+            let sent_key = request.headers().get(SEC_WEBSOCKET_KEY).cloned();
             let mut response = sender.send_request(request).await.map_err(TestError::http)?;
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                 return Err(TestError::Refused(TestResponse::read(response).await?));
             }
-            let expected = derive_accept_key(key.as_bytes());
+            let expected = derive_accept_key(sent_key.as_ref().map_or(&[][..], HeaderValue::as_bytes));
             if response.headers().get(SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes)
                 != Some(expected.as_bytes())
             {
@@ -535,8 +541,12 @@ impl fmt::Display for TestError {
                 response.text()
             ),
             Self::Handshake(problem) => write!(f, "invalid WebSocket handshake response: {problem}"),
-            Self::Timeout { waiting_for, timeout } => write!(f, "timed out after {timeout:?} waiting for {waiting_for}"),
-            Self::Closed(Some(frame)) if frame.reason.is_empty() => write!(f, "server closed with {}", frame.code),
+            Self::Timeout { waiting_for, timeout } => {
+                write!(f, "timed out after {timeout:?} waiting for {waiting_for}")
+            }
+            Self::Closed(Some(frame)) if frame.reason.is_empty() => {
+                write!(f, "server closed with {}", frame.code)
+            }
             Self::Closed(Some(frame)) => write!(f, "server closed with {}: {}", frame.code, frame.reason),
             Self::Closed(None) => f.write_str("server closed without a code"),
             Self::UnexpectedMessage(message) => write!(f, "unexpected message: {message:?}"),
@@ -559,6 +569,10 @@ impl StdError for TestError {
 }
 
 /// Runs `future` with a timeout that names what was awaited.
-async fn within<T>(timeout: Duration, waiting_for: &'static str, future: impl Future<Output = T>) -> Result<T, TestError> {
+async fn within<T>(
+    timeout: Duration,
+    waiting_for: &'static str,
+    future: impl Future<Output = T>,
+) -> Result<T, TestError> {
     tokio::time::timeout(timeout, future).await.map_err(|_| TestError::Timeout { waiting_for, timeout })
 }

@@ -74,7 +74,12 @@ async fn the_rfc_sample_key_gets_the_rfc_sample_accept() {
 
 #[tokio::test]
 async fn keys_that_are_not_base64_of_sixteen_bytes_get_400() {
-    for key in ["MDEyMzQ1Njc4OWFiY2Rl", "MDEyMzQ1Njc4OWFiY2RlZmc=", "not base64 at all!!!!!==", "dGhlIHNhbXBsZSBub25jZQ"] {
+    for key in [
+        "MDEyMzQ1Njc4OWFiY2Rl",
+        "MDEyMzQ1Njc4OWFiY2RlZmc=",
+        "not base64 at all!!!!!==",
+        "dGhlIHNhbXBsZSBub25jZQ",
+    ] {
         let request = Request::get("/ws")
             .header("upgrade", "websocket")
             .header("connection", "upgrade")
@@ -241,12 +246,15 @@ async fn a_missing_origin_is_allowed_even_with_a_list() {
 
 #[tokio::test]
 async fn a_mismatched_origin_gets_403_and_the_inner_service_is_not_called() {
-    for origin in ["https://evil.example", "https://client.example.com.evil.example", "http://client.example.com"] {
+    for origin in
+        ["https://evil.example", "https://client.example.com.evil.example", "http://client.example.com"]
+    {
         let allowed = AllowedOrigins::list(["https://client.example.com"]);
         let mut request = ws_request().body(()).unwrap();
         request.headers_mut().insert("origin", HeaderValue::from_static(origin));
         let (response, calls) =
-            extract_through(WebSocketLayer::builder().allowed_origins(allowed).build().unwrap(), request).await;
+            extract_through(WebSocketLayer::builder().allowed_origins(allowed).build().unwrap(), request)
+                .await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin}");
         assert_eq!(calls, 0, "{origin}");
         assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
@@ -263,7 +271,8 @@ async fn the_null_origin_is_refused_with_a_list() {
 #[tokio::test]
 async fn two_origin_headers_are_refused_with_a_list() {
     let allowed = AllowedOrigins::list(["https://client.example.com"]);
-    let decision = origin_decision(Some(allowed), &["https://client.example.com", "https://client.example.com"]).await;
+    let decision =
+        origin_decision(Some(allowed), &["https://client.example.com", "https://client.example.com"]).await;
     assert_eq!(decision, (StatusCode::FORBIDDEN, false));
 }
 
@@ -274,8 +283,14 @@ async fn a_predicate_decides_with_the_request() {
             origin.as_bytes().ends_with(b".trusted.example") && parts.uri.path() == "/ws"
         })
     };
-    assert_eq!(origin_decision(Some(allowed()), &["https://app.trusted.example"]).await, (ALLOWED_BY_EXTRACTOR, true));
-    assert_eq!(origin_decision(Some(allowed()), &["https://evil.example"]).await, (StatusCode::FORBIDDEN, false));
+    assert_eq!(
+        origin_decision(Some(allowed()), &["https://app.trusted.example"]).await,
+        (ALLOWED_BY_EXTRACTOR, true)
+    );
+    assert_eq!(
+        origin_decision(Some(allowed()), &["https://evil.example"]).await,
+        (StatusCode::FORBIDDEN, false)
+    );
 }
 
 #[tokio::test]

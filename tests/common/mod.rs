@@ -22,7 +22,8 @@ use tokio::{
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
 use tower_websockets::{CloseCode, Error, Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
 
-pub type Svc = BoxCloneSyncService<Request<Incoming>, Response<tower_websockets::ResponseBody<Full<Bytes>>>, Infallible>;
+pub type Svc =
+    BoxCloneSyncService<Request<Incoming>, Response<tower_websockets::ResponseBody<Full<Bytes>>>, Infallible>;
 
 /// How a server-side socket ended, as its handler saw it.
 #[derive(Debug)]
@@ -167,8 +168,8 @@ pub async fn raw_exchange(service: Svc, request: &str) -> String {
 
 /// Waits for the next socket end report.
 pub async fn next_end(rx: &mut mpsc::UnboundedReceiver<Ended>) -> Ended {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+    tokio::time::timeout(Duration::from_secs(60), rx.recv())
         .await
-        .expect("the server-side socket ended within 10 s")
+        .expect("the server-side socket ended within 60 s")
         .expect("the service is alive")
 }

@@ -1,0 +1,341 @@
+//! Whole sockets through the in-memory test client: a real hyper server connection over a
+//! duplex pipe, no port. Keep-alive runs here in virtual time.
+#![cfg(feature = "test-util")]
+
+mod common;
+
+use std::{convert::Infallible, time::Duration};
+
+use bytes::Bytes;
+use common::{Behaviour, echo_service, next_end};
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+use tower::ServiceBuilder;
+use tower_websockets::{
+    CloseCode, Error, Message, WebSocketLayer, WebSocketUpgrade,
+    test::{TestClient, TestError},
+};
+
+fn client(
+    layer: WebSocketLayer,
+    behaviour: Behaviour,
+) -> (TestClient, mpsc::UnboundedReceiver<common::Ended>) {
+    let (service, ends) = echo_service(layer, behaviour);
+    (TestClient::new(service), ends)
+}
+
+#[tokio::test]
+async fn messages_of_every_kind_and_size_echo() {
+    let (client, mut ends) = client(WebSocketLayer::new(), Behaviour::default());
+    let mut socket = client.connect("/ws").await.unwrap();
+    let big = Bytes::from((0..0x1FFFF).map(|i| (i % 253) as u8).collect::<Vec<u8>>());
+    let messages = [
+        Message::text("hello"),
+        Message::text("привет 👋"),
+        Message::text(""),
+        Message::binary(Bytes::new()),
+        Message::binary(vec![9u8; 130]),
+        Message::Binary(big),
+    ];
+    for message in messages {
+        socket.send(message.clone()).await.unwrap();
+        assert_eq!(socket.recv_data().await.unwrap(), message);
+    }
+    socket.close().await.unwrap();
+    let ended = next_end(&mut ends).await;
+    assert_eq!(ended.echoed, 6);
+    assert_eq!(ended.close.unwrap().code, CloseCode::NORMAL);
+}
+
+#[tokio::test]
+async fn several_messages_share_one_flush() {
+    let (client, _ends) = client(WebSocketLayer::new(), Behaviour::default());
+    let mut socket = client.connect("/ws").await.unwrap();
+    socket.send_all((0..10).map(|i| Message::text(i.to_string()))).await.unwrap();
+    for i in 0..10 {
+        assert_eq!(socket.recv_text().await.unwrap(), i.to_string());
+    }
+}
+
+#[tokio::test]
+async fn a_ping_is_answered() {
+    let (client, _ends) = client(WebSocketLayer::new(), Behaviour::default());
+    let mut socket = client.connect("/ws").await.unwrap();
+    socket.send(Message::Ping(Bytes::from_static(b"p"))).await.unwrap();
+    assert_eq!(socket.recv().await.unwrap(), Message::Pong(Bytes::from_static(b"p")));
+}
+
+#[tokio::test]
+async fn the_server_closes_with_its_code_and_reason() {
+    let behaviour =
+        Behaviour { close_on_request: Some((CloseCode::GOING_AWAY, "bye")), ..Behaviour::default() };
+    let (client, mut ends) = client(WebSocketLayer::new(), behaviour);
+    let mut socket = client.connect("/ws").await.unwrap();
+    socket.send_text("close-me").await.unwrap();
+    let frame = socket.recv_close().await.unwrap().unwrap();
+    assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::GOING_AWAY, "bye"));
+    // Reading on answers the Close; then the connection ends.
+    assert!(socket.is_closed().await);
+    assert!(matches!(next_end(&mut ends).await.closed_by_server, Some(Ok(()))));
+}
+
+#[tokio::test]
+async fn an_oversized_message_fails_the_test_with_a_message_naming_1009() {
+    let behaviour = Behaviour { max_message_size: Some(16), ..Behaviour::default() };
+    let (client, mut ends) = client(WebSocketLayer::new(), behaviour);
+    let mut socket = client.connect("/ws").await.unwrap();
+    socket.send_text("this is more than sixteen bytes").await.unwrap();
+    let error = socket.recv_text().await.unwrap_err();
+    assert_eq!(error.to_string(), "server closed with 1009 (message too big): message too big");
+    assert!(matches!(next_end(&mut ends).await.error, Some(Error::MessageTooBig { max: 16, .. })));
+}
+
+#[tokio::test]
+async fn subprotocols_are_negotiated() {
+    let behaviour = Behaviour { protocols: vec!["v2", "v1"], ..Behaviour::default() };
+    let (client, _ends) = client(WebSocketLayer::new(), behaviour);
+    let mut socket = client.connect("/ws").protocols(["v1", "v2"]).await.unwrap();
+    assert_eq!(socket.protocol(), Some("v2"));
+    assert_eq!(socket.response().headers()["sec-websocket-protocol"], "v2");
+    socket.send_text("protocol?").await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), "v2");
+
+    let socket = client.connect("/ws").protocols(["v3"]).await.unwrap();
+    assert_eq!(socket.protocol(), None);
+}
+
+#[tokio::test]
+async fn a_refused_handshake_comes_back_as_the_response() {
+    let layer = WebSocketLayer::builder().allowed_origins(["https://app.example"]).build().unwrap();
+    let (client, _ends) = client(layer, Behaviour::default());
+
+    let error = client.connect("/ws").origin("https://evil.example").await.unwrap_err();
+    let response = error.refused().expect("a refused handshake");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.text(), "origin not allowed");
+    assert_eq!(
+        error.to_string(),
+        "the server refused the WebSocket handshake with 403 Forbidden: origin not allowed"
+    );
+
+    let error = client.connect("/ws").header("sec-websocket-version", "8").await.unwrap_err();
+    let response = error.refused().unwrap();
+    assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+    assert_eq!(response.headers()["sec-websocket-version"], "13");
+    let error = client.connect("/ws").header("sec-websocket-key", "short").await.unwrap_err();
+    assert_eq!(error.refused().unwrap().status(), StatusCode::BAD_REQUEST);
+
+    assert!(client.connect("/ws").origin("https://APP.example").await.is_ok());
+}
+
+#[tokio::test]
+async fn plain_requests_pass_through_the_same_stack() {
+    let (client, _ends) = client(WebSocketLayer::new(), Behaviour::default());
+    let response = client.get("/ws").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.text(), "not a WebSocket request");
+}
+
+#[tokio::test]
+async fn several_clients_talk_to_one_service_at_once() {
+    // A broadcast service: every text message goes to every connected socket.
+    let (hub, _) = tokio::sync::broadcast::channel::<String>(16);
+    let service = ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(move |mut req: Request<Incoming>| {
+        let hub = hub.clone();
+        async move {
+            let upgrade = match WebSocketUpgrade::from_request(&mut req) {
+                Ok(upgrade) => upgrade,
+                Err(rejection) => return Ok::<_, Infallible>(rejection.into_response()),
+            };
+            Ok(upgrade.on_upgrade(move |mut socket| async move {
+                let mut inbox = hub.subscribe();
+                let _ = socket.send(Message::text("joined")).await;
+                loop {
+                    tokio::select! {
+                        Some(Ok(Message::Text(text))) = socket.recv() => { let _ = hub.send(text.to_string()); }
+                        Ok(text) = inbox.recv() => { if socket.send(Message::text(text)).await.is_err() { break; } }
+                        else => break,
+                    }
+                }
+            }))
+        }
+    });
+    let client = TestClient::new(service);
+    let mut alice = client.connect("/chat").await.unwrap();
+    let mut bob = client.connect("/chat").await.unwrap();
+    assert_eq!(alice.recv_text().await.unwrap(), "joined");
+    assert_eq!(bob.recv_text().await.unwrap(), "joined");
+    alice.send_text("hi bob").await.unwrap();
+    assert_eq!(bob.recv_text().await.unwrap(), "hi bob");
+    assert_eq!(alice.recv_text().await.unwrap(), "hi bob");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_that_goes_wrong_times_out_with_a_message() {
+    let (client, _ends) = client(
+        WebSocketLayer::builder().keep_alive_interval(Duration::ZERO).build().unwrap(),
+        Behaviour::default(),
+    );
+    let client = client.timeout(Duration::from_secs(2));
+    let mut socket = client.connect("/ws").await.unwrap();
+    let error = socket.recv().await.unwrap_err();
+    assert!(matches!(error, TestError::Timeout { .. }));
+    assert_eq!(error.to_string(), "timed out after 2s waiting for a message from the server");
+}
+
+// ---- Keep-alive, in virtual time ----
+
+fn keep_alive_layer(interval: u64, timeout: Option<u64>) -> WebSocketLayer {
+    let mut builder = WebSocketLayer::builder().keep_alive_interval(Duration::from_secs(interval));
+    if let Some(timeout) = timeout {
+        builder = builder.keep_alive_timeout(Duration::from_secs(timeout));
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_alive_pings_come_exactly_after_each_interval_of_silence() {
+    let (client, _ends) = client(keep_alive_layer(30, None), Behaviour::default());
+    let client = client.timeout(Duration::from_secs(600));
+    let mut socket = client.connect("/ws").await.unwrap();
+    let start = tokio::time::Instant::now();
+    for n in 1..=3 {
+        assert!(matches!(socket.recv().await.unwrap(), Message::Ping(_)));
+        assert_eq!(start.elapsed(), Duration::from_secs(30 * n));
+    }
+    // Traffic from the client pushes the next Ping back.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    socket.send_text("x").await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), "x");
+    let sent = tokio::time::Instant::now();
+    assert!(matches!(socket.recv().await.unwrap(), Message::Ping(_)));
+    assert_eq!(sent.elapsed(), Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_alive_off_sends_nothing() {
+    let (client, _ends) = client(keep_alive_layer(0, None), Behaviour::default());
+    let mut socket = client.timeout(Duration::from_secs(3600)).connect("/ws").await.unwrap();
+    assert!(matches!(socket.recv().await.unwrap_err(), TestError::Timeout { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_keep_alive_timeout_drops_a_silent_peer_at_interval_plus_timeout() {
+    let (client, mut ends) = client(keep_alive_layer(30, Some(10)), Behaviour::default());
+    let start = tokio::time::Instant::now();
+    let _silent = client.connect("/ws").await.unwrap();
+    let ended = next_end(&mut ends).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(40));
+    assert!(
+        matches!(ended.error, Some(Error::KeepAliveTimeout { timeout }) if timeout == Duration::from_secs(10))
+    );
+    assert_eq!(
+        ended.error.unwrap().to_string(),
+        "keep-alive timeout: the peer did not answer a ping within 10s"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_keep_alive_timeout_keeps_a_peer_that_answers() {
+    let (client, mut ends) = client(keep_alive_layer(30, Some(10)), Behaviour::default());
+    let mut socket = client.timeout(Duration::from_secs(600)).connect("/ws").await.unwrap();
+    // Reading answers each Ping; ten intervals pass.
+    for _ in 0..10 {
+        assert!(matches!(socket.recv().await.unwrap(), Message::Ping(_)));
+    }
+    socket.send_text("alive").await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), "alive");
+    assert!(ends.try_recv().is_err(), "the server kept the socket");
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_accept_overrides_replace_the_layers_keep_alive() {
+    let service = ServiceBuilder::new().layer(keep_alive_layer(30, None)).service_fn(
+        |mut req: Request<Incoming>| async move {
+            let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+            Ok::<_, Infallible>(
+                upgrade
+                    .keep_alive_interval(Duration::from_secs(5))
+                    .on_upgrade(|mut socket| async move { while socket.recv().await.is_some() {} }),
+            )
+        },
+    );
+    let client = TestClient::new(service).timeout(Duration::from_secs(600));
+    let mut socket = client.connect("/ws").await.unwrap();
+    let start = tokio::time::Instant::now();
+    assert!(matches!(socket.recv().await.unwrap(), Message::Ping(_)));
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_per_accept_overrides_get_500_not_a_panic() {
+    let service = ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(
+        |mut req: Request<Incoming>| async move {
+            let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+            Ok::<_, Infallible>(
+                upgrade
+                    .keep_alive_interval(Duration::ZERO)
+                    .keep_alive_timeout(Duration::from_secs(1))
+                    .on_upgrade(|_socket| async {}),
+            )
+        },
+    );
+    let error = TestClient::new(service).connect("/ws").await.unwrap_err();
+    assert_eq!(error.refused().unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// A handler that only pushes, never calling `recv`.
+fn pusher(layer: WebSocketLayer) -> (TestClient, mpsc::UnboundedReceiver<Result<usize, Error>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let service = ServiceBuilder::new().layer(layer).service_fn(move |mut req: Request<Incoming>| {
+        let tx = tx.clone();
+        async move {
+            let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+            Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
+                let mut sent = 0;
+                let result = loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Err(e) = socket.send(Message::text(sent.to_string())).await {
+                        break Err(e);
+                    }
+                    sent += 1;
+                    if sent == 300 {
+                        break Ok(sent);
+                    }
+                };
+                let _ = tx.send(result);
+            }))
+        }
+    });
+    (TestClient::new(service).timeout(Duration::from_secs(600)), rx)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_only_pushes_still_keeps_an_answering_peer() {
+    let (client, mut done) = pusher(keep_alive_layer(30, Some(10)));
+    let mut socket = client.connect("/ws").await.unwrap();
+    let mut pings = 0;
+    let mut texts = 0;
+    while texts < 300 {
+        match socket.recv().await.unwrap() {
+            Message::Ping(_) => pings += 1,
+            Message::Text(_) => texts += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(pings >= 5, "keep-alive Pings went out while the handler only sent: {pings}");
+    assert_eq!(done.recv().await.unwrap().unwrap(), 300);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_only_pushes_notices_a_dead_peer() {
+    let (client, mut done) = pusher(keep_alive_layer(30, Some(10)));
+    let _silent = client.connect("/ws").await.unwrap();
+    let start = tokio::time::Instant::now();
+    let result = done.recv().await.unwrap();
+    assert!(matches!(result, Err(Error::KeepAliveTimeout { .. })), "{result:?}");
+    // The Ping goes out with the first send after 30 s of silence; the timeout 10 s later is
+    // noticed at the next send.
+    assert!(start.elapsed() <= Duration::from_secs(42), "{:?}", start.elapsed());
+}
