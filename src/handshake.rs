@@ -3,9 +3,10 @@
 //! Everything here reads headers in place: no allocation, no copies.
 
 use http::{
-    HeaderMap, HeaderValue, Method, Request,
+    Extensions, HeaderMap, HeaderValue, Method, Request, Version,
     header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE},
 };
+use hyper::ext::Protocol;
 
 use crate::rejection::WebSocketUpgradeRejection;
 
@@ -24,13 +25,20 @@ pub(crate) fn header_has_token(
     })
 }
 
-/// Is this request an attempt at a WebSocket handshake, valid or not?
+/// Is this request an attempt at a WebSocket handshake, valid or not: an HTTP/1.1 request with
+/// `Upgrade: websocket`, or an HTTP/2 extended CONNECT (RFC 8441) with `:protocol` `websocket`?
 ///
-/// This is the layer's test, run on every request: one header look-up for ordinary traffic.
-/// Attempts go through the origin policy; whether they are *valid* is the extractor's business,
-/// so that a bad attempt gets a precise rejection.
-pub(crate) fn is_upgrade_attempt(headers: &HeaderMap) -> bool {
-    header_has_token(headers, UPGRADE, "websocket")
+/// This is the layer's test, run on every request: a method comparison and one header look-up
+/// for ordinary traffic. Attempts go through the origin policy; whether they are *valid* is the
+/// extractor's business, so that a bad attempt gets a precise rejection.
+pub(crate) fn is_upgrade_attempt(method: &Method, headers: &HeaderMap, extensions: &Extensions) -> bool {
+    (method == Method::CONNECT && has_websocket_protocol(extensions))
+        || header_has_token(headers, UPGRADE, "websocket")
+}
+
+/// Does an extended CONNECT carry `:protocol: websocket` (in any letter case)?
+fn has_websocket_protocol(extensions: &Extensions) -> bool {
+    extensions.get::<Protocol>().is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
 }
 
 /// Is `key` a valid `Sec-WebSocket-Key`: base64 of exactly 16 bytes (22 characters, then `==`)?
@@ -41,17 +49,50 @@ pub(crate) fn is_valid_key(key: &HeaderValue) -> bool {
         && key[..22].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
-/// A checked HTTP/1.1 handshake: what the response needs.
+/// A checked handshake: what the response needs.
 #[derive(Debug, Clone)]
-pub(crate) struct Handshake {
-    /// The client's `Sec-WebSocket-Key`.
-    pub(crate) key: HeaderValue,
+pub(crate) enum Handshake {
+    /// HTTP/1.1 (RFC 6455): answered with 101 and the accept key derived from this
+    /// `Sec-WebSocket-Key`.
+    Http1 {
+        /// The client's `Sec-WebSocket-Key`.
+        key: HeaderValue,
+    },
+    /// HTTP/2 extended CONNECT (RFC 8441): answered with 200.
+    Http2,
 }
 
-/// Checks an HTTP/1.1 WebSocket handshake (RFC 6455 §4.2.1), in an order that gives the most
-/// useful answer first.
-pub(crate) fn check(method: &Method, headers: &HeaderMap) -> Result<Handshake, WebSocketUpgradeRejection> {
-    if !is_upgrade_attempt(headers) {
+/// Checks a WebSocket handshake, in an order that gives the most useful answer first.
+pub(crate) fn check(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Result<Handshake, WebSocketUpgradeRejection> {
+    if version == Version::HTTP_2 {
+        return check_http2(method, headers, extensions);
+    }
+    check_http1(method, headers)
+}
+
+/// RFC 8441 §4 and §5: CONNECT, `:protocol` websocket, version 13; no key.
+fn check_http2(
+    method: &Method,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Result<Handshake, WebSocketUpgradeRejection> {
+    if method != Method::CONNECT || !has_websocket_protocol(extensions) {
+        return Err(WebSocketUpgradeRejection::NotWebSocket);
+    }
+    if !header_has_token(headers, SEC_WEBSOCKET_VERSION, "13") {
+        return Err(WebSocketUpgradeRejection::UnsupportedVersion);
+    }
+    Ok(Handshake::Http2)
+}
+
+/// RFC 6455 §4.2.1.
+fn check_http1(method: &Method, headers: &HeaderMap) -> Result<Handshake, WebSocketUpgradeRejection> {
+    if !header_has_token(headers, UPGRADE, "websocket") {
         return Err(WebSocketUpgradeRejection::NotWebSocket);
     }
     if method != Method::GET {
@@ -66,16 +107,17 @@ pub(crate) fn check(method: &Method, headers: &HeaderMap) -> Result<Handshake, W
     let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
     match (keys.next(), keys.next()) {
         (None, _) => Err(WebSocketUpgradeRejection::MissingKey),
-        (Some(key), None) if is_valid_key(key) => Ok(Handshake { key: key.clone() }),
+        (Some(key), None) if is_valid_key(key) => Ok(Handshake::Http1 { key: key.clone() }),
         _ => Err(WebSocketUpgradeRejection::InvalidKey),
     }
 }
 
 /// Is this a valid WebSocket handshake request?
 ///
-/// The counterpart of ASP.NET Core's `HttpContext.WebSockets.IsWebSocketRequest`: it checks the
-/// method, the `Upgrade`, `Connection` and `Sec-WebSocket-Version` headers and the key, reading
-/// headers in place. It does not need [`WebSocketLayer`](crate::WebSocketLayer), and it does not
+/// The counterpart of ASP.NET Core's `HttpContext.WebSockets.IsWebSocketRequest`. Over HTTP/1.1
+/// it checks the method (GET), the `Upgrade`, `Connection` and `Sec-WebSocket-Version` headers
+/// and the key; over HTTP/2 the extended CONNECT of RFC 8441 (method CONNECT, hyper's
+/// `ext::Protocol` `websocket`, version 13). It reads headers in place. It does not need [`WebSocketLayer`](crate::WebSocketLayer), and it does not
 /// apply the origin policy.
 ///
 /// ```
@@ -94,7 +136,7 @@ pub(crate) fn check(method: &Method, headers: &HeaderMap) -> Result<Handshake, W
 /// assert!(!is_websocket_request(&plain));
 /// ```
 pub fn is_websocket_request<B>(request: &Request<B>) -> bool {
-    check(request.method(), request.headers()).is_ok()
+    check(request.method(), request.version(), request.headers(), request.extensions()).is_ok()
 }
 
 #[cfg(test)]
@@ -140,6 +182,33 @@ mod tests {
             ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
             ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
         ]);
-        assert_eq!(check(&Method::GET, &map).unwrap_err(), WebSocketUpgradeRejection::InvalidKey);
+        assert_eq!(
+            check(&Method::GET, Version::HTTP_11, &map, &Extensions::new()).unwrap_err(),
+            WebSocketUpgradeRejection::InvalidKey
+        );
+    }
+
+    #[test]
+    fn http2_needs_connect_the_websocket_protocol_and_version_13() {
+        let version = headers(&[("sec-websocket-version", "13")]);
+        let mut websocket = Extensions::new();
+        websocket.insert(Protocol::from_static("WebSocket"));
+        let mut other = Extensions::new();
+        other.insert(Protocol::from_static("connect-udp"));
+        let h2 = |method: &Method, headers: &HeaderMap, ext: &Extensions| {
+            check(method, Version::HTTP_2, headers, ext)
+        };
+
+        assert!(matches!(h2(&Method::CONNECT, &version, &websocket), Ok(Handshake::Http2)));
+        assert!(is_upgrade_attempt(&Method::CONNECT, &HeaderMap::new(), &websocket));
+        let not_ws = Err(WebSocketUpgradeRejection::NotWebSocket);
+        assert_eq!(h2(&Method::CONNECT, &version, &Extensions::new()).map(|_| ()), not_ws);
+        assert_eq!(h2(&Method::CONNECT, &version, &other).map(|_| ()), not_ws);
+        assert_eq!(h2(&Method::GET, &version, &websocket).map(|_| ()), not_ws);
+        assert!(!is_upgrade_attempt(&Method::CONNECT, &HeaderMap::new(), &other));
+        assert_eq!(
+            h2(&Method::CONNECT, &headers(&[("sec-websocket-version", "8")]), &websocket).map(|_| ()),
+            Err(WebSocketUpgradeRejection::UnsupportedVersion)
+        );
     }
 }

@@ -67,7 +67,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        if !is_upgrade_attempt(req.headers()) {
+        if !is_upgrade_attempt(req.method(), req.headers(), req.extensions()) {
             return ResponseFuture::inner(self.inner.call(req));
         }
 

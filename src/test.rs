@@ -1,7 +1,7 @@
 //! An in-memory test client (feature `test-util`): test WebSocket services with no port.
 //!
-//! [`TestClient`] drives your service through a real hyper HTTP/1.1 server connection over an
-//! in-memory [`tokio::io::duplex`] pipe. hyper inserts its own `OnUpgrade`, so nothing is mocked:
+//! [`TestClient`] drives your service through a real hyper server connection (HTTP/1.1, or
+//! HTTP/2 with [`Connect::http2`]) over an in-memory [`tokio::io::duplex`] pipe. hyper inserts its own `OnUpgrade`, so nothing is mocked:
 //! the handshake, the upgrade and the WebSocket frames are the same as over TCP, without binding
 //! a port. It works under `#[tokio::test]` and with `tokio::time::pause()`, so keep-alive tests
 //! can run in virtual time.
@@ -62,8 +62,11 @@ use http::{
 };
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use hyper::{body::Incoming, ext::Protocol};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    service::TowerToHyperService,
+};
 use tokio::io::DuplexStream;
 use tokio_tungstenite::tungstenite::{
     handshake::{client::generate_key, derive_accept_key},
@@ -79,7 +82,14 @@ use crate::{
 };
 
 type BoxError = Box<dyn StdError + Send + Sync>;
-type ServeFn = dyn Fn(DuplexStream) + Send + Sync;
+type ServeFn = dyn Fn(DuplexStream, HttpVersion) + Send + Sync;
+
+/// Which HTTP version a test connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HttpVersion {
+    Http1,
+    Http2,
+}
 
 /// The default limit on every wait: 5 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,13 +126,25 @@ impl TestClient {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let serve = move |io: DuplexStream| {
+        let serve = move |io: DuplexStream, version: HttpVersion| {
             let service = TowerToHyperService::new(service.clone());
+            let io = TokioIo::new(io);
             tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(io), service)
-                    .with_upgrades();
-                if let Err(error) = connection.await {
+                let result = match version {
+                    HttpVersion::Http1 => {
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .with_upgrades()
+                            .await
+                    }
+                    HttpVersion::Http2 => {
+                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .enable_connect_protocol()
+                            .serve_connection(io, service)
+                            .await
+                    }
+                };
+                if let Err(error) = result {
                     tracing::debug!(%error, "test server connection ended with an error");
                 }
             });
@@ -145,6 +167,7 @@ impl TestClient {
             path: path.into(),
             headers: HeaderMap::new(),
             protocols: Vec::new(),
+            version: HttpVersion::Http1,
             error: None,
         }
     }
@@ -162,26 +185,84 @@ impl TestClient {
     pub async fn request(&self, request: Request<Full<Bytes>>) -> Result<TestResponse, TestError> {
         let timeout = self.timeout;
         within(timeout, "the response", async {
-            let mut sender = self.open().await?;
-            let response = sender.send_request(request).await.map_err(TestError::http)?;
+            let response = self.open(HttpVersion::Http1).await?.send(request).await?;
             TestResponse::read(response).await
         })
         .await?
     }
 
     /// Opens an HTTP/1.1 client connection to a fresh server connection.
-    async fn open(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, TestError> {
+    /// Opens a client connection to a fresh server connection.
+    async fn open(&self, version: HttpVersion) -> Result<Sender, TestError> {
         let (client_io, server_io) = tokio::io::duplex(PIPE_BUFFER);
-        (self.serve)(server_io);
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(client_io)).await.map_err(TestError::http)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.with_upgrades().await {
-                tracing::debug!(%error, "test client connection ended with an error");
+        (self.serve)(server_io, version);
+        let io = TokioIo::new(client_io);
+        match version {
+            HttpVersion::Http1 => {
+                let (sender, connection) =
+                    hyper::client::conn::http1::handshake(io).await.map_err(TestError::http)?;
+                tokio::spawn(async move {
+                    if let Err(error) = connection.with_upgrades().await {
+                        tracing::debug!(%error, "test client connection ended with an error");
+                    }
+                });
+                Ok(Sender::Http1(sender))
             }
-        });
-        Ok(sender)
+            HttpVersion::Http2 => {
+                let (sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(TestError::http)?;
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "test client connection ended with an error");
+                    }
+                });
+                Ok(Sender::Http2(sender))
+            }
+        }
     }
+}
+
+/// A client connection of either version.
+enum Sender {
+    Http1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    Http2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Response<Incoming>, TestError> {
+        match self {
+            Self::Http1(sender) => sender.send_request(request).await.map_err(TestError::http),
+            Self::Http2(sender) => {
+                // An extended CONNECT may only go out once the server's SETTINGS have enabled
+                // it; they arrive right after the connection preface, so wait a moment for them.
+                let mut attempts = 0;
+                loop {
+                    sender.ready().await.map_err(TestError::http)?;
+                    match sender.send_request(clone_request(&request)).await {
+                        Err(error) if error.is_user() && attempts < 50 => {
+                            attempts += 1;
+                            tokio::task::yield_now().await;
+                        }
+                        result => return result.map_err(TestError::http),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A copy of a request with an empty body: head and extensions.
+fn clone_request(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(Full::default());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    if let Some(protocol) = request.extensions().get::<Protocol>() {
+        copy.extensions_mut().insert(protocol.clone());
+    }
+    copy
 }
 
 /// A WebSocket handshake being prepared by [`TestClient::connect`]. `.await` it to connect.
@@ -191,6 +272,7 @@ pub struct Connect<'a> {
     path: String,
     headers: HeaderMap,
     protocols: Vec<String>,
+    version: HttpVersion,
     error: Option<TestError>,
 }
 
@@ -224,6 +306,13 @@ impl Connect<'_> {
         self.header(ORIGIN.as_str(), origin)
     }
 
+    /// Connects over HTTP/2 with an extended CONNECT (RFC 8441) instead of an HTTP/1.1 upgrade.
+    /// The server side is a hyper HTTP/2 connection with the extended CONNECT protocol enabled.
+    pub fn http2(mut self) -> Self {
+        self.version = HttpVersion::Http2;
+        self
+    }
+
     /// Offers these subprotocols, in this order.
     pub fn protocols<I>(mut self, protocols: I) -> Self
     where
@@ -239,15 +328,19 @@ impl Connect<'_> {
             return Err(error);
         }
         let timeout = self.client.timeout;
-        let key = generate_key();
-        let mut request = Request::get(self.path.as_str())
-            .header(http::header::HOST, "localhost")
-            .header(UPGRADE, "websocket")
-            .header(CONNECTION, "upgrade")
-            .header(SEC_WEBSOCKET_VERSION, "13")
-            .header(SEC_WEBSOCKET_KEY, key.as_str())
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| TestError::InvalidRequest(e.to_string()))?;
+        let mut request = match self.version {
+            HttpVersion::Http1 => Request::get(self.path.as_str())
+                .header(http::header::HOST, "localhost")
+                .header(UPGRADE, "websocket")
+                .header(CONNECTION, "upgrade")
+                .header(SEC_WEBSOCKET_KEY, generate_key()),
+            HttpVersion::Http2 => Request::connect(format!("http://localhost{}", self.path))
+                .version(http::Version::HTTP_2)
+                .extension(Protocol::from_static("websocket")),
+        }
+        .header(SEC_WEBSOCKET_VERSION, "13")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| TestError::InvalidRequest(e.to_string()))?;
         if !self.protocols.is_empty() {
             let offer = HeaderValue::try_from(self.protocols.join(", "))
                 .map_err(|_| TestError::InvalidRequest("invalid subprotocol name".into()))?;
@@ -261,17 +354,23 @@ impl Connect<'_> {
         }
 
         within(timeout, "the WebSocket handshake", async {
-            let mut sender = self.client.open().await?;
+            let mut sender = self.client.open(self.version).await?;
             let sent_key = request.headers().get(SEC_WEBSOCKET_KEY).cloned();
-            let mut response = sender.send_request(request).await.map_err(TestError::http)?;
-            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let mut response = sender.send(request).await?;
+            let accepted = match self.version {
+                HttpVersion::Http1 => StatusCode::SWITCHING_PROTOCOLS,
+                HttpVersion::Http2 => StatusCode::OK,
+            };
+            if response.status() != accepted {
                 return Err(TestError::Refused(TestResponse::read(response).await?));
             }
-            let expected = derive_accept_key(sent_key.as_ref().map_or(&[][..], HeaderValue::as_bytes));
-            if response.headers().get(SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes)
-                != Some(expected.as_bytes())
-            {
-                return Err(TestError::Handshake("Sec-WebSocket-Accept does not match the key".into()));
+            if let Some(key) = sent_key {
+                let expected = derive_accept_key(key.as_bytes());
+                if response.headers().get(SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes)
+                    != Some(expected.as_bytes())
+                {
+                    return Err(TestError::Handshake("Sec-WebSocket-Accept does not match the key".into()));
+                }
             }
             let protocol = response.headers().get(SEC_WEBSOCKET_PROTOCOL).cloned();
             if let Some(chosen) = &protocol {

@@ -98,7 +98,7 @@ impl WebSocketUpgrade {
         headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
-        let handshake = handshake::check(method, headers)?;
+        let handshake = handshake::check(method, version, headers, extensions)?;
         let config = extensions
             .get::<WebSocketContext>()
             .ok_or(WebSocketUpgradeRejection::LayerMissing)?
@@ -208,8 +208,12 @@ impl WebSocketUpgrade {
         self
     }
 
-    /// Accepts the WebSocket: returns the `101 Switching Protocols` response to send, and runs
-    /// `callback` on a spawned task with the [`WebSocket`] once hyper hands the connection over.
+    /// Accepts the WebSocket: returns the response to send, and runs `callback` on a spawned task
+    /// with the [`WebSocket`] once hyper hands the connection over.
+    ///
+    /// Over HTTP/1.1 the response is `101 Switching Protocols` with `Sec-WebSocket-Accept`; over
+    /// HTTP/2 (RFC 8441) it is `200 OK`, and the socket runs on the request's stream. Either way
+    /// it carries `Sec-WebSocket-Protocol` when a subprotocol was chosen.
     ///
     /// Per-accept overrides that do not fit together are not accepted: the response is then a
     /// 500 and an error event is logged, naming the option.
@@ -227,17 +231,19 @@ impl WebSocketUpgrade {
         }
 
         let mut response = Response::new(Full::default());
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let headers = response.headers_mut();
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-        let accept = derive_accept_key(self.handshake.key.as_bytes());
-        headers.insert(
-            SEC_WEBSOCKET_ACCEPT,
-            HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
-        );
+        if let Handshake::Http1 { key } = &self.handshake {
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let headers = response.headers_mut();
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+            let accept = derive_accept_key(key.as_bytes());
+            headers.insert(
+                SEC_WEBSOCKET_ACCEPT,
+                HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+            );
+        }
         if let Some(protocol) = &self.selected_protocol {
-            headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol.clone());
+            response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol.clone());
         }
 
         let Self { config, on_upgrade, selected_protocol, on_failed_upgrade, .. } = self;

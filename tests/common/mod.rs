@@ -103,8 +103,8 @@ pub async fn echo(mut socket: WebSocket, behaviour: &Behaviour) -> Ended {
     ended
 }
 
-/// A server on 127.0.0.1, port 0, serving `service` with HTTP/1.1 upgrades (and HTTP/2); it
-/// stops when dropped.
+/// A server on 127.0.0.1, port 0, serving `service` with HTTP/1.1 upgrades and HTTP/2 (h2c,
+/// prior knowledge) with the extended CONNECT protocol; it stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
     task: JoinHandle<()>,
@@ -126,9 +126,9 @@ impl TestServer {
                 let Ok((stream, _)) = listener.accept().await else { break };
                 let service = TowerToHyperService::new(service.clone());
                 connections.spawn(async move {
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .await;
+                    let mut builder = auto::Builder::new(TokioExecutor::new());
+                    builder.http2().enable_connect_protocol();
+                    let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
                 });
             }
         });
