@@ -1,7 +1,7 @@
 //! axum integration (feature `axum`): [`WebSocketUpgrade`] as an extractor, and its rejection as
 //! a response.
 
-use axum_core::{
+use ::axum::{
     body::Body,
     extract::FromRequestParts,
     response::{IntoResponse, Response},
@@ -17,7 +17,7 @@ where
     type Rejection = WebSocketUpgradeRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Self::extract(&parts.method, parts.version, &parts.headers, &mut parts.extensions)
+        Self::extract(&parts.method, &parts.uri, parts.version, &parts.headers, &mut parts.extensions)
     }
 }
 

@@ -112,6 +112,8 @@ impl SocketConfig {
 pub(crate) struct Config {
     pub(crate) socket: SocketConfig,
     pub(crate) origins: OriginPolicy,
+    /// The most sockets open at once; `None` for no limit.
+    pub(crate) max_connections: Option<usize>,
 }
 
 /// Options that do not fit together, refused when the layer is built (or, for per-accept

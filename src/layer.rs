@@ -6,6 +6,7 @@ use tower_layer::Layer;
 
 use crate::{
     config::{Config, ConfigError, SocketConfig},
+    lifecycle::{Shared, ShutdownHandle, Tracker, WebSocketStats},
     origin::AllowedOrigins,
     service::WebSocketService,
 };
@@ -18,7 +19,12 @@ use crate::{
 /// of one header look-up. A handshake from an origin that is not allowed gets `403 Forbidden`
 /// and never reaches the inner service.
 ///
-/// Cloning is cheap: the options sit behind an `Arc`.
+/// It also tracks the sockets it lets in: [`stats`](Self::stats) counts them,
+/// [`max_connections`](WebSocketLayerBuilder::max_connections) limits them, and
+/// [`shutdown_handle`](Self::shutdown_handle) closes them all with 1001 when the server stops.
+///
+/// Cloning is cheap: the options sit behind an `Arc`. Clones share the options, the counters and
+/// the shutdown.
 ///
 /// ```
 /// use std::{convert::Infallible, time::Duration};
@@ -38,14 +44,21 @@ use crate::{
 /// });
 /// # drop(service);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WebSocketLayer {
-    config: Arc<Config>,
+    shared: Arc<Shared>,
+}
+
+impl Default for WebSocketLayer {
+    fn default() -> Self {
+        Self::from_config(Config::default())
+    }
 }
 
 impl WebSocketLayer {
     /// A layer with the default options: keep-alive pings every 2 minutes, no keep-alive
-    /// timeout, a 4 KiB receive buffer, any origin, 64 MiB messages and 16 MiB frames.
+    /// timeout, a 4 KiB receive buffer, any origin, 64 MiB messages and 16 MiB frames, no
+    /// connection limit.
     pub fn new() -> Self {
         Self::default()
     }
@@ -54,13 +67,28 @@ impl WebSocketLayer {
     pub fn builder() -> WebSocketLayerBuilder {
         WebSocketLayerBuilder::default()
     }
+
+    fn from_config(config: Config) -> Self {
+        Self { shared: Arc::new(Shared { config, tracker: Tracker::default() }) }
+    }
+
+    /// A handle that shuts this layer's sockets down gracefully (see [`ShutdownHandle`]).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::new(self.shared.clone())
+    }
+
+    /// The counters: sockets open now, accepted in total, refused by origin, refused by the
+    /// limit, and dropped by the keep-alive timeout.
+    pub fn stats(&self) -> WebSocketStats {
+        self.shutdown_handle().stats()
+    }
 }
 
 impl<S> Layer<S> for WebSocketLayer {
     type Service = WebSocketService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        WebSocketService::new(inner, self.config.clone())
+        WebSocketService::new(inner, self.shared.clone())
     }
 }
 
@@ -79,11 +107,13 @@ impl<S> Layer<S> for WebSocketLayer {
 /// | | [`max_frame_size`](Self::max_frame_size) | 16 MiB |
 /// | | [`write_buffer_size`](Self::write_buffer_size) | 128 KiB |
 /// | | [`max_write_buffer_size`](Self::max_write_buffer_size) | write buffer + one largest message |
+/// | Kestrel `MaxConcurrentUpgradedConnections` | [`max_connections`](Self::max_connections) | no limit |
 #[must_use]
 #[derive(Debug, Clone, Default)]
 pub struct WebSocketLayerBuilder {
     socket: SocketConfig,
     origins: AllowedOrigins,
+    max_connections: Option<usize>,
 }
 
 impl WebSocketLayerBuilder {
@@ -156,6 +186,16 @@ impl WebSocketLayerBuilder {
         self
     }
 
+    /// The most WebSockets open at once, like Kestrel's `MaxConcurrentUpgradedConnections`. While
+    /// `n` are open, the next WebSocket request gets `503 Service Unavailable` with `Retry-After`,
+    /// and the inner service is not called. A slot is taken when the layer lets a request through
+    /// and freed when its socket ends, however it ends (or when the request does not become a
+    /// socket). Default: no limit.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
+        self
+    }
+
     /// Checks the options and builds the layer.
     ///
     /// # Errors
@@ -166,8 +206,15 @@ impl WebSocketLayerBuilder {
     /// the form `scheme://host[:port]`.
     pub fn build(self) -> Result<WebSocketLayer, ConfigError> {
         self.socket.validate()?;
+        if self.max_connections == Some(0) {
+            return Err(ConfigError::new("max_connections", "must be at least 1"));
+        }
         let origins = self.origins.into_policy()?;
-        Ok(WebSocketLayer { config: Arc::new(Config { socket: self.socket, origins }) })
+        Ok(WebSocketLayer::from_config(Config {
+            socket: self.socket,
+            origins,
+            max_connections: self.max_connections,
+        }))
     }
 }
 
@@ -193,6 +240,7 @@ mod tests {
                 "max_write_buffer_size",
             ),
             (WebSocketLayer::builder().allowed_origins(["example.com"]), "allowed_origins"),
+            (WebSocketLayer::builder().max_connections(0), "max_connections"),
         ];
         for (builder, option) in cases {
             let err = builder.build().unwrap_err();
@@ -210,7 +258,7 @@ mod tests {
             .max_message_size(None)
             .build()
             .unwrap();
-        let socket = layer.config.socket;
+        let socket = layer.shared.config.socket;
         assert_eq!(socket.keep_alive_interval, Duration::from_secs(5));
         assert_eq!(socket.keep_alive_timeout, Some(Duration::from_secs(2)));
         assert_eq!(socket.receive_buffer_size, 1024);

@@ -74,6 +74,7 @@ mod config;
 mod error;
 mod handshake;
 mod layer;
+mod lifecycle;
 mod message;
 mod origin;
 mod rejection;
@@ -90,6 +91,7 @@ pub use config::{
 pub use error::Error;
 pub use handshake::is_websocket_request;
 pub use layer::{WebSocketLayer, WebSocketLayerBuilder};
+pub use lifecycle::{ShutdownHandle, ShutdownReport, WebSocketStats};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use origin::AllowedOrigins;
 pub use rejection::WebSocketUpgradeRejection;

@@ -9,20 +9,29 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode, header::RETRY_AFTER};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::{config::Config, handshake::is_upgrade_attempt, rejection::text_response};
+use crate::{
+    handshake::is_upgrade_attempt,
+    lifecycle::{Shared, Slot},
+    rejection::text_response,
+};
 
 /// What the layer leaves in the extensions of a WebSocket request it let through, for
-/// [`WebSocketUpgrade`](crate::WebSocketUpgrade) to find.
+/// [`WebSocketUpgrade`](crate::WebSocketUpgrade) to find: the options, and the connection slot
+/// the request holds until its socket ends.
 #[derive(Debug, Clone)]
 pub(crate) struct WebSocketContext {
-    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) slot: Arc<Slot>,
 }
+
+/// `Retry-After` for WebSocket requests refused with 503, in seconds.
+const RETRY_AFTER_SECONDS: &str = "5";
 
 /// The service made by [`WebSocketLayer`](crate::WebSocketLayer).
 ///
@@ -30,12 +39,12 @@ pub(crate) struct WebSocketContext {
 #[derive(Debug, Clone)]
 pub struct WebSocketService<S> {
     inner: S,
-    config: Arc<Config>,
+    shared: Arc<Shared>,
 }
 
 impl<S> WebSocketService<S> {
-    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
-        Self { inner, config }
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
     }
 
     /// The wrapped service.
@@ -71,7 +80,13 @@ where
             return ResponseFuture::inner(self.inner.call(req));
         }
 
-        let policy = &self.config.origins;
+        let tracker = &self.shared.tracker;
+        if tracker.is_shutting_down() {
+            tracing::debug!(uri = %req.uri(), "refused WebSocket request: shutting down");
+            return ResponseFuture::ready(unavailable("the server is shutting down"));
+        }
+
+        let policy = &self.shared.config.origins;
         let decision = if policy.needs_parts() {
             let (parts, body) = req.into_parts();
             let decision = policy.check_parts(&parts);
@@ -88,12 +103,26 @@ where
                 reason = refusal.reason(),
                 "refused WebSocket request: origin not allowed"
             );
+            tracker.count_refused_by_origin();
             return ResponseFuture::ready(text_response(StatusCode::FORBIDDEN, refusal.reason()));
         }
 
-        req.extensions_mut().insert(WebSocketContext { config: self.config.clone() });
+        let Some(slot) = tracker.reserve(&self.shared) else {
+            tracing::debug!(uri = %req.uri(), "refused WebSocket request: connection limit reached");
+            tracker.count_refused_by_limit();
+            return ResponseFuture::ready(unavailable("too many WebSocket connections"));
+        };
+
+        req.extensions_mut().insert(WebSocketContext { shared: self.shared.clone(), slot: Arc::new(slot) });
         ResponseFuture::inner(self.inner.call(req))
     }
+}
+
+/// `503 Service Unavailable` with `Retry-After`.
+fn unavailable(reason: &'static str) -> Response<Full<Bytes>> {
+    let mut response = text_response(StatusCode::SERVICE_UNAVAILABLE, reason);
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    response
 }
 
 pin_project! {

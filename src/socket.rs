@@ -12,12 +12,16 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use http::HeaderValue;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::time::{Instant, Sleep};
+use tokio::{
+    sync::futures::OwnedNotified,
+    time::{Instant, Sleep},
+};
 use tokio_tungstenite::{WebSocketStream, tungstenite::protocol::Role};
 
 use crate::{
     config::SocketConfig,
     error::Error,
+    lifecycle::OpenSocket,
     message::{CloseCode, CloseFrame, Message, Utf8Bytes},
 };
 
@@ -72,6 +76,18 @@ pub struct WebSocket {
     flush_pending: bool,
     /// The peer's side has ended: no more messages will come.
     ended: bool,
+    /// The layer's hold on this socket (counts, slot, shutdown); `None` for client sockets.
+    open: Option<OpenSocket>,
+    /// Completes when the layer shuts down; `None` once acted on.
+    shutdown: Option<ShutdownWatch>,
+    /// The code of the last Close sent or received, for the log.
+    close_code: Option<CloseCode>,
+}
+
+struct ShutdownWatch {
+    signal: Pin<Box<OwnedNotified>>,
+    /// The waker the signal was last polled with: polled again only for another waker.
+    registered: Option<Waker>,
 }
 
 struct KeepAlive {
@@ -102,7 +118,13 @@ impl WebSocket {
         role: Role,
         protocol: Option<HeaderValue>,
         config: &SocketConfig,
+        open: Option<OpenSocket>,
     ) -> Self {
+        // Take the signal before anything can check the flag, so that no shutdown is missed.
+        let shutdown = open.as_ref().map(|open| ShutdownWatch {
+            signal: Box::pin(open.tracker().shutdown_signal()),
+            registered: None,
+        });
         let stream =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), role, Some(config.to_tungstenite()))
                 .await;
@@ -125,6 +147,9 @@ impl WebSocket {
             recv_waker: None,
             flush_pending: false,
             ended: false,
+            open,
+            shutdown,
+            close_code: None,
         }
     }
 
@@ -210,6 +235,9 @@ impl WebSocket {
                 if !answered {
                     let timeout = ka.timeout.unwrap_or_default();
                     tracing::debug!(?timeout, "WebSocket keep-alive timeout: dropping the peer");
+                    if let Some(open) = &self.open {
+                        open.tracker().count_keep_alive_timeout();
+                    }
                     self.release();
                     return Err(Error::KeepAliveTimeout { timeout });
                 }
@@ -279,6 +307,9 @@ impl WebSocket {
                         ka.last_seen = Instant::now();
                     }
                     let Some(message) = Message::from_tungstenite(message) else { continue };
+                    if let Message::Close(frame) = &message {
+                        self.close_code = Some(frame.as_ref().map_or(CloseCode(1005), |f| f.code));
+                    }
                     if matches!(message, Message::Ping(_) | Message::Close(_)) {
                         // tungstenite queued the Pong or the Close reply: send it now, so that
                         // a handler that stops reading here still answers.
@@ -310,6 +341,34 @@ impl WebSocket {
         }
     }
 
+    /// Sends a Close frame the socket decided on itself (a peer error, a shutdown), and starts
+    /// writing it out.
+    fn queue_close(&mut self, frame: CloseFrame, cx: &mut Context<'_>) {
+        let Some(inner) = self.inner.as_mut() else { return };
+        self.close_code = Some(frame.code);
+        if Pin::new(inner).start_send(Message::Close(Some(frame)).into_tungstenite()).is_ok() {
+            self.flush_pending = true;
+            let _ = self.poll_flush_queued(cx);
+        }
+    }
+
+    /// Closes with 1001 once the layer shuts down. With `register`, makes sure `cx` is woken
+    /// when that happens.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>, register: bool) {
+        let Some(watch) = self.shutdown.as_mut() else { return };
+        let Some(open) = &self.open else { return };
+        let mut triggered = open.tracker().is_shutting_down();
+        if !triggered && register && !watch.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            triggered = watch.signal.as_mut().poll(cx).is_ready();
+            watch.registered = Some(cx.waker().clone());
+        }
+        if triggered {
+            self.shutdown = None;
+            tracing::debug!("WebSocket shutdown: closing with 1001");
+            self.queue_close(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"), cx);
+        }
+    }
+
     /// Work the send path does for a handler that may never call `recv`: keep-alive, and, while
     /// a keep-alive Ping waits for its answer, reading what the peer sent.
     fn poll_background(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
@@ -332,6 +391,7 @@ impl WebSocket {
                 break;
             }
         }
+        self.poll_shutdown(&mut background, true);
         let result = self.poll_keep_alive(&mut background);
         self.recv_waker = recv_waker;
         result
@@ -368,16 +428,20 @@ impl Stream for WebSocket {
             this.release();
             return Poll::Ready(None);
         }
+        this.poll_shutdown(cx, false);
         match this.poll_read(cx) {
             Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
             Poll::Ready(None) => {
                 // Same as above: flush, then release.
                 Pin::new(this).poll_next(cx)
             }
-            Poll::Pending => match this.poll_keep_alive(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Some(Err(e))),
-            },
+            Poll::Pending => {
+                this.poll_shutdown(cx, true);
+                match this.poll_keep_alive(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Some(Err(e))),
+                }
+            }
         }
     }
 }
@@ -394,6 +458,9 @@ impl Sink<Message> for WebSocket {
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
         let this = self.get_mut();
+        if let Message::Close(frame) = &message {
+            this.close_code = Some(frame.as_ref().map_or(CloseCode(1005), |f| f.code));
+        }
         let inner = this.inner.as_mut().ok_or(Error::Closed)?;
         Pin::new(inner).start_send(message.into_tungstenite()).map_err(Error::from_tungstenite)
     }
@@ -411,5 +478,16 @@ impl Sink<Message> for WebSocket {
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(Ok(())) };
         let result = ready!(Pin::new(inner).poll_close(cx)).map_err(Error::from_tungstenite);
         Poll::Ready(result)
+    }
+}
+
+impl Drop for WebSocket {
+    fn drop(&mut self) {
+        if self.open.is_some() {
+            match self.close_code {
+                Some(code) => tracing::debug!(%code, "WebSocket closed"),
+                None => tracing::debug!("WebSocket closed without a closing handshake"),
+            }
+        }
     }
 }

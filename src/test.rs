@@ -383,7 +383,7 @@ impl Connect<'_> {
             let upgraded = hyper::upgrade::on(&mut response).await.map_err(TestError::http)?;
             let (head, ()) = response.map(|_| ()).into_parts();
             let config = SocketConfig { keep_alive_interval: Duration::ZERO, ..SocketConfig::default() };
-            let socket = WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config).await;
+            let socket = WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config, None).await;
             Ok(TestWebSocket { socket, response: Response::from_parts(head, ()), timeout })
         })
         .await?

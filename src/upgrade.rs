@@ -1,21 +1,24 @@
 //! [`WebSocketUpgrade`]: the extractor that accepts a WebSocket, like ASP.NET Core's
 //! `AcceptWebSocketAsync(WebSocketAcceptContext)`.
 
-use std::{borrow::Cow, fmt, future::Future, time::Duration};
+use std::{borrow::Cow, fmt, future::Future, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
 use http::{
-    Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version,
+    Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
     header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE},
 };
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
 
+use tracing::Instrument;
+
 use crate::{
     config::SocketConfig,
     error::Error,
     handshake::{self, Handshake},
+    lifecycle::OpenSocket,
     rejection::{WebSocketUpgradeRejection, text_response},
     service::WebSocketContext,
     socket::WebSocket,
@@ -57,6 +60,8 @@ type OnFailedUpgrade = Box<dyn FnOnce(Error) + Send + 'static>;
 #[must_use = "call `on_upgrade` and return its response"]
 pub struct WebSocketUpgrade {
     config: SocketConfig,
+    context: WebSocketContext,
+    span: tracing::Span,
     handshake: Handshake,
     on_upgrade: OnUpgrade,
     requested_protocols: Vec<HeaderValue>,
@@ -87,35 +92,51 @@ impl WebSocketUpgrade {
     pub fn from_request<B>(request: &mut Request<B>) -> Result<Self, WebSocketUpgradeRejection> {
         // Borrow the headers while the extensions are changed: move the extensions out and back.
         let mut extensions = std::mem::take(request.extensions_mut());
-        let result = Self::extract(request.method(), request.version(), request.headers(), &mut extensions);
+        let result = Self::extract(
+            request.method(),
+            request.uri(),
+            request.version(),
+            request.headers(),
+            &mut extensions,
+        );
         *request.extensions_mut() = extensions;
         result
     }
 
     pub(crate) fn extract(
         method: &Method,
+        uri: &Uri,
         version: Version,
         headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
         let handshake = handshake::check(method, version, headers, extensions)?;
-        let config = extensions
-            .get::<WebSocketContext>()
-            .ok_or(WebSocketUpgradeRejection::LayerMissing)?
-            .config
-            .socket;
+        if extensions.get::<WebSocketContext>().is_none() {
+            return Err(WebSocketUpgradeRejection::LayerMissing);
+        }
         if version < Version::HTTP_11 {
             return Err(WebSocketUpgradeRejection::ConnectionNotUpgradable);
         }
         let on_upgrade =
             extensions.remove::<OnUpgrade>().ok_or(WebSocketUpgradeRejection::ConnectionNotUpgradable)?;
+        let context =
+            extensions.remove::<WebSocketContext>().ok_or(WebSocketUpgradeRejection::LayerMissing)?;
+        let span = tracing::debug_span!(
+            "websocket",
+            path = %uri.path(),
+            protocol = tracing::field::Empty,
+            http = ?version,
+            peer = tracing::field::debug(peer_addr(extensions)),
+        );
         Ok(Self {
-            config,
+            config: context.shared.config.socket,
+            context,
             handshake,
             on_upgrade,
             requested_protocols: headers.get_all(SEC_WEBSOCKET_PROTOCOL).iter().cloned().collect(),
             selected_protocol: None,
             on_failed_upgrade: None,
+            span,
         })
     }
 
@@ -246,8 +267,12 @@ impl WebSocketUpgrade {
             response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol.clone());
         }
 
-        let Self { config, on_upgrade, selected_protocol, on_failed_upgrade, .. } = self;
-        tokio::spawn(async move {
+        let Self { config, context, on_upgrade, selected_protocol, on_failed_upgrade, span, .. } = self;
+        if let Some(protocol) = selected_protocol.as_ref().and_then(|p| p.to_str().ok()) {
+            span.record("protocol", protocol);
+        }
+        let shared = context.shared.clone();
+        let task = async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(e) => {
@@ -259,9 +284,24 @@ impl WebSocketUpgrade {
                     return;
                 }
             };
-            let socket = WebSocket::from_upgraded(upgraded, Role::Server, selected_protocol, &config).await;
+            let open = OpenSocket::new(context.slot);
+            let socket =
+                WebSocket::from_upgraded(upgraded, Role::Server, selected_protocol, &config, Some(open))
+                    .await;
+            tracing::debug!("WebSocket opened");
             callback(socket).await;
-        });
+        };
+        shared.tracker.spawn(&shared, task.instrument(span));
         response
     }
+}
+
+/// The peer's address, when the server put it in the request: axum's `ConnectInfo<SocketAddr>`
+/// (with the `axum` feature), or a plain `SocketAddr`.
+fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = extensions.get::<::axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(info.0);
+    }
+    extensions.get::<SocketAddr>().copied()
 }

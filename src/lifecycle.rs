@@ -1,0 +1,303 @@
+//! The life of accepted sockets: counts, the connection limit, and graceful shutdown.
+//!
+//! Once hyper hands a connection over for a WebSocket, the server no longer tracks it: its own
+//! graceful shutdown returns while sockets are still open. The layer sees every socket it lets
+//! in, so it tracks them here. Counting is done with atomics; the one lock (a table of the
+//! handler tasks, to cut them at a shutdown deadline) is taken once when a socket opens and once
+//! when it ends, never per request or per message.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{
+    sync::{Notify, futures::OwnedNotified},
+    task::AbortHandle,
+};
+
+use crate::config::Config;
+
+/// State shared by a layer, its clones, the requests it lets through and their sockets.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) tracker: Tracker,
+}
+
+/// Counts and shutdown state.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    /// Slots taken by requests on their way to becoming sockets, and by open sockets.
+    reserved: AtomicUsize,
+    open: AtomicUsize,
+    accepted: AtomicU64,
+    refused_by_origin: AtomicU64,
+    refused_by_limit: AtomicU64,
+    keep_alive_timeouts: AtomicU64,
+    /// Set once the shutdown has begun: read by every socket, so an atomic.
+    shutting_down: AtomicBool,
+    /// Wakes every socket when the shutdown begins.
+    shutdown_signal: Arc<Notify>,
+    /// Woken whenever a socket ends.
+    socket_ended: Notify,
+    /// The handler task of each open socket, to cut at a shutdown deadline.
+    tasks: Mutex<TaskTable>,
+}
+
+#[derive(Debug, Default)]
+struct TaskTable {
+    next_id: u64,
+    tasks: HashMap<u64, AbortHandle>,
+}
+
+impl Tracker {
+    /// Takes a connection slot if the limit allows. `None` when the limit is reached.
+    pub(crate) fn reserve(&self, shared: &Arc<Shared>) -> Option<Slot> {
+        let limit = shared.config.max_connections;
+        if let Some(limit) = limit {
+            let reserved = &self.reserved;
+            let mut current = reserved.load(Ordering::Relaxed);
+            loop {
+                if current >= limit {
+                    return None;
+                }
+                match reserved.compare_exchange_weak(
+                    current,
+                    current + 1,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+        Some(Slot { shared: shared.clone(), limited: limit.is_some() })
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// A future that completes when the shutdown begins (or at once, if it has). Take it before
+    /// checking [`is_shutting_down`](Self::is_shutting_down), so that no shutdown is missed.
+    pub(crate) fn shutdown_signal(&self) -> OwnedNotified {
+        self.shutdown_signal.clone().notified_owned()
+    }
+
+    fn trigger_shutdown(&self) -> bool {
+        let first = !self.shutting_down.swap(true, Ordering::AcqRel);
+        if first {
+            self.shutdown_signal.notify_waiters();
+        }
+        first
+    }
+
+    pub(crate) fn count_refused_by_origin(&self) {
+        self.refused_by_origin.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_refused_by_limit(&self) {
+        self.refused_by_limit.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_keep_alive_timeout(&self) {
+        self.keep_alive_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Spawns a socket's handler task and keeps its abort handle until it ends.
+    pub(crate) fn spawn<F>(&self, shared: &Arc<Shared>, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut table = self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let id = table.next_id;
+        table.next_id += 1;
+        let shared = shared.clone();
+        let handle = tokio::spawn(async move {
+            let _forget = ForgetTask { shared, id };
+            task.await;
+        });
+        table.tasks.insert(id, handle.abort_handle());
+    }
+
+    fn stats(&self) -> WebSocketStats {
+        WebSocketStats {
+            open: self.open.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            refused_by_origin: self.refused_by_origin.load(Ordering::Relaxed),
+            refused_by_limit: self.refused_by_limit.load(Ordering::Relaxed),
+            keep_alive_timeouts: self.keep_alive_timeouts.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Removes a finished (or aborted, or panicked) task from the table.
+struct ForgetTask {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for ForgetTask {
+    fn drop(&mut self) {
+        let mut table = self.shared.tracker.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        table.tasks.remove(&self.id);
+    }
+}
+
+/// A connection slot, held from the layer's decision until the socket ends.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+    limited: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.limited {
+            self.shared.tracker.reserved.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Held by an open socket: counts it as open, and holds its slot.
+#[derive(Debug)]
+pub(crate) struct OpenSocket {
+    shared: Arc<Shared>,
+    _slot: Arc<Slot>,
+}
+
+impl OpenSocket {
+    pub(crate) fn new(slot: Arc<Slot>) -> Self {
+        let shared = slot.shared.clone();
+        shared.tracker.open.fetch_add(1, Ordering::AcqRel);
+        shared.tracker.accepted.fetch_add(1, Ordering::Relaxed);
+        Self { shared, _slot: slot }
+    }
+
+    pub(crate) fn tracker(&self) -> &Tracker {
+        &self.shared.tracker
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        let tracker = &self.shared.tracker;
+        if tracker.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            tracker.socket_ended.notify_waiters();
+        }
+    }
+}
+
+/// Counters of a [`WebSocketLayer`](crate::WebSocketLayer) and its clones, read with
+/// [`WebSocketLayer::stats`](crate::WebSocketLayer::stats) or [`ShutdownHandle::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WebSocketStats {
+    /// Sockets open now.
+    pub open: usize,
+    /// Sockets accepted in total.
+    pub accepted: u64,
+    /// WebSocket requests refused by the origin policy (403).
+    pub refused_by_origin: u64,
+    /// WebSocket requests refused by [`max_connections`](crate::WebSocketLayerBuilder::max_connections)
+    /// (503).
+    pub refused_by_limit: u64,
+    /// Sockets dropped by the keep-alive timeout.
+    pub keep_alive_timeouts: u64,
+}
+
+/// Shuts the sockets of a [`WebSocketLayer`](crate::WebSocketLayer) down gracefully, and reads
+/// its counters. Get one with [`WebSocketLayer::shutdown_handle`](crate::WebSocketLayer::shutdown_handle);
+/// clones control the same sockets.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_websockets::WebSocketLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = WebSocketLayer::new();
+/// let shutdown = layer.shutdown_handle();
+/// // ... serve with `layer`; then, on Ctrl-C or SIGTERM:
+/// let report = shutdown.shutdown(Duration::from_secs(10)).await;
+/// assert_eq!(report.cut, 0);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+/// What a graceful shutdown came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Sockets open when the shutdown began.
+    pub open_at_start: usize,
+    /// Sockets still open at the deadline, whose handler tasks were then aborted and whose
+    /// connections were dropped.
+    pub cut: usize,
+}
+
+impl ShutdownHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Begins the shutdown, and returns at once: every open socket sends a Close with 1001
+    /// (Going Away) the next time its handler awaits `recv` or `send` (at once for one that is
+    /// waiting in `recv`), and new WebSocket requests get `503 Service Unavailable` with
+    /// `Retry-After`. Ordinary requests are not affected. Calling it again does nothing.
+    pub fn trigger(&self) {
+        if self.shared.tracker.trigger_shutdown() {
+            tracing::debug!(open = self.stats().open, "WebSocket shutdown: closing every socket with 1001");
+        }
+    }
+
+    /// Has the shutdown begun?
+    pub fn is_triggered(&self) -> bool {
+        self.shared.tracker.is_shutting_down()
+    }
+
+    /// [`trigger`](Self::trigger)s the shutdown, then waits until every socket has ended (their
+    /// closing handshakes done and their handlers returned), or until `timeout` has passed. At
+    /// the timeout the handler tasks of the sockets that remain are aborted, which drops their
+    /// connections; the report says how many.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let open_at_start = self.stats().open;
+        self.trigger();
+        let tracker = &self.shared.tracker;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let ended = tracker.socket_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if tracker.open.load(Ordering::Acquire) == 0 {
+                return ShutdownReport { open_at_start, cut: 0 };
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                break;
+            }
+        }
+        let tasks: Vec<AbortHandle> = {
+            let mut table = tracker.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            table.tasks.drain().map(|(_, handle)| handle).collect()
+        };
+        let cut = tracker.open.load(Ordering::Acquire);
+        tracing::debug!(cut, "WebSocket shutdown deadline: dropping the sockets that remain");
+        for task in &tasks {
+            task.abort();
+        }
+        ShutdownReport { open_at_start, cut }
+    }
+
+    /// The layer's counters.
+    pub fn stats(&self) -> WebSocketStats {
+        self.shared.tracker.stats()
+    }
+}

@@ -1,0 +1,70 @@
+//! The per-socket span and its debug events.
+#![cfg(feature = "test-util")]
+
+mod common;
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::{Behaviour, echo_service};
+use tower_websockets::{WebSocketLayer, test::TestClient};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_socket_has_a_span_with_open_close_and_timeout_events() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .without_time()
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let layer = WebSocketLayer::builder()
+        .keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let behaviour = Behaviour { protocols: vec!["chat"], ..Behaviour::default() };
+    let (service, mut ends) = echo_service(layer, behaviour);
+    let client = TestClient::new(service).timeout(Duration::from_secs(60));
+
+    let mut socket = client.connect("/ws").protocols(["chat"]).await.unwrap();
+    socket.close().await.unwrap();
+    common::next_end(&mut ends).await;
+    let _silent = client.connect("/ws").http2().await.unwrap();
+    common::next_end(&mut ends).await;
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let http1_span = r#"websocket{path=/ws http=HTTP/1.1 peer=None protocol="chat"}"#;
+    let http2_span = "websocket{path=/ws http=HTTP/2.0 peer=None}";
+    for (span, event) in [
+        (http1_span, "WebSocket opened"),
+        (http1_span, "WebSocket closed code=1000 (normal closure)"),
+        (http2_span, "WebSocket opened"),
+        (http2_span, "WebSocket keep-alive timeout: dropping the peer timeout=5s"),
+        (http2_span, "WebSocket closed without a closing handshake"),
+    ] {
+        assert!(
+            log.lines().any(|line| line.contains(span) && line.contains(event)),
+            "no `{event}` in span `{span}`:\n{log}"
+        );
+    }
+}
