@@ -3,12 +3,12 @@
 
 use ::axum::{
     body::Body,
-    extract::FromRequestParts,
+    extract::{FromRequestParts, OptionalFromRequestParts},
     response::{IntoResponse, Response},
 };
 use http::request::Parts;
 
-use crate::{WebSocketUpgrade, WebSocketUpgradeRejection};
+use crate::{WebSocketUpgrade, WebSocketUpgradeRejection, handshake::is_upgrade_attempt};
 
 impl<S> FromRequestParts<S> for WebSocketUpgrade
 where
@@ -18,6 +18,23 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Self::extract(&parts.method, &parts.uri, parts.version, &parts.headers, &mut parts.extensions)
+    }
+}
+
+/// `Option<WebSocketUpgrade>`: `None` for a request that is no WebSocket handshake at all, so
+/// that one route can serve a page and a socket; a handshake that is invalid is still rejected.
+impl<S> OptionalFromRequestParts<S> for WebSocketUpgrade
+where
+    S: Send + Sync,
+{
+    type Rejection = WebSocketUpgradeRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if !is_upgrade_attempt(&parts.method, &parts.headers, &parts.extensions) {
+            return Ok(None);
+        }
+        Self::extract(&parts.method, &parts.uri, parts.version, &parts.headers, &mut parts.extensions)
+            .map(Some)
     }
 }
 

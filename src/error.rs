@@ -50,8 +50,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// The close code this error was (or, for [`WebSocket::close`](crate::WebSocket::close),
-    /// would be) answered with, if it has one.
+    /// The close code the socket answered this error with: 1009, 1007 or 1002 for the errors
+    /// caused by the peer, `None` for the others.
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
             Self::MessageTooBig { .. } => Some(CloseCode::MESSAGE_TOO_BIG),

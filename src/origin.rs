@@ -17,7 +17,9 @@ type Predicate = dyn Fn(&HeaderValue, &Parts) -> bool + Send + Sync;
 /// [`WebSocketLayerBuilder`](crate::WebSocketLayerBuilder).
 ///
 /// - [`AllowedOrigins::any`] (the default) lets every origin in.
-/// - [`AllowedOrigins::list`] lets in the origins listed, compared as `scheme://host[:port]`
+/// - [`AllowedOrigins::list`] lets in the origins listed (exact origins: a wildcard such as
+///   `https://*.example.com` is refused when the layer is built; use a predicate for patterns),
+///   compared as `scheme://host[:port]`
 ///   without regard to ASCII letter case, and with default ports (`:80` for `http`/`ws`, `:443`
 ///   for `https`/`wss`) left out on both sides. An empty list, or one that contains `*`, lets
 ///   every origin in, as ASP.NET Core's `AllowedOrigins` does.
@@ -242,7 +244,7 @@ fn normalize(origin: &[u8]) -> Option<Vec<u8>> {
         .bytes()
         .enumerate()
         .all(|(i, b)| b.is_ascii_alphabetic() || (i > 0 && (b.is_ascii_digit() || b"+-.".contains(&b))));
-    let authority_ok = authority.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@\\".contains(&b));
+    let authority_ok = authority.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@\\*".contains(&b));
     if scheme.is_empty() || authority.is_empty() || !scheme_ok || !authority_ok {
         return None;
     }
@@ -283,7 +285,15 @@ mod tests {
         assert_eq!(normalize(b"http://a.b:8080").unwrap(), b"http://a.b:8080");
         assert_eq!(normalize(b"http://[::1]:80").unwrap(), b"http://[::1]");
         assert_eq!(normalize(b"chrome-extension://abc").unwrap(), b"chrome-extension://abc");
-        for bad in ["example.com", "https://", "https://a.com/path", "https://u@a.com", "://a", "1x://a"] {
+        for bad in [
+            "example.com",
+            "https://",
+            "https://a.com/path",
+            "https://u@a.com",
+            "://a",
+            "1x://a",
+            "https://*.a.com",
+        ] {
             assert!(normalize(bad.as_bytes()).is_none(), "{bad}");
         }
     }

@@ -12,6 +12,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use http::HeaderValue;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWrite;
 use tokio::{
     sync::futures::OwnedNotified,
     time::{Instant, Sleep},
@@ -175,8 +176,8 @@ impl WebSocket {
         SinkExt::send(self, message.into()).await
     }
 
-    /// Starts the closing handshake with `code` and `reason`, and waits up to 10 seconds for
-    /// the peer's Close. Messages that arrive meanwhile are discarded. The connection is released
+    /// Starts the closing handshake with `code` and `reason`, and waits for the peer's Close: 10
+    /// seconds at most for the whole handshake, sending included. Messages that arrive meanwhile are discarded. The connection is released
     /// when this returns.
     ///
     /// # Errors
@@ -196,22 +197,26 @@ impl WebSocket {
             )));
         }
         let frame = CloseFrame::new(code, Utf8Bytes::from(reason));
-        match SinkExt::send(self, Message::Close(Some(frame))).await {
-            Ok(()) | Err(Error::Closed) => {}
-            Err(e) => {
-                self.release();
-                return Err(e);
+        let handshake = async {
+            match SinkExt::send(&mut *self, Message::Close(Some(frame))).await {
+                Ok(()) | Err(Error::Closed) => {}
+                Err(e) => return Err(e),
             }
-        }
-        let drained = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, async {
             while let Some(item) = self.next().await {
                 item?;
             }
             Ok(())
-        })
-        .await;
+        };
+        let result = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, handshake).await;
         self.release();
-        drained.unwrap_or(Err(Error::CloseTimeout))
+        result.unwrap_or(Err(Error::CloseTimeout))
+    }
+
+    /// Shuts the write side of the connection down (errors are of no interest: the connection
+    /// is being released either way).
+    fn poll_shutdown_transport(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(inner) = self.inner.as_mut() else { return Poll::Ready(()) };
+        Pin::new(inner.get_mut()).poll_shutdown(cx).map(|_| ())
     }
 
     /// Drops the connection.
@@ -219,6 +224,7 @@ impl WebSocket {
         self.inner = None;
         self.ended = true;
         self.pending = None;
+        self.flush_pending = false;
     }
 
     /// Runs the keep-alive clock: sends a Ping when one is due, and drops the peer when it
@@ -232,7 +238,10 @@ impl WebSocket {
             let now = Instant::now();
             if ka.awaiting_answer {
                 let answered = ka.last_ping.is_some_and(|ping| ka.last_seen >= ping);
-                if !answered {
+                // A message parked for a handler that only sends hides what came after it (the
+                // answer, most likely): the peer did send something, so it is not counted dead.
+                let unknown = self.pending.is_some();
+                if !answered && !unknown {
                     let timeout = ka.timeout.unwrap_or_default();
                     tracing::debug!(?timeout, "WebSocket keep-alive timeout: dropping the peer");
                     if let Some(open) = &self.open {
@@ -315,6 +324,12 @@ impl WebSocket {
                         // a handler that stops reading here still answers.
                         self.flush_pending = true;
                         let _ = self.poll_flush_queued(cx);
+                    }
+                    if message.is_close() {
+                        // The closing handshake is complete (the peer's Close, answered; or the
+                        // answer to ours): the next poll finishes writing and, as RFC 6455 §7.1.1
+                        // asks of a server, closes the TCP connection first.
+                        self.ended = true;
                     }
                     return Poll::Ready(Some(Ok(message)));
                 }
@@ -415,10 +430,12 @@ impl Stream for WebSocket {
             return Poll::Ready(Some(Err(e)));
         }
         if this.ended {
-            // Write out what is queued (a Close reply, or our Close after a peer error) before
-            // the connection is released.
+            // Write out what is queued (a Close reply, or our Close after a peer error), then
+            // shut our side down (a TCP FIN, an HTTP/2 END_STREAM) so that it is delivered, and
+            // release the connection.
             let flushed = this.poll_flush_queued(cx).is_ok();
-            if flushed && this.flush_pending {
+            let done = !(flushed && this.flush_pending) && this.poll_shutdown_transport(cx).is_ready();
+            if !done {
                 // A peer that does not read is still subject to the keep-alive timeout.
                 return match this.poll_keep_alive(cx) {
                     Ok(()) => Poll::Pending,
@@ -468,9 +485,17 @@ impl Sink<Message> for WebSocket {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(Err(Error::Closed)) };
-        let result = ready!(Pin::new(inner).poll_flush(cx)).map_err(Error::from_tungstenite);
-        this.flush_pending = false;
-        Poll::Ready(result)
+        match Pin::new(inner).poll_flush(cx) {
+            Poll::Ready(result) => {
+                this.flush_pending = false;
+                Poll::Ready(result.map_err(Error::from_tungstenite))
+            }
+            // The peer is not reading: keep-alive (and shutdown) still run while we wait.
+            Poll::Pending => {
+                this.poll_background(cx)?;
+                Poll::Pending
+            }
+        }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -412,7 +412,8 @@ pub struct TestWebSocket {
 }
 
 impl TestWebSocket {
-    /// The handshake's `101` response (its headers hold, for example, the chosen subprotocol).
+    /// The handshake's response: `101` over HTTP/1.1, `200` over HTTP/2 (its headers hold, for
+    /// example, the chosen subprotocol).
     pub fn response(&self) -> &Response<()> {
         &self.response
     }
@@ -591,7 +592,8 @@ impl TestResponse {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TestError {
-    /// The server answered the handshake with something other than 101.
+    /// The server refused the handshake: it answered with something other than 101 (HTTP/1.1)
+    /// or 200 (HTTP/2).
     Refused(TestResponse),
     /// A 101 that is not a valid WebSocket handshake answer.
     Handshake(String),

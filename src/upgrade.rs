@@ -176,9 +176,12 @@ impl WebSocketUpgrade {
     }
 
     /// Overrides the layer's keep-alive interval for this socket; `Duration::ZERO` turns
-    /// keep-alive off.
+    /// keep-alive off, keep-alive timeout included.
     pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
         self.config.keep_alive_interval = interval;
+        if interval.is_zero() {
+            self.config.keep_alive_timeout = None;
+        }
         self
     }
 

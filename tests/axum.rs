@@ -99,3 +99,25 @@ async fn an_axum_router_served_over_tcp() {
     }
     server.abort();
 }
+
+#[tokio::test]
+async fn an_optional_extractor_serves_a_page_and_a_socket_on_one_route() {
+    async fn page_or_socket(upgrade: Option<WebSocketUpgrade>) -> axum::response::Response {
+        match upgrade {
+            Some(upgrade) => upgrade
+                .on_upgrade(|mut socket| async move {
+                    let _ = socket.send(Message::text("socket")).await;
+                })
+                .into_response(),
+            None => "page".into_response(),
+        }
+    }
+    let app = Router::new().route("/", any(page_or_socket)).layer(WebSocketLayer::new());
+    let client = TestClient::new(app);
+    assert_eq!(client.get("/").await.unwrap().text(), "page");
+    let mut socket = client.connect("/").await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), "socket");
+    // An invalid handshake is still refused, not served the page.
+    let refused = client.connect("/").header("sec-websocket-version", "12").await.unwrap_err();
+    assert_eq!(refused.refused().unwrap().status(), StatusCode::UPGRADE_REQUIRED);
+}

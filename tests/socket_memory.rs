@@ -339,3 +339,70 @@ async fn a_handler_that_only_pushes_notices_a_dead_peer() {
     // noticed at the next send.
     assert!(start.elapsed() <= Duration::from_secs(42), "{:?}", start.elapsed());
 }
+
+#[tokio::test(start_paused = true)]
+async fn turning_keep_alive_off_per_accept_also_turns_the_timeout_off() {
+    let service = ServiceBuilder::new().layer(keep_alive_layer(30, Some(10))).service_fn(
+        |mut req: Request<Incoming>| async move {
+            let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+            Ok::<_, Infallible>(upgrade.keep_alive_interval(Duration::ZERO).on_upgrade(
+                |mut socket| async move {
+                    while let Some(Ok(message)) = socket.recv().await {
+                        let _ = socket.send(message).await;
+                    }
+                },
+            ))
+        },
+    );
+    let client = TestClient::new(service).timeout(Duration::from_secs(300));
+    let mut socket = client.connect("/ws").await.unwrap();
+    // Five silent minutes: no Ping, and the socket is still there.
+    assert!(matches!(socket.recv().await.unwrap_err(), TestError::Timeout { .. }));
+    socket.send_text("still open").await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), "still open");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pushing_handler_keeps_a_peer_whose_message_it_has_not_read() {
+    let (client, mut done) = pusher(keep_alive_layer(30, Some(10)));
+    let mut socket = client.connect("/ws").await.unwrap();
+    // The client says something the handler never reads, then answers every Ping.
+    socket.send_text("unread").await.unwrap();
+    let mut texts = 0;
+    while texts < 300 {
+        if let Message::Text(_) = socket.recv().await.unwrap() {
+            texts += 1;
+        }
+    }
+    assert_eq!(done.recv().await.unwrap().unwrap(), 300);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_keep_alive_timeout_recv_ends_instead_of_hanging() {
+    // A handler pushes into a peer that reads nothing, until the writes block; the keep-alive
+    // timeout then fails the send, and the next `recv` ends the stream.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let service = ServiceBuilder::new().layer(keep_alive_layer(5, Some(5))).service_fn(
+        move |mut req: Request<Incoming>| {
+            let tx = tx.clone();
+            async move {
+                let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
+                    let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+                    let error = loop {
+                        if let Err(e) = socket.send(Message::Binary(chunk.clone())).await {
+                            break e;
+                        }
+                    };
+                    let next = tokio::time::timeout(Duration::from_secs(60), socket.recv()).await;
+                    let _ = tx.send((error, next.map(|item| item.is_none())));
+                }))
+            }
+        },
+    );
+    let client = TestClient::new(service).timeout(Duration::from_secs(300));
+    let _deaf = client.connect("/ws").await.unwrap();
+    let (error, ended) = tokio::time::timeout(Duration::from_secs(120), rx.recv()).await.unwrap().unwrap();
+    assert!(matches!(error, Error::KeepAliveTimeout { .. }), "{error:?}");
+    assert_eq!(ended, Ok(true), "recv after the timeout yields None at once");
+}
