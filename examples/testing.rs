@@ -1,0 +1,81 @@
+//! Testing an axum chat handler with the in-memory test client: no port, no server to start.
+//!
+//! `cargo test --all-features --example testing` runs the tests below;
+//! `cargo run --features axum,test-util --example testing` runs the same conversation and prints it.
+
+use axum::{Router, extract::State, response::IntoResponse, routing::any};
+use tokio::sync::broadcast;
+use tower_websockets::{Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
+
+/// The app under test: a chat room on `/chat` that speaks `chat.v1`, for pages on
+/// https://chat.example.com only.
+pub fn app() -> Router {
+    let (room, _) = broadcast::channel::<String>(100);
+    let websockets = WebSocketLayer::builder()
+        .allowed_origins(["https://chat.example.com"])
+        .build()
+        .expect("valid options");
+    Router::new().route("/chat", any(join)).with_state(room).layer(websockets)
+}
+
+async fn join(upgrade: WebSocketUpgrade, State(room): State<broadcast::Sender<String>>) -> impl IntoResponse {
+    upgrade.protocols(["chat.v1"]).on_upgrade(move |socket| chat(socket, room))
+}
+
+async fn chat(mut socket: WebSocket, room: broadcast::Sender<String>) {
+    let mut inbox = room.subscribe();
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => { let _ = room.send(text.to_string()); }
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+            Ok(line) = inbox.recv() => {
+                if socket.send(Message::text(line)).await.is_err() { break; }
+            }
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), tower_websockets::test::TestError> {
+    use tower_websockets::test::TestClient;
+
+    let client = TestClient::new(app());
+    let mut alice = client.connect("/chat").origin("https://chat.example.com").protocols(["chat.v1"]).await?;
+    let mut bob = client.connect("/chat").protocols(["chat.v1"]).await?;
+    alice.send_text("hello, bob").await?;
+    println!("bob got:   {}", bob.recv_text().await?);
+    println!("alice got: {}", alice.recv_text().await?);
+    let refused = client.connect("/chat").origin("https://evil.example").await.unwrap_err();
+    println!("evil.example: {refused}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+    use tower_websockets::test::TestClient;
+
+    use super::app;
+
+    #[tokio::test]
+    async fn everyone_in_the_room_gets_each_message() {
+        let client = TestClient::new(app());
+        let mut alice = client.connect("/chat").protocols(["chat.v1"]).await.unwrap();
+        let mut bob = client.connect("/chat").protocols(["chat.v1"]).await.unwrap();
+        assert_eq!(alice.protocol(), Some("chat.v1"));
+
+        alice.send_text("hi all").await.unwrap();
+        assert_eq!(bob.recv_text().await.unwrap(), "hi all");
+        assert_eq!(alice.recv_text().await.unwrap(), "hi all");
+    }
+
+    #[tokio::test]
+    async fn a_page_from_another_site_is_refused() {
+        let client = TestClient::new(app());
+        let error = client.connect("/chat").origin("https://evil.example").await.unwrap_err();
+        assert_eq!(error.refused().unwrap().status(), StatusCode::FORBIDDEN);
+    }
+}
