@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Benchmarks tower-websockets side by side with axum, tokio-tungstenite and fastwebsockets
+# (issue #7), and writes the markdown table.
+#
+#     scripts/bench.sh            # full run (~6 minutes): updates docs/benchmarks.md
+#     scripts/bench.sh --quick    # short windows (~2 minutes): writes target/bench/table.md only
+#
+# Options:
+#   --quick             0.5 s warm-up, 1.5 s windows, 2,000 idle sockets, one HTTP run each
+#   --warmup SECS       warm-up before each measuring window [default: 2]
+#   --duration SECS     measuring window [default: 5]
+#   --idle N            idle sockets to open [default: 10000]
+#   --http-runs N       alternating runs of each plain-HTTP app [default: 3]
+#   --churn-conns N     concurrent connections of the handshake churn [default: 20]
+#   --only LIST         comma-separated scenarios: echo,latency,churn,idle,http,micro
+#   --servers LIST      comma-separated WebSocket servers [default: all five]
+#   --docs / --no-docs  update docs/benchmarks.md or not [default: yes, except with --quick]
+#
+# Each server (benches/src/bin/bench-server.rs) runs on a current_thread tokio runtime pinned to
+# core 0; the load generator (bench-load) is pinned to core 1. Both are built in release. The
+# raw results are kept in target/bench/results.jsonl, the table in target/bench/table.md.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT_DIR=$TARGET_DIR/bench
+BIN=$TARGET_DIR/release
+
+WARMUP=2
+DURATION=5
+IDLE=10000
+HTTP_RUNS=3
+CHURN_CONNS=20
+ONLY=echo,latency,churn,idle,http,micro
+SERVERS=ours-axum,ours-hyper,axum,tungstenite,fastwebsockets
+QUICK=
+DOCS=
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf 'bench.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+while (($#)); do
+    case $1 in
+    --quick) QUICK=1 WARMUP=0.5 DURATION=1.5 IDLE=2000 HTTP_RUNS=1 ;;
+    --warmup) WARMUP=$2 && shift ;;
+    --duration) DURATION=$2 && shift ;;
+    --idle) IDLE=$2 && shift ;;
+    --http-runs) HTTP_RUNS=$2 && shift ;;
+    --churn-conns) CHURN_CONNS=$2 && shift ;;
+    --only) ONLY=$2 && shift ;;
+    --servers) SERVERS=$2 && shift ;;
+    --docs) DOCS=1 ;;
+    --no-docs) DOCS=0 ;;
+    -h | --help)
+        sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
+        exit 0
+        ;;
+    *) die "unknown option $1 (see --help)" ;;
+    esac
+    shift
+done
+[[ -z $DOCS ]] && DOCS=$([[ -n $QUICK ]] && echo 0 || echo 1)
+wants() { [[ ,$ONLY, == *,$1,* ]]; }
+IFS=, read -r -a SERVER_LIST <<<"$SERVERS"
+
+# --- processes: every server started is killed at exit --------------------------------------
+
+SERVER_PID=
+SERVER_PORT=
+WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tower-websockets-bench.XXXXXX")
+
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+cleanup() {
+    local status=$?
+    stop_server
+    rm -rf "$WORK_DIR"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Pinning: the server on core 0, the load generator on core 1.
+if command -v taskset >/dev/null && (($(nproc --all) >= 2)); then
+    PIN_SERVER=(taskset -c 0)
+    PIN_LOAD=(taskset -c 1)
+else
+    say "warning: no taskset or fewer than 2 cores: running unpinned"
+    PIN_SERVER=()
+    PIN_LOAD=()
+fi
+
+start_server() {
+    local name=$1
+    local out=$WORK_DIR/server-$name.out
+    "${PIN_SERVER[@]}" "$BIN/bench-server" --server "$name" >"$out" 2>"$WORK_DIR/server-$name.err" &
+    SERVER_PID=$!
+    SERVER_PORT=
+    local _
+    for _ in $(seq 200); do
+        SERVER_PORT=$(head -n 1 "$out" 2>/dev/null || true)
+        [[ -n $SERVER_PORT ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || die "server $name exited: $(cat "$WORK_DIR/server-$name.err")"
+        sleep 0.05
+    done
+    [[ -n $SERVER_PORT ]] || die "server $name printed no port within 10 s"
+}
+
+# run_load SCENARIO SERVER MODE [bench-load options...]: one measurement against a fresh server.
+run_load() {
+    local scenario=$1 server=$2 mode=$3
+    shift 3
+    start_server "$server"
+    local line
+    if ! line=$("${PIN_LOAD[@]}" "$BIN/bench-load" "$mode" --port "$SERVER_PORT" --server-pid "$SERVER_PID" \
+        --scenario "$scenario" --server-name "$server" --warmup "$WARMUP" --duration "$DURATION" "$@"); then
+        stop_server
+        die "bench-load $mode failed against $server (server log: $(tail -n 5 "$WORK_DIR/server-$server.err"))"
+    fi
+    stop_server
+    printf '%s\n' "$line" >>"$RESULTS"
+    python_free_summary "$line"
+}
+
+# A one-line summary of a result, without a JSON tool: pick a few fields.
+python_free_summary() {
+    local line=$1 field value out=
+    for field in per_second mb_per_second p50_us p99_us server_cpu client_cpu rss_per_socket_bytes; do
+        value=$(sed -n "s/.*\"$field\":\([-0-9.e+]*\).*/\1/p" <<<"$line")
+        [[ -n $value ]] && out+=" $field=$(printf '%.1f' "$value")"
+    done
+    say "  $(sed -n 's/.*"scenario":"\([^"]*\)".*"server":"\([^"]*\)".*/\1 \2/p' <<<"$line"):$out"
+}
+
+# --- setup ----------------------------------------------------------------------------------
+
+# 10,000 sockets on each side, and some room.
+NEED_FILES=$((IDLE + 1000))
+if (($(ulimit -n) < NEED_FILES)); then
+    HARD=$(ulimit -Hn)
+    if [[ $HARD != unlimited ]] && ((HARD < NEED_FILES)); then
+        say "warning: the hard limit on open files is $HARD: idle sockets lowered to $((HARD - 1000))"
+        IDLE=$((HARD - 1000))
+        NEED_FILES=$HARD
+    fi
+    ulimit -n "$NEED_FILES"
+fi
+
+cd "$ROOT"
+say "building the harness (release)"
+cargo build --release -p tower-websockets-benches --bins >&2
+
+mkdir -p "$OUT_DIR"
+RESULTS=$OUT_DIR/results.jsonl
+: >"$RESULTS"
+LOAD_BEFORE=$(sed 's/^.*load average: //' <<<"$(uptime)")
+START_TIME=$(date -u '+%Y-%m-%d %H:%M UTC')
+say "load average before: $LOAD_BEFORE"
+
+# --- scenarios ------------------------------------------------------------------------------
+
+if wants micro; then
+    say "criterion: classifying a request"
+    rm -rf "$TARGET_DIR/criterion/classify"
+    CRITERION_ARGS=(--noplot)
+    [[ -n $QUICK ]] && CRITERION_ARGS+=(--warm-up-time 0.5 --measurement-time 1)
+    cargo bench -p tower-websockets-benches --bench classify --no-run >&2
+    "${PIN_SERVER[@]}" cargo bench -p tower-websockets-benches --bench classify -- "${CRITERION_ARGS[@]}" >&2
+fi
+
+if wants echo; then
+    for spec in echo-100x20:100:20 echo-10x1k:10:1024 echo-200x16k:200:16384 echo-10x1m:10:1048576; do
+        IFS=: read -r scenario connections size <<<"$spec"
+        say "echo: $connections connections × $size B"
+        for server in "${SERVER_LIST[@]}"; do
+            run_load "$scenario" "$server" echo --connections "$connections" --size "$size"
+        done
+    done
+fi
+
+if wants latency; then
+    say "latency: 1 connection × 20 B (100 connections: from the echo-100x20 run)"
+    for server in "${SERVER_LIST[@]}"; do
+        run_load latency-1x20 "$server" echo --connections 1 --size 20
+    done
+fi
+
+if wants churn; then
+    say "handshake churn: $CHURN_CONNS concurrent connect/upgrade/close loops"
+    for server in "${SERVER_LIST[@]}"; do
+        run_load churn "$server" churn --connections "$CHURN_CONNS"
+    done
+fi
+
+if wants idle; then
+    say "idle memory: $IDLE idle WebSockets"
+    for server in "${SERVER_LIST[@]}"; do
+        run_load idle "$server" idle --connections "$IDLE" --settle 1
+    done
+fi
+
+if wants http; then
+    say "plain HTTP through axum, without and with WebSocketLayer ($HTTP_RUNS alternating runs each)"
+    for _ in $(seq "$HTTP_RUNS"); do
+        for server in http-axum http-axum-layer; do
+            run_load http "$server" http --connections 100 --path /
+        done
+    done
+fi
+
+# --- the table ------------------------------------------------------------------------------
+
+LOAD_AFTER=$(sed 's/^.*load average: //' <<<"$(uptime)")
+say "load average after: $LOAD_AFTER"
+REPORT_ARGS=(
+    --results "$RESULTS" --lock "$ROOT/Cargo.lock" --criterion "$TARGET_DIR/criterion"
+    --out "$OUT_DIR/table.md"
+    --meta "date=$START_TIME"
+    --meta "mode=$([[ -n $QUICK ]] && echo 'quick mode' || echo 'full run'): scripts/bench.sh"
+    --meta "timing=${WARMUP} s warm-up, then a ${DURATION} s window per run; a fresh server process per run"
+    --meta "load_before=$LOAD_BEFORE" --meta "load_after=$LOAD_AFTER"
+    --meta "kernel=Linux $(uname -r)"
+    --meta "rustc=$(rustc --version)"
+    --meta "git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ', src/ modified')"
+)
+((DOCS)) && REPORT_ARGS+=(--docs "$ROOT/docs/benchmarks.md")
+"$BIN/bench-report" "${REPORT_ARGS[@]}"
+say "table: $OUT_DIR/table.md$( ((DOCS)) && echo ' and docs/benchmarks.md')"
+cat "$OUT_DIR/table.md"

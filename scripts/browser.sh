@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The echo page in a real browser: headless Chromium, driven with playwright-core, through the
+# page's own controls (connect, send text, non-ASCII and 10 KB messages, close with 1000), and a
+# server that refuses the page's origin (the page shows the failure; the server answered 403).
+#
+#     scripts/browser.sh [--update-screenshot]
+#
+# Installs Chromium (Debian packages chromium, chromium-driver) when missing and playwright-core
+# (npm ci in scripts/browser), builds the echo example (or takes ECHO_BIN), starts two echo
+# servers on free ports, runs scripts/browser/echo-page.test.mjs, and stops them. A screenshot of
+# the finished page goes to target/browser/echo-page.png, or with --update-screenshot to
+# docs/echo-page.png. Ends with `N passed, M failed`; exits non-zero on failure.
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+SCREENSHOT=$TARGET_DIR/browser/echo-page.png
+case ${1:-} in
+    "") ;;
+    --update-screenshot) SCREENSHOT=$ROOT/docs/echo-page.png ;;
+    -h | --help)
+        sed -n '2,12s/^# \{0,1\}//p' "$0"
+        exit 0
+        ;;
+    *) die "unknown option \`$1\` (see --help)" ;;
+esac
+
+apt_install() {
+    say "installing $* (apt-get)"
+    local sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    # Wait for another apt-get (one may be running in the background) rather than fail.
+    "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=900 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
+        --no-install-recommends "$@" >&2
+}
+
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if [[ ! -x $CHROMIUM ]]; then
+    apt_install chromium chromium-driver
+    [[ -x $CHROMIUM ]] || die "no Chromium at $CHROMIUM after installing"
+fi
+# The screenshot in docs/ shows the 👋 of the non-ASCII test message.
+if [[ $SCREENSHOT == "$ROOT/docs/echo-page.png" ]] && ! fc-list 2>/dev/null | grep -qi 'Noto Color Emoji'; then
+    apt_install fonts-noto-color-emoji
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    die "node and npm are needed (Node.js 20 or later)"
+fi
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+    die "playwright-core needs Node.js 20 or later; this is $(node --version)"
+
+BROWSER_DIR=$ROOT/scripts/browser
+if [[ ! -d $BROWSER_DIR/node_modules/playwright-core ]] ||
+    [[ $BROWSER_DIR/package-lock.json -nt $BROWSER_DIR/node_modules/.package-lock.json ]]; then
+    say "installing playwright-core (npm ci)"
+    (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error) >&2
+fi
+
+echo_bin
+start_echo browser
+ECHO_URL=http://127.0.0.1:$ECHO_PORT
+# Debug logs from the layer show each refused origin.
+ECHO_RUST_LOG=info,tower_websockets=debug start_echo browser-refusing --allowed-origin https://somewhere.else
+REFUSING_URL=http://127.0.0.1:$ECHO_PORT
+REFUSING_LOG=$ECHO_LOG
+
+status=0
+ECHO_URL=$ECHO_URL REFUSING_URL=$REFUSING_URL REFUSING_LOG=$REFUSING_LOG SCREENSHOT=$SCREENSHOT \
+    CHROMIUM=$CHROMIUM node "$BROWSER_DIR/echo-page.test.mjs" || status=$?
+if ((status != 0)); then
+    for log in "$WORK_DIR"/browser*.log; do
+        say "$(basename "$log"):"
+        cat "$log" >&2
+    done
+else
+    say "screenshot: $SCREENSHOT"
+fi
+exit "$status"

@@ -1,0 +1,259 @@
+// Drives headless Chromium through the echo example's page, with the page's own controls.
+//
+// Run through scripts/browser.sh, which starts two echo servers and sets:
+//   ECHO_URL       http://127.0.0.1:PORT of a server with the default options
+//   REFUSING_URL   http://127.0.0.1:PORT of a server started with
+//                  --allowed-origin https://somewhere.else (so it refuses its own page)
+//   REFUSING_LOG   that server's log file (it logs at debug level)
+//   SCREENSHOT     where to save a screenshot of the finished page
+//   CHROMIUM       the browser (default /usr/bin/chromium)
+//
+// Prints one line per test and a final `N passed, M failed`; exits 1 when a test failed.
+
+import { mkdtempSync, readFileSync, rmSync, mkdirSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { chromium } from "playwright-core";
+
+const ECHO_URL = required("ECHO_URL");
+const REFUSING_URL = required("REFUSING_URL");
+const REFUSING_LOG = required("REFUSING_LOG");
+const SCREENSHOT = process.env.SCREENSHOT;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const TIMEOUT = 15_000;
+
+const NON_ASCII = "привет 👋";
+// 10 KB of text; distinct lines so that a truncated or reordered echo shows.
+const TEN_KB = Array.from({ length: 160 }, (_, i) => `line ${String(i).padStart(3, "0")} `.padEnd(64, "."))
+    .join("")
+    .slice(0, 10 * 1024);
+
+function required(name) {
+    const value = process.env[name];
+    if (!value) {
+        console.error(`error: set ${name} (run through scripts/browser.sh)`);
+        process.exit(2);
+    }
+    return value;
+}
+
+function check(condition, message) {
+    if (!condition) {
+        throw new Error(message);
+    }
+}
+
+const results = { passed: 0, failed: 0 };
+
+async function test(name, body) {
+    try {
+        await body();
+        results.passed += 1;
+        console.log(`ok   ${name}`);
+    } catch (e) {
+        results.failed += 1;
+        console.log(`FAIL ${name}: ${e.message.split("\n")[0]}`);
+        if (process.env.VERBOSE) {
+            console.log(e.stack);
+        }
+    }
+}
+
+// The texts of the Communication Log rows of one kind (open, send, receive, close, error).
+async function logTexts(page, kind) {
+    return page.$$eval(`#commsLog tr.log-${kind} td.commslog-data .payload`, (cells) =>
+        cells.map((cell) => cell.textContent),
+    );
+}
+
+async function waitForLog(page, kind, text) {
+    await page.waitForFunction(
+        ([kind, text]) =>
+            [...document.querySelectorAll(`#commsLog tr.log-${kind} td.commslog-data .payload`)].some(
+                (cell) => cell.textContent === text,
+            ),
+        [kind, text],
+        { timeout: TIMEOUT },
+    );
+}
+
+async function waitForState(page, text) {
+    await page.waitForFunction(
+        (text) => document.getElementById("stateLabel").textContent === text,
+        text,
+        { timeout: TIMEOUT },
+    );
+}
+
+async function sendThroughPage(page, message) {
+    await page.fill("#sendMessage", message);
+    await page.click("#sendButton");
+    await waitForLog(page, "send", message);
+    await waitForLog(page, "receive", message);
+}
+
+// A WebSocket handshake sent straight to the server, with the given Origin: the HTTP status.
+function handshakeStatus(baseUrl, origin) {
+    const url = new URL("/ws", baseUrl);
+    return new Promise((resolve, reject) => {
+        const request = http.request(url, {
+            headers: {
+                Connection: "Upgrade",
+                Upgrade: "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                Origin: origin,
+            },
+            timeout: TIMEOUT,
+        });
+        request.on("response", (response) => {
+            response.resume();
+            resolve(response.statusCode);
+        });
+        request.on("upgrade", (response, socket) => {
+            socket.destroy();
+            resolve(response.statusCode);
+        });
+        request.on("timeout", () => request.destroy(new Error("timed out")));
+        request.on("error", reject);
+        request.end();
+    });
+}
+
+async function main() {
+    const userDataDir = mkdtempSync(join(tmpdir(), "echo-page-chromium-"));
+    const context = await chromium.launchPersistentContext(userDataDir, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+            "--no-proxy-server",
+        ],
+        viewport: { width: 1000, height: 760 },
+        timeout: 60_000,
+    });
+    const browserVersion = context.browser()?.version() ?? "unknown";
+    console.log(`Chromium ${browserVersion} (${CHROMIUM}) against ${ECHO_URL}`);
+    const consoleLines = [];
+    try {
+        const page = context.pages()[0] ?? (await context.newPage());
+        page.setDefaultTimeout(TIMEOUT);
+        page.on("console", (message) => consoleLines.push(`[${message.type()}] ${message.text()}`));
+        page.on("pageerror", (error) => consoleLines.push(`[pageerror] ${error.message}`));
+
+        await test("the page loads, ready to connect", async () => {
+            const response = await page.goto(ECHO_URL);
+            check(response?.status() === 200, `GET / answered ${response?.status()}`);
+            check((await page.title()) === "WebSocket Sample Application", "unexpected title");
+            const state = await page.textContent("#stateLabel");
+            check(state === "Ready to connect...", `state label: ${state}`);
+            const url = await page.inputValue("#connectionUrl");
+            const expected = `ws://${new URL(ECHO_URL).host}/ws`;
+            check(url === expected, `connection URL ${url}, expected ${expected}`);
+            check(await page.isDisabled("#sendButton"), "Send is enabled before connecting");
+        });
+
+        await test("Connect opens the socket", async () => {
+            await page.click("#connectButton");
+            await waitForState(page, "Open");
+            await waitForLog(page, "open", "Connection opened");
+            check(await page.isEnabled("#sendButton"), "Send is disabled when open");
+            check(await page.isDisabled("#connectButton"), "Connect is enabled when open");
+        });
+
+        await test("`hello` is echoed", () => sendThroughPage(page, "hello"));
+        await test("non-ASCII text is echoed", () => sendThroughPage(page, NON_ASCII));
+        await test("a 10 KB message is echoed", async () => {
+            await sendThroughPage(page, TEN_KB);
+            const received = await logTexts(page, "receive");
+            check(received.at(-1)?.length === TEN_KB.length, "the echo has another length");
+        });
+
+        await test("Close Socket closes with 1000", async () => {
+            await page.click("#closeButton");
+            await waitForLog(page, "close", "Connection closed. Code: 1000. Reason: Closing from client");
+            await waitForState(page, "Closed");
+            check(await page.isEnabled("#connectButton"), "Connect is disabled after closing");
+            const errors = await logTexts(page, "error");
+            check(errors.length === 0, `errors logged: ${errors.join("; ")}`);
+            const received = await logTexts(page, "receive");
+            check(received.length === 3, `${received.length} echoes logged, expected 3`);
+        });
+
+        if (SCREENSHOT) {
+            await test("screenshot of the finished page", async () => {
+                mkdirSync(dirname(SCREENSHOT), { recursive: true });
+                await page.evaluate(() => window.scrollTo(0, 0));
+                await page.screenshot({ path: SCREENSHOT, fullPage: true });
+            });
+        }
+
+        // A server that allows only https://somewhere.else refuses its own page.
+        await test("a refused origin: the page shows the failure", async () => {
+            const statuses = [];
+            const cdp = await context.newCDPSession(page);
+            await cdp.send("Network.enable");
+            cdp.on("Network.webSocketHandshakeResponseReceived", (event) => statuses.push(event.response.status));
+            await page.goto(REFUSING_URL);
+            await page.click("#connectButton");
+            await waitForLog(page, "error", "Error: the WebSocket connection failed or broke (see the browser console)");
+            await page.waitForSelector("#commsLog tr.log-close", { timeout: TIMEOUT });
+            const [closed] = await logTexts(page, "close");
+            check(closed.startsWith("Connection closed. Code: 1006."), `close line: ${closed}`);
+            await waitForState(page, "Closed");
+            check((await logTexts(page, "open")).length === 0, "the socket opened");
+            // What Chromium saw: the handshake response (DevTools protocol) and its console message.
+            const consoleSaw403 = consoleLines.some((line) => /Unexpected response code: 403/.test(line));
+            if (process.env.VERBOSE) {
+                console.log(`     handshake statuses: ${statuses.join(", ")}; console saw 403: ${consoleSaw403}`);
+            }
+            check(
+                statuses.includes(403) || consoleSaw403,
+                `Chromium did not report a 403 (handshake statuses: ${statuses.join(", ") || "none"})`,
+            );
+        });
+
+        await test("a refused origin: the server answered 403", async () => {
+            const pageOrigin = new URL(REFUSING_URL).origin;
+            const status = await handshakeStatus(REFUSING_URL, pageOrigin);
+            check(status === 403, `a handshake with Origin: ${pageOrigin} got ${status}`);
+            const allowed = await handshakeStatus(REFUSING_URL, "https://somewhere.else");
+            check(allowed === 101, `a handshake with the allowed origin got ${allowed}`);
+            const log = readFileSync(REFUSING_LOG, "utf8");
+            const refusals = log.split("\n").filter((line) => line.includes("origin not allowed"));
+            // The browser's attempt and ours.
+            check(
+                refusals.filter((line) => line.includes(`"${pageOrigin}"`)).length >= 2,
+                `the server log shows ${refusals.length} refusals: ${refusals.join(" | ")}`,
+            );
+        });
+    } finally {
+        await context.close();
+        rmSync(userDataDir, { recursive: true, force: true });
+    }
+    if (results.failed && consoleLines.length) {
+        console.log("browser console:");
+        for (const line of consoleLines) {
+            console.log(`  ${line}`);
+        }
+    }
+    console.log(`${results.passed} passed, ${results.failed} failed`);
+    return results.failed ? 1 : 0;
+}
+
+main().then(
+    (status) => process.exit(status),
+    (error) => {
+        console.error(error);
+        console.log(`${results.passed} passed, ${results.failed + 1} failed`);
+        process.exit(1);
+    },
+);
