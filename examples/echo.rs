@@ -17,7 +17,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
+    server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
 use tokio::net::TcpListener;
@@ -46,6 +46,8 @@ Options:
   --max-message-size BYTES     Largest incoming message [default: 67108864]
   --protocol NAME              A subprotocol the server speaks, in order of
                                preference; repeat for more [default: none]
+  --shutdown-timeout SECS      On Ctrl-C or SIGTERM, close every WebSocket with 1001
+                               and wait this long for them to end [default: 10]
   -h, --help                   Print this help
 
 Logging follows RUST_LOG [default: info]; RUST_LOG=echo=debug,tower_websockets=debug
@@ -60,6 +62,7 @@ struct Options {
     keep_alive_timeout: Option<Duration>,
     max_message_size: Option<usize>,
     protocols: Vec<String>,
+    shutdown_timeout: Duration,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             keep_alive_timeout: None,
             max_message_size: None,
             protocols: Vec::new(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -100,6 +104,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             "--keep-alive-timeout",
             "--max-message-size",
             "--protocol",
+            "--shutdown-timeout",
         ];
         if !known.contains(&flag.as_str()) {
             return Err(format!("unknown option `{flag}`"));
@@ -117,6 +122,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             }
             "--keep-alive-timeout" => {
                 options.keep_alive_timeout = Some(parse_seconds(&value).map_err(|e| invalid(&e))?);
+            }
+            "--shutdown-timeout" => {
+                options.shutdown_timeout = parse_seconds(&value).map_err(|e| invalid(&e))?;
             }
             "--max-message-size" => {
                 let bytes = value.parse().map_err(|_| invalid("expected a number of bytes"))?;
@@ -226,8 +234,10 @@ async fn main() -> ExitCode {
     // RFC 8441 (WebSockets over HTTP/2) needs it; harmless until then.
     http.http2().enable_connect_protocol();
 
-    let shutdown = tokio::signal::ctrl_c();
-    tokio::pin!(shutdown);
+    let websockets = layer.shutdown_handle();
+    let connections = GracefulShutdown::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -239,29 +249,68 @@ async fn main() -> ExitCode {
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            signal = &mut signal => {
+                tracing::info!("{signal}: shutting down");
+                break;
+            }
         };
         let protocols = protocols.clone();
-        let service = ServiceBuilder::new()
-            .layer(layer.clone())
-            .service_fn(move |req| handle(req, peer, protocols.clone()));
-        let http = http.clone();
+        let service =
+            ServiceBuilder::new().layer(layer.clone()).service_fn(move |mut req: Request<Incoming>| {
+                // The layer's per-socket span shows the peer it finds here.
+                req.extensions_mut().insert(peer);
+                handle(req, peer, protocols.clone())
+            });
+        let connection =
+            http.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = connections.watch(connection.into_owned());
         // The span puts the peer on what the layer logs, such as a refused origin.
         let span = tracing::info_span!("conn", %peer);
         tokio::spawn(
             async move {
-                let io = TokioIo::new(stream);
-                if let Err(e) =
-                    http.serve_connection_with_upgrades(io, TowerToHyperService::new(service)).await
-                {
+                if let Err(e) = connection.await {
                     tracing::debug!(error = %e, "connection failed");
                 }
             }
             .instrument(span),
         );
     }
-    tracing::info!("shutting down");
+
+    // Stop accepting; then the HTTP connections drain, then the WebSockets (every one gets a
+    // Close with 1001), all within --shutdown-timeout.
+    drop(listener);
+    let deadline = tokio::time::Instant::now() + options.shutdown_timeout;
+    websockets.trigger();
+    if tokio::time::timeout_at(deadline, connections.shutdown()).await.is_err() {
+        tracing::warn!("HTTP connections still open at the shutdown deadline");
+    }
+    let report = websockets.shutdown(deadline.saturating_duration_since(tokio::time::Instant::now())).await;
+    tracing::info!(open = report.open_at_start, cut = report.cut, "WebSockets closed; exiting");
     ExitCode::SUCCESS
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM, and says which.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                return "Ctrl-C";
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 async fn handle(
