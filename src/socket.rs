@@ -35,8 +35,8 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`on_upgrade`](crate::WebSocketUpgrade::on_upgrade) callback.
 ///
 /// Receive with [`recv`](Self::recv) (or as a [`Stream`]), send with [`send`](Self::send) (or as
-/// a [`Sink`]; `feed` several messages and `flush` once to share one write), and end with
-/// [`close`](Self::close).
+/// a [`Sink`]), or [`feed`](Self::feed) several messages and [`flush`](Self::flush) once so that
+/// they share one write, and end with [`close`](Self::close).
 ///
 /// While your handler awaits `recv` or `send`, the socket also:
 /// - answers the peer's Pings;
@@ -174,6 +174,26 @@ impl WebSocket {
     /// found dead, [`Error::WriteBufferFull`] when the peer does not read, or an I/O error.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
         SinkExt::send(self, message.into()).await
+    }
+
+    /// Queues a message without flushing it: several `feed`s and one [`flush`](Self::flush)
+    /// share one write to the connection. The queue is also written out once it passes the
+    /// write buffer size.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        SinkExt::feed(self, message.into()).await
+    }
+
+    /// Writes out every queued message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        SinkExt::flush(self).await
     }
 
     /// Starts the closing handshake with `code` and `reason`, and waits for the peer's Close: 10

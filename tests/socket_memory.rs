@@ -406,3 +406,32 @@ async fn after_a_keep_alive_timeout_recv_ends_instead_of_hanging() {
     assert!(matches!(error, Error::KeepAliveTimeout { .. }), "{error:?}");
     assert_eq!(ended, Ok(true), "recv after the timeout yields None at once");
 }
+
+#[tokio::test(start_paused = true)]
+async fn fed_messages_wait_for_one_flush() {
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    let wait = std::sync::Arc::new(std::sync::Mutex::new(Some(wait)));
+    let service =
+        ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(move |mut req: Request<Incoming>| {
+            let wait = wait.clone().lock().unwrap().take();
+            async move {
+                let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
+                    for text in ["one", "two", "three"] {
+                        socket.feed(Message::text(text)).await.unwrap();
+                    }
+                    let _ = wait.unwrap().await;
+                    socket.flush().await.unwrap();
+                    while socket.recv().await.is_some() {}
+                }))
+            }
+        });
+    let client = TestClient::new(service).timeout(Duration::from_secs(1));
+    let mut socket = client.connect("/ws").await.unwrap();
+    // Queued, not written: nothing arrives.
+    assert!(matches!(socket.recv().await.unwrap_err(), TestError::Timeout { .. }));
+    go.send(()).unwrap();
+    for text in ["one", "two", "three"] {
+        assert_eq!(socket.recv_text().await.unwrap(), text);
+    }
+}
