@@ -362,7 +362,7 @@ impl Connect<'_> {
                 HttpVersion::Http2 => StatusCode::OK,
             };
             if response.status() != accepted {
-                return Err(TestError::Refused(TestResponse::read(response).await?));
+                return Err(TestError::Refused(Box::new(TestResponse::read(response).await?)));
             }
             if let Some(key) = sent_key {
                 let expected = derive_accept_key(key.as_bytes());
@@ -594,7 +594,7 @@ impl TestResponse {
 pub enum TestError {
     /// The server refused the handshake: it answered with something other than 101 (HTTP/1.1)
     /// or 200 (HTTP/2).
-    Refused(TestResponse),
+    Refused(Box<TestResponse>),
     /// A 101 that is not a valid WebSocket handshake answer.
     Handshake(String),
     /// Nothing happened within the timeout.
