@@ -8,19 +8,36 @@
 //! echoes text and binary messages until the client closes; anything else is a 404.
 //! `cargo run --example echo -- --help` lists the options. Set
 //! `RUST_LOG=echo=debug,tower_websockets=debug` to also see refused requests.
+//!
+//! With `--tls` it serves HTTPS with a self-signed certificate made at startup, offering `h2` in
+//! ALPN: that is what browsers need to open WebSockets over HTTP/2 (RFC 8441, extended CONNECT).
+//! Each socket's log lines say which HTTP version it came over.
 
 use std::{convert::Infallible, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode, Version, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
     service::TowerToHyperService,
 };
-use tokio::net::TcpListener;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+};
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        self,
+        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    },
+};
 use tower::ServiceBuilder;
 use tower_websockets::{Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
 use tracing::Instrument;
@@ -48,6 +65,10 @@ Options:
                                preference; repeat for more [default: none]
   --shutdown-timeout SECS      On Ctrl-C or SIGTERM, close every WebSocket with 1001
                                and wait this long for them to end [default: 10]
+  --tls                        Serve HTTPS and WSS with a self-signed certificate for
+                               localhost, 127.0.0.1 and ::1 made at startup (clients
+                               must be told to accept it); ALPN offers h2, so browsers
+                               can open WebSockets over HTTP/2
   -h, --help                   Print this help
 
 Logging follows RUST_LOG [default: info]; RUST_LOG=echo=debug,tower_websockets=debug
@@ -63,6 +84,7 @@ struct Options {
     max_message_size: Option<usize>,
     protocols: Vec<String>,
     shutdown_timeout: Duration,
+    tls: bool,
 }
 
 impl Default for Options {
@@ -75,6 +97,7 @@ impl Default for Options {
             max_message_size: None,
             protocols: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
+            tls: false,
         }
     }
 }
@@ -97,6 +120,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
             _ => (arg, None),
         };
+        if flag == "--tls" {
+            if inline_value.is_some() {
+                return Err("option `--tls` takes no value".to_owned());
+            }
+            options.tls = true;
+            continue;
+        }
         let known = [
             "--bind",
             "--allowed-origin",
@@ -227,11 +257,25 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("listening on http://{local_addr}");
+    let tls = if options.tls {
+        match tls_acceptor() {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                eprintln!("error: cannot set up TLS: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {scheme}://{local_addr}");
 
     let protocols: Arc<[String]> = options.protocols.into();
     let mut http = auto::Builder::new(TokioExecutor::new());
-    // RFC 8441 (WebSockets over HTTP/2) needs it; harmless until then.
+    // Announces extended CONNECT in the HTTP/2 SETTINGS: RFC 8441 (WebSockets over HTTP/2) needs
+    // it. Over TLS, HTTP/2 is what ALPN `h2` picks; in the clear, a client that starts with the
+    // HTTP/2 preface (h2c with prior knowledge) gets it too.
     http.http2().enable_connect_protocol();
 
     let websockets = layer.shutdown_handle();
@@ -254,22 +298,22 @@ async fn main() -> ExitCode {
                 break;
             }
         };
-        let protocols = protocols.clone();
-        let service =
-            ServiceBuilder::new().layer(layer.clone()).service_fn(move |mut req: Request<Incoming>| {
-                // The layer's per-socket span shows the peer it finds here.
-                req.extensions_mut().insert(peer);
-                handle(req, peer, protocols.clone())
-            });
-        let connection =
-            http.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = connections.watch(connection.into_owned());
+        let server = Server { http: http.clone(), layer: layer.clone(), protocols: protocols.clone() };
+        // Taken here, before the connection's task runs, so that shutdown waits for it.
+        let watcher = connections.watcher();
+        let tls = tls.clone();
         // The span puts the peer on what the layer logs, such as a refused origin.
         let span = tracing::info_span!("conn", %peer);
         tokio::spawn(
             async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "connection failed");
+                match tls {
+                    None => server.serve(stream, peer, watcher).await,
+                    // The handshake runs on the connection's task, not in the accept loop.
+                    Some(acceptor) => {
+                        if let Some(stream) = tls_handshake(&acceptor, stream).await {
+                            server.serve(stream, peer, watcher).await;
+                        }
+                    }
                 }
             }
             .instrument(span),
@@ -287,6 +331,92 @@ async fn main() -> ExitCode {
     let report = websockets.shutdown(deadline.saturating_duration_since(tokio::time::Instant::now())).await;
     tracing::info!(open = report.open_at_start, cut = report.cut, "WebSockets closed; exiting");
     ExitCode::SUCCESS
+}
+
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS with a self-signed certificate for `localhost`, `127.0.0.1` and `::1`, made now. ALPN offers
+/// `h2` first, then `http/1.1`: browsers open WebSockets over HTTP/2 (RFC 8441) only on an `h2`
+/// connection.
+fn tls_acceptor() -> Result<TlsAcceptor, Box<dyn std::error::Error>> {
+    let (cert, key) = self_signed_certificate()?;
+    Ok(TlsAcceptor::from(Arc::new(tls_config(cert, key)?)))
+}
+
+/// A new key pair and a self-signed certificate for it, for `localhost`, `127.0.0.1` and `::1`.
+fn self_signed_certificate() -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), rcgen::Error> {
+    let certified = rcgen::generate_simple_self_signed(["localhost", "127.0.0.1", "::1"].map(String::from))?;
+    let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+    Ok((certified.cert.der().clone(), key.into()))
+}
+
+fn tls_config(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, rustls::Error> {
+    // The `ring` provider, named rather than left to rustls' process-wide default.
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Runs the TLS handshake, within [`TLS_HANDSHAKE_TIMEOUT`]; `None` (logged at debug level) when
+/// it fails.
+async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            // `h2` when the client can do HTTP/2; the server then speaks it.
+            let alpn = stream.get_ref().1.alpn_protocol().map(String::from_utf8_lossy);
+            tracing::debug!(alpn = alpn.as_deref(), "TLS handshake done");
+            Some(stream)
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// What every connection needs: the HTTP server and the WebSocket layer.
+#[derive(Clone)]
+struct Server {
+    http: auto::Builder<TokioExecutor>,
+    layer: WebSocketLayer,
+    protocols: Arc<[String]>,
+}
+
+impl Server {
+    /// Serves one connection, plain TCP or TLS, HTTP/1.1 or HTTP/2, until it ends or shutdown
+    /// closes it.
+    async fn serve<I>(self, io: I, peer: SocketAddr, watcher: Watcher)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let protocols = self.protocols;
+        let service =
+            ServiceBuilder::new().layer(self.layer).service_fn(move |mut req: Request<Incoming>| {
+                // The layer's per-socket span shows the peer it finds here.
+                req.extensions_mut().insert(peer);
+                handle(req, peer, protocols.clone())
+            });
+        let connection =
+            self.http.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+        if let Err(e) = watcher.watch(connection.into_owned()).await {
+            tracing::debug!(error = %e, "connection failed");
+        }
+    }
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM, and says which.
@@ -334,7 +464,9 @@ async fn handle(
         "/ws" => match WebSocketUpgrade::from_request(&mut req) {
             Ok(upgrade) => {
                 let upgrade = upgrade.protocols(protocols.iter().cloned());
-                upgrade.on_upgrade(move |socket| echo(socket, peer))
+                // HTTP/1.1 for an Upgrade, HTTP/2 for an extended CONNECT (RFC 8441).
+                let version = req.version();
+                upgrade.on_upgrade(move |socket| echo(socket, peer, version))
             }
             Err(rejection) => {
                 tracing::debug!(
@@ -368,7 +500,9 @@ fn status(status: StatusCode) -> Response<Full<Bytes>> {
 }
 
 /// Echoes text and binary messages until the client closes, then logs how the connection ended.
-async fn echo(mut socket: WebSocket, peer: SocketAddr) {
+/// `version` is the HTTP version of the handshake, which both log lines show.
+async fn echo(mut socket: WebSocket, peer: SocketAddr, version: Version) {
+    tracing::info!(%peer, http = ?version, protocol = ?socket.protocol(), "WebSocket opened");
     let mut echoed: u64 = 0;
     let mut close_code = None;
     let mut close_reason = None;
@@ -398,6 +532,7 @@ async fn echo(mut socket: WebSocket, peer: SocketAddr) {
     let error = error.map(|e| e.to_string());
     tracing::info!(
         %peer,
+        http = ?version,
         protocol = ?socket.protocol(),
         echoed,
         close_code,
@@ -430,6 +565,7 @@ mod tests {
             "1024",
             "--protocol",
             "chat",
+            "--tls",
         ]) else {
             panic!("expected options");
         };
@@ -439,6 +575,9 @@ mod tests {
         assert_eq!(options.keep_alive_timeout, Some(Duration::from_secs(2)));
         assert_eq!(options.max_message_size, Some(1024));
         assert_eq!(options.protocols, ["chat"]);
+        assert!(options.tls);
+        let Ok(Command::Run(options)) = parse(&[]) else { panic!("expected options") };
+        assert!(!options.tls);
     }
 
     #[test]
@@ -450,6 +589,7 @@ mod tests {
             (&["--keep-alive-timeout", "soon"][..], "--keep-alive-timeout"),
             (&["--max-message-size", "1e3"][..], "--max-message-size"),
             (&["--protocol", "a b"][..], "--protocol"),
+            (&["--tls=yes"][..], "--tls"),
         ] {
             let Err(e) = parse(args) else { panic!("{args:?} should be refused") };
             assert!(e.contains(named), "{e}");
@@ -463,5 +603,66 @@ mod tests {
             panic!("expected options");
         };
         assert_eq!(layer(&options).unwrap_err().option(), "keep_alive_timeout");
+    }
+
+    /// `--tls` end to end: a client that trusts only the generated certificate gets `h2` from
+    /// ALPN, then a WebSocket over HTTP/2 (RFC 8441 extended CONNECT) that echoes.
+    #[tokio::test]
+    async fn tls_serves_websockets_over_http2() {
+        use futures_util::{SinkExt, StreamExt};
+        use http_body_util::Empty;
+        use hyper::ext::Protocol;
+        use tokio_tungstenite::{
+            WebSocketStream,
+            tungstenite::{Message, protocol::Role},
+        };
+
+        let (cert, key) = self_signed_certificate().unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(tls_config(cert.clone(), key).unwrap()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http2().enable_connect_protocol();
+        let layer = layer(&Options::default()).unwrap();
+        let server = Server { http, layer, protocols: Arc::from([]) };
+        let connections = GracefulShutdown::new();
+        let watcher = connections.watcher();
+        tokio::spawn(async move {
+            let (stream, peer) = listener.accept().await.unwrap();
+            let stream = tls_handshake(&acceptor, stream).await.expect("TLS handshake");
+            server.serve(stream, peer, watcher).await;
+        });
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+        tokio::spawn(connection);
+        // h2 sends an extended CONNECT without waiting for the server's SETTINGS; the server
+        // enabled it, so that is fine.
+        let request = Request::connect("https://localhost/ws")
+            .header(header::SEC_WEBSOCKET_VERSION, "13")
+            .extension(Protocol::from_static("websocket"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let mut response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let upgraded = hyper::upgrade::on(&mut response).await.unwrap();
+        let mut socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+        socket.send(Message::text("over h2")).await.unwrap();
+        assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("over h2"));
+        socket.close(None).await.unwrap();
     }
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The echo page in a real browser: headless Chromium, driven with playwright-core, through the
-# page's own controls (connect, send text, non-ASCII and 10 KB messages, close with 1000), and a
-# server that refuses the page's origin (the page shows the failure; the server answered 403).
+# page's own controls (connect, send text, non-ASCII and 10 KB messages, close with 1000), a
+# server that refuses the page's origin (the page shows the failure; the server answered 403), and
+# the same page over HTTPS (`echo --tls`: self-signed certificate, ALPN h2) in a Chromium with
+# --ignore-certificate-errors, whose WebSocket must go over HTTP/2 (RFC 8441 extended CONNECT, as
+# the server's log line for the socket shows).
 #
 #     scripts/browser.sh [--update-screenshot]
 #
 # Installs Chromium (Debian packages chromium, chromium-driver) when missing and playwright-core
-# (npm ci in scripts/browser), builds the echo example (or takes ECHO_BIN), starts two echo
+# (npm ci in scripts/browser), builds the echo example (or takes ECHO_BIN), starts three echo
 # servers on free ports, runs scripts/browser/echo-page.test.mjs, and stops them. A screenshot of
 # the finished page goes to target/browser/echo-page.png, or with --update-screenshot to
 # docs/echo-page.png. Ends with `N passed, M failed`; exits non-zero on failure.
@@ -18,7 +21,7 @@ case ${1:-} in
     "") ;;
     --update-screenshot) SCREENSHOT=$ROOT/docs/echo-page.png ;;
     -h | --help)
-        sed -n '2,12s/^# \{0,1\}//p' "$0"
+        sed -n '2,15s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *) die "unknown option \`$1\` (see --help)" ;;
@@ -64,10 +67,15 @@ ECHO_URL=http://127.0.0.1:$ECHO_PORT
 ECHO_RUST_LOG=info,tower_websockets=debug start_echo browser-refusing --allowed-origin https://somewhere.else
 REFUSING_URL=http://127.0.0.1:$ECHO_PORT
 REFUSING_LOG=$ECHO_LOG
+# Debug logs from the example show each TLS handshake's ALPN protocol.
+ECHO_RUST_LOG=info,echo=debug start_echo browser-tls --tls
+[[ $ECHO_SCHEME == https ]] || die "the echo server with --tls did not listen on https://"
+TLS_URL=https://127.0.0.1:$ECHO_PORT
+TLS_LOG=$ECHO_LOG
 
 status=0
-ECHO_URL=$ECHO_URL REFUSING_URL=$REFUSING_URL REFUSING_LOG=$REFUSING_LOG SCREENSHOT=$SCREENSHOT \
-    CHROMIUM=$CHROMIUM node "$BROWSER_DIR/echo-page.test.mjs" || status=$?
+ECHO_URL=$ECHO_URL REFUSING_URL=$REFUSING_URL REFUSING_LOG=$REFUSING_LOG TLS_URL=$TLS_URL TLS_LOG=$TLS_LOG \
+    SCREENSHOT=$SCREENSHOT CHROMIUM=$CHROMIUM node "$BROWSER_DIR/echo-page.test.mjs" || status=$?
 if ((status != 0)); then
     for log in "$WORK_DIR"/browser*.log; do
         say "$(basename "$log"):"

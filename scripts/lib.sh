@@ -6,9 +6,9 @@
 # - `ECHO_BIN`: the echo binary to test. Unset, `echo_bin` builds it with
 #   `cargo build --release --example echo` and uses `target/release/examples/echo`.
 # - `start_echo NAME [FLAGS...]` starts it on a free port (`--bind 127.0.0.1:0`), waits for its
-#   `listening on http://127.0.0.1:PORT` line, and sets `ECHO_PORT`, `ECHO_PID` and `ECHO_LOG`
-#   (the server's log, `$WORK_DIR/NAME.log`). Every server started is stopped when the script
-#   exits.
+#   `listening on http://127.0.0.1:PORT` line (`https://` with `--tls`), and sets `ECHO_PORT`,
+#   `ECHO_SCHEME` (http or https), `ECHO_PID` and `ECHO_LOG` (the server's log,
+#   `$WORK_DIR/NAME.log`). Every server started is stopped when the script exits.
 
 set -euo pipefail
 
@@ -70,10 +70,15 @@ start_echo() {
     ECHO_PID=$!
     ECHO_PIDS+=("$ECHO_PID")
     ECHO_PORT=
-    local _
+    ECHO_SCHEME=
+    local _ listening
     for _ in $(seq 200); do
-        ECHO_PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$ECHO_LOG" | head -n 1)
-        [[ -n $ECHO_PORT ]] && break
+        listening=$(sed -n 's|.*listening on \(https\{0,1\}\)://127\.0\.0\.1:\([0-9]*\).*|\1 \2|p' "$ECHO_LOG" | head -n 1)
+        if [[ -n $listening ]]; then
+            ECHO_SCHEME=${listening% *}
+            ECHO_PORT=${listening#* }
+            break
+        fi
         if ! kill -0 "$ECHO_PID" 2>/dev/null; then
             cat "$ECHO_LOG" >&2
             die "the echo server ($name) exited before listening"
@@ -81,7 +86,7 @@ start_echo() {
         sleep 0.05
     done
     [[ -n $ECHO_PORT ]] || die "the echo server ($name) did not print its address within 10 s"
-    say "echo server ($name, pid $ECHO_PID) on http://127.0.0.1:$ECHO_PORT${*:+ with $*}"
+    say "echo server ($name, pid $ECHO_PID) on $ECHO_SCHEME://127.0.0.1:$ECHO_PORT${*:+ with $*}"
 }
 
 # The Python venv under target/, with the given PyPI packages (pinned as `name==version`).

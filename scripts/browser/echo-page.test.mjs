@@ -5,6 +5,10 @@
 //   REFUSING_URL   http://127.0.0.1:PORT of a server started with
 //                  --allowed-origin https://somewhere.else (so it refuses its own page)
 //   REFUSING_LOG   that server's log file (it logs at debug level)
+//   TLS_URL        https://127.0.0.1:PORT of a server started with --tls (a self-signed
+//                  certificate, ALPN h2 and http/1.1), opened in a second Chromium launched with
+//                  --ignore-certificate-errors: its page's WebSocket must go over HTTP/2
+//   TLS_LOG        that server's log file
 //   SCREENSHOT     where to save a screenshot of the finished page
 //   CHROMIUM       the browser (default /usr/bin/chromium)
 //
@@ -19,6 +23,8 @@ import { chromium } from "playwright-core";
 const ECHO_URL = required("ECHO_URL");
 const REFUSING_URL = required("REFUSING_URL");
 const REFUSING_LOG = required("REFUSING_LOG");
+const TLS_URL = required("TLS_URL");
+const TLS_LOG = required("TLS_LOG");
 const SCREENSHOT = process.env.SCREENSHOT;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TIMEOUT = 15_000;
@@ -121,27 +127,149 @@ function handshakeStatus(baseUrl, origin) {
     });
 }
 
-async function main() {
+// The lines of a server log that hold `message`, with what follows the message (the event's
+// fields, such as `http=HTTP/2.0`), waiting up to TIMEOUT for `count` of them.
+async function waitForServerLog(logFile, message, count = 1) {
+    const deadline = Date.now() + TIMEOUT;
+    for (;;) {
+        const lines = readFileSync(logFile, "utf8")
+            .split("\n")
+            .filter((line) => line.includes(`: ${message}`));
+        if (lines.length >= count) {
+            return lines;
+        }
+        if (Date.now() > deadline) {
+            throw new Error(`the server did not log \`${message}\` ${count} time(s) within ${TIMEOUT} ms`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+}
+
+// The fields of a log line after its message, as `name=value` pairs (values without spaces).
+function logFields(line, message) {
+    const rest = line.slice(line.indexOf(`: ${message}`) + message.length + 2);
+    return Object.fromEntries(
+        rest
+            .trim()
+            .split(/\s+/)
+            .map((pair) => pair.split("="))
+            .filter((pair) => pair.length >= 2)
+            .map(([name, ...value]) => [name, value.join("=")]),
+    );
+}
+
+// The flags every Chromium here runs with.
+const CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--no-proxy-server",
+];
+
+// A headless Chromium with a fresh profile; `close()` closes it and removes the profile.
+async function launch(extraFlags = []) {
     const userDataDir = mkdtempSync(join(tmpdir(), "echo-page-chromium-"));
     const context = await chromium.launchPersistentContext(userDataDir, {
         executablePath: CHROMIUM,
         headless: true,
-        args: [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-            "--no-proxy-server",
-        ],
+        args: [...CHROMIUM_FLAGS, ...extraFlags],
         viewport: { width: 1000, height: 760 },
         timeout: 60_000,
     });
+    return {
+        context,
+        async close() {
+            await context.close();
+            rmSync(userDataDir, { recursive: true, force: true });
+        },
+    };
+}
+
+// The page over HTTPS (ALPN h2): the WebSocket must travel as an HTTP/2 extended CONNECT
+// (RFC 8441) on the page's connection, which the server's log line for the socket shows.
+async function tlsScenario(consoleLines) {
+    const browser = await launch(["--ignore-certificate-errors"]);
+    try {
+        const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+        page.setDefaultTimeout(TIMEOUT);
+        page.on("console", (message) => consoleLines.push(`[tls ${message.type()}] ${message.text()}`));
+        page.on("pageerror", (error) => consoleLines.push(`[tls pageerror] ${error.message}`));
+        // What Chromium says about the handshake: 101 over HTTP/1.1, 200 over HTTP/2.
+        const handshakes = [];
+        const cdp = await browser.context.newCDPSession(page);
+        await cdp.send("Network.enable");
+        cdp.on("Network.webSocketHandshakeResponseReceived", (event) => handshakes.push(event.response.status));
+
+        await test("TLS: the page loads over HTTP/2 (ALPN h2)", async () => {
+            const response = await page.goto(TLS_URL);
+            check(response?.status() === 200, `GET / answered ${response?.status()}`);
+            const protocol = await page.evaluate(() => performance.getEntriesByType("navigation")[0].nextHopProtocol);
+            check(protocol === "h2", `the page came over ${protocol}, not h2`);
+            const url = await page.inputValue("#connectionUrl");
+            const expected = `wss://${new URL(TLS_URL).host}/ws`;
+            check(url === expected, `connection URL ${url}, expected ${expected}`);
+        });
+
+        await test("TLS: Connect opens the socket over HTTP/2 (extended CONNECT)", async () => {
+            await page.click("#connectButton");
+            await waitForState(page, "Open");
+            await waitForLog(page, "open", "Connection opened");
+            const [opened] = await waitForServerLog(TLS_LOG, "WebSocket opened");
+            const http = logFields(opened, "WebSocket opened").http;
+            if (process.env.VERBOSE) {
+                console.log(`     server: ${opened.trim()}`);
+                console.log(`     Chromium saw handshake status(es): ${handshakes.join(", ") || "none"}`);
+            }
+            check(
+                http === "HTTP/2.0",
+                `Chromium opened the WebSocket over ${http}, not as an HTTP/2 extended CONNECT ` +
+                    `(RFC 8441); the server logged: ${opened.trim()}`,
+            );
+            // A 200, not a 101, when DevTools reported the handshake at all.
+            check(
+                handshakes.every((status) => status === 200),
+                `Chromium saw handshake status(es) ${handshakes.join(", ")}, expected 200`,
+            );
+        });
+
+        await test("TLS: `hello` is echoed", () => sendThroughPage(page, "hello"));
+        await test("TLS: non-ASCII text is echoed", () => sendThroughPage(page, NON_ASCII));
+        await test("TLS: a 10 KB message is echoed", async () => {
+            await sendThroughPage(page, TEN_KB);
+            const received = await logTexts(page, "receive");
+            check(received.at(-1)?.length === TEN_KB.length, "the echo has another length");
+        });
+
+        await test("TLS: Close Socket closes with 1000; the server logs the HTTP/2 socket", async () => {
+            await page.click("#closeButton");
+            await waitForLog(page, "close", "Connection closed. Code: 1000. Reason: Closing from client");
+            await waitForState(page, "Closed");
+            const errors = await logTexts(page, "error");
+            check(errors.length === 0, `errors logged: ${errors.join("; ")}`);
+            const [ended] = await waitForServerLog(TLS_LOG, "WebSocket connection ended");
+            if (process.env.VERBOSE) {
+                console.log(`     server: ${ended.trim()}`);
+            }
+            const fields = logFields(ended, "WebSocket connection ended");
+            check(fields.http === "HTTP/2.0", `the socket that ended came over ${fields.http}: ${ended.trim()}`);
+            check(fields.echoed === "3", `the server echoed ${fields.echoed} messages, expected 3`);
+            check(fields.close_code === "1000", `the server saw close code ${fields.close_code}, expected 1000`);
+        });
+    } finally {
+        await browser.close();
+    }
+}
+
+async function main() {
+    const browser = await launch();
+    const context = browser.context;
     const browserVersion = context.browser()?.version() ?? "unknown";
-    console.log(`Chromium ${browserVersion} (${CHROMIUM}) against ${ECHO_URL}`);
+    console.log(`Chromium ${browserVersion} (${CHROMIUM}) against ${ECHO_URL}, then ${TLS_URL}`);
     const consoleLines = [];
     try {
         const page = context.pages()[0] ?? (await context.newPage());
@@ -236,9 +364,9 @@ async function main() {
             );
         });
     } finally {
-        await context.close();
-        rmSync(userDataDir, { recursive: true, force: true });
+        await browser.close();
     }
+    await tlsScenario(consoleLines);
     if (results.failed && consoleLines.length) {
         console.log("browser console:");
         for (const line of consoleLines) {
