@@ -10,6 +10,8 @@ use http::request::Parts;
 
 use crate::{WebSocketUpgrade, WebSocketUpgradeRejection, handshake::is_upgrade_attempt};
 
+/// `WebSocketUpgrade` as an axum extractor: what
+/// [`WebSocketUpgrade::from_request`] does, rejecting with a [`WebSocketUpgradeRejection`].
 impl<S> FromRequestParts<S> for WebSocketUpgrade
 where
     S: Send + Sync,
@@ -38,6 +40,7 @@ where
     }
 }
 
+/// The same response as [`WebSocketUpgradeRejection::into_response`].
 impl IntoResponse for WebSocketUpgradeRejection {
     fn into_response(self) -> Response {
         WebSocketUpgradeRejection::into_response(self).map(Body::new)

@@ -10,16 +10,21 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::origin::OriginPolicy;
 
-/// Default keep-alive interval: two minutes, as in ASP.NET Core.
+/// Default keep-alive interval: two minutes, as in ASP.NET Core. See
+/// [`keep_alive_interval`](crate::WebSocketLayerBuilder::keep_alive_interval).
 pub const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(120);
-/// Default receive buffer size: 4 KiB, as in ASP.NET Core.
+/// Default receive buffer size: 4 KiB, as in ASP.NET Core. See
+/// [`receive_buffer_size`](crate::WebSocketLayerBuilder::receive_buffer_size).
 pub const DEFAULT_RECEIVE_BUFFER_SIZE: usize = 4 * 1024;
-/// Default largest incoming message: 64 MiB.
+/// Default largest incoming message: 64 MiB. See
+/// [`max_message_size`](crate::WebSocketLayerBuilder::max_message_size).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
-/// Default largest incoming frame payload: 16 MiB.
+/// Default largest incoming frame payload: 16 MiB. See
+/// [`max_frame_size`](crate::WebSocketLayerBuilder::max_frame_size).
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 /// Default write buffer size: 128 KiB. Outgoing frames gather up to this size before a write
-/// to the connection (a flush always writes everything).
+/// to the connection (a flush always writes everything). See
+/// [`write_buffer_size`](crate::WebSocketLayerBuilder::write_buffer_size).
 pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 128 * 1024;
 /// Largest WebSocket frame header, in bytes.
 const MAX_FRAME_HEADER: usize = 14;

@@ -11,6 +11,44 @@ use crate::message::{CloseCode, CloseFrame};
 /// Errors caused by the peer ([`MessageTooBig`](Self::MessageTooBig),
 /// [`InvalidUtf8`](Self::InvalidUtf8), [`Protocol`](Self::Protocol)) have already closed the
 /// socket with the matching close code ([`close_code`](Self::close_code)) when you see them.
+///
+/// ```
+/// # #[cfg(feature = "test-util")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::convert::Infallible;
+/// use hyper::body::Incoming;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{CloseCode, Error, WebSocketLayer, WebSocketUpgrade, test::TestClient};
+///
+/// let (errors_tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+/// let layer = WebSocketLayer::builder().max_message_size(16).build()?;
+/// let service = ServiceBuilder::new().layer(layer).service_fn(move |mut req: http::Request<Incoming>| {
+///     let errors_tx = errors_tx.clone();
+///     let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+///     async move {
+///         Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
+///             while let Some(result) = socket.recv().await {
+///                 if let Err(error) = result {
+///                     let _ = errors_tx.send(error);
+///                 }
+///             }
+///         }))
+///     }
+/// });
+///
+/// let mut client = TestClient::new(service).connect("/ws").await?;
+/// client.send_text("far more than 16 bytes").await?;
+/// let error: Error = errors.recv().await.expect("the handler's error");
+/// assert!(matches!(error, Error::MessageTooBig { size: 22, max: 16 }));
+/// // The socket has already answered with the matching Close.
+/// assert_eq!(error.close_code(), Some(CloseCode::MESSAGE_TOO_BIG));
+/// assert_eq!(client.recv_close().await?.map(|frame| frame.code), error.close_code());
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "test-util"))]
+/// # fn main() {}
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -52,6 +90,13 @@ pub enum Error {
 impl Error {
     /// The close code the socket answered this error with: 1009, 1007 or 1002 for the errors
     /// caused by the peer, `None` for the others.
+    ///
+    /// ```
+    /// use tower_websockets::{CloseCode, Error};
+    ///
+    /// assert_eq!(Error::InvalidUtf8.close_code(), Some(CloseCode::INVALID_PAYLOAD));
+    /// assert_eq!(Error::Closed.close_code(), None);
+    /// ```
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
             Self::MessageTooBig { .. } => Some(CloseCode::MESSAGE_TOO_BIG),
@@ -85,6 +130,8 @@ impl Error {
             tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
                 Self::ConnectionReset
             }
+            // Our Close has gone out (a shutdown's 1001, say): the socket is closed for sending.
+            tungstenite::Error::Protocol(ProtocolError::SendAfterClosing) => Self::Closed,
             tungstenite::Error::Protocol(e) => Self::Protocol(e.to_string()),
             tungstenite::Error::WriteBufferFull(_) => Self::WriteBufferFull,
             other => Self::Protocol(other.to_string()),

@@ -84,6 +84,8 @@ impl WebSocketLayer {
     }
 }
 
+/// Wraps `inner` in a [`WebSocketService`] that shares this layer's options, counters and
+/// shutdown.
 impl<S> Layer<S> for WebSocketLayer {
     type Service = WebSocketService<S>;
 
@@ -108,6 +110,24 @@ impl<S> Layer<S> for WebSocketLayer {
 /// | | [`write_buffer_size`](Self::write_buffer_size) | 128 KiB |
 /// | | [`max_write_buffer_size`](Self::max_write_buffer_size) | write buffer + one largest message |
 /// | Kestrel `MaxConcurrentUpgradedConnections` | [`max_connections`](Self::max_connections) | no limit |
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_websockets::WebSocketLayer;
+///
+/// let layer = WebSocketLayer::builder()
+///     .keep_alive_interval(Duration::from_secs(30))
+///     .keep_alive_timeout(Duration::from_secs(10))
+///     .max_message_size(1 << 20)
+///     .max_connections(10_000)
+///     .build()?;
+/// assert_eq!(layer.stats().open, 0);
+///
+/// // Options that cannot work together are refused, naming the option at fault.
+/// let err = WebSocketLayer::builder().write_buffer_size(4096).max_write_buffer_size(1024).build();
+/// assert_eq!(err.unwrap_err().option(), "max_write_buffer_size");
+/// # Ok::<(), tower_websockets::ConfigError>(())
+/// ```
 #[must_use]
 #[derive(Debug, Clone, Default)]
 pub struct WebSocketLayerBuilder {

@@ -196,6 +196,39 @@ impl Drop for OpenSocket {
 
 /// Counters of a [`WebSocketLayer`](crate::WebSocketLayer) and its clones, read with
 /// [`WebSocketLayer::stats`](crate::WebSocketLayer::stats) or [`ShutdownHandle::stats`].
+///
+/// A snapshot: each read copies the counters as they are at that moment.
+///
+/// ```
+/// # #[cfg(feature = "test-util")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::convert::Infallible;
+/// use hyper::body::Incoming;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{WebSocketLayer, WebSocketUpgrade, test::TestClient};
+///
+/// let layer = WebSocketLayer::builder().allowed_origins(["https://example.com"]).build()?;
+/// let stack = ServiceBuilder::new().layer(layer.clone());
+/// let client = TestClient::new(stack.service_fn(|mut req: http::Request<Incoming>| async move {
+///     let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+///     Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
+///         let _ = socket.send("welcome").await;
+///         while let Some(Ok(_)) = socket.recv().await {}
+///     }))
+/// }));
+///
+/// let mut socket = client.connect("/ws").origin("https://example.com").await?;
+/// assert_eq!(socket.recv_text().await?, "welcome");
+/// assert!(client.connect("/ws").origin("https://evil.example").await.is_err());
+///
+/// let stats = layer.stats();
+/// assert_eq!((stats.open, stats.accepted, stats.refused_by_origin), (1, 1, 1));
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "test-util"))]
+/// # fn main() {}
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct WebSocketStats {
@@ -233,7 +266,37 @@ pub struct ShutdownHandle {
     shared: Arc<Shared>,
 }
 
-/// What a graceful shutdown came to.
+/// What a graceful shutdown came to, as returned by [`ShutdownHandle::shutdown`].
+///
+/// ```
+/// # #[cfg(feature = "test-util")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::{convert::Infallible, time::Duration};
+/// use hyper::body::Incoming;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{WebSocketLayer, WebSocketUpgrade, test::TestClient};
+///
+/// let layer = WebSocketLayer::new();
+/// let stack = ServiceBuilder::new().layer(layer.clone());
+/// let client = TestClient::new(stack.service_fn(|mut req: http::Request<Incoming>| async move {
+///     let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+///     Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
+///         let _ = socket.send("welcome").await;
+///         std::future::pending::<()>().await; // stuck: never sees the shutdown
+///     }))
+/// }));
+/// let mut socket = client.connect("/ws").await?;
+/// assert_eq!(socket.recv_text().await?, "welcome");
+///
+/// let report = layer.shutdown_handle().shutdown(Duration::from_millis(100)).await;
+/// assert_eq!((report.open_at_start, report.cut), (1, 1));
+/// assert!(socket.is_closed().await); // the stuck handler's connection was dropped
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "test-util"))]
+/// # fn main() {}
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {

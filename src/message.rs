@@ -119,6 +119,22 @@ impl From<Vec<u8>> for Message {
 }
 
 /// UTF-8 text backed by [`Bytes`]: cheap to clone, dereferences to `&str`.
+///
+/// The payload of [`Message::Text`]. Converting to and from [`Bytes`] does not copy; converting
+/// from `Bytes` checks the UTF-8.
+///
+/// ```
+/// use bytes::Bytes;
+/// use tower_websockets::{Message, Utf8Bytes};
+///
+/// let text = Utf8Bytes::from_static("hello");
+/// assert_eq!(text.to_uppercase(), "HELLO"); // any `str` method
+/// assert_eq!(Message::Text(text.clone()).as_text(), Some("hello"));
+///
+/// let bytes = Bytes::from(text.clone());
+/// assert_eq!(Utf8Bytes::try_from(bytes).unwrap(), text);
+/// assert!(Utf8Bytes::try_from(Bytes::from_static(b"\xff")).is_err());
+/// ```
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Utf8Bytes(tungstenite::Utf8Bytes);
 
@@ -190,7 +206,23 @@ impl PartialEq<&str> for Utf8Bytes {
     }
 }
 
-/// The code and reason of a Close frame.
+/// The code and reason of a Close frame, as carried by [`Message::Close`].
+///
+/// To close a [`WebSocket`](crate::WebSocket) yourself, prefer
+/// [`WebSocket::close`](crate::WebSocket::close), which also checks the code and reason and
+/// waits for the peer's answer.
+///
+/// ```
+/// use tower_websockets::{CloseCode, CloseFrame, Message};
+///
+/// let frame = CloseFrame::new(CloseCode::POLICY_VIOLATION, "login first");
+/// assert_eq!(frame.code, CloseCode(1008));
+/// assert_eq!(frame.reason, "login first");
+///
+/// let message = Message::Close(Some(frame));
+/// assert!(message.is_close());
+/// assert_eq!(message.len(), 11); // a Close's length is its reason's
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseFrame {
     /// Why the connection closes.

@@ -33,9 +33,36 @@ pub(crate) struct WebSocketContext {
 /// `Retry-After` for WebSocket requests refused with 503, in seconds.
 const RETRY_AFTER_SECONDS: &str = "5";
 
-/// The service made by [`WebSocketLayer`](crate::WebSocketLayer).
+/// The service made by [`WebSocketLayer`](crate::WebSocketLayer): it wraps your service `S`.
 ///
-/// See the layer for what it does.
+/// See the layer for what it does. Requests that are not WebSocket handshakes reach `S`
+/// untouched, and so do handshakes the layer lets through (with what
+/// [`WebSocketUpgrade`](crate::WebSocketUpgrade) needs in their extensions). The others are
+/// answered by the layer itself, without calling `S`: `403 Forbidden` for an origin that is not
+/// allowed, `503 Service Unavailable` at the connection limit or during a shutdown.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Full};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use tower_websockets::WebSocketLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = WebSocketLayer::builder().allowed_origins(["https://example.com"]).build()?;
+/// let service = layer.layer(service_fn(|req: http::Request<()>| async move {
+///     let page = format!("page {}", req.uri().path());
+///     Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(page))))
+/// }));
+///
+/// // An ordinary request, from any origin, reaches the inner service.
+/// let request = http::Request::get("/home").header("origin", "https://evil.example").body(())?;
+/// let response = service.oneshot(request).await?;
+/// assert_eq!(response.into_body().collect().await?.to_bytes(), "page /home");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct WebSocketService<S> {
     inner: S,
@@ -47,7 +74,7 @@ impl<S> WebSocketService<S> {
         Self { inner, shared }
     }
 
-    /// The wrapped service.
+    /// The wrapped service, the one the layer was applied to.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
@@ -57,12 +84,14 @@ impl<S> WebSocketService<S> {
         &mut self.inner
     }
 
-    /// Unwraps the inner service.
+    /// Unwraps the inner service, dropping this one's share of the layer's state.
     pub fn into_inner(self) -> S {
         self.inner
     }
 }
 
+/// Classifies the request and either calls the inner service or answers it directly (see
+/// [`WebSocketService`]). Readiness is the inner service's.
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WebSocketService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -126,7 +155,36 @@ fn unavailable(reason: &'static str) -> Response<Full<Bytes>> {
 }
 
 pin_project! {
-    /// The response future of [`WebSocketService`].
+    /// The response future of [`WebSocketService`]: the inner service's future, or a response the
+    /// layer gave itself, ready at once.
+    ///
+    /// Its output is the inner service's response with the body wrapped in a [`ResponseBody`],
+    /// or the inner service's error.
+    ///
+    /// ```
+    /// use std::{convert::Infallible, time::Duration};
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use tower::{Layer, Service, ServiceExt, service_fn};
+    /// use tower_websockets::{ResponseFuture, WebSocketLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let layer = WebSocketLayer::new();
+    /// layer.shutdown_handle().trigger();
+    /// let mut service = layer.layer(service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, Infallible>(http::Response::new(Full::<Bytes>::default()))
+    /// }));
+    ///
+    /// // During a shutdown, the layer refuses new WebSockets itself.
+    /// let request = http::Request::get("/ws").header("upgrade", "websocket").body(())?;
+    /// let future: ResponseFuture<_> = service.ready().await?.call(request);
+    /// let response = future.await?;
+    /// assert_eq!(response.status(), 503);
+    /// assert_eq!(response.headers()["retry-after"], "5");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub struct ResponseFuture<F> {
         #[pin]
         kind: FutureKind<F>,
@@ -151,6 +209,8 @@ impl<F> ResponseFuture<F> {
     }
 }
 
+/// Resolves to the inner service's response, its body wrapped in a [`ResponseBody`], or to the
+/// inner service's error.
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
@@ -173,6 +233,32 @@ where
 pin_project! {
     /// The response body of [`WebSocketService`]: the inner service's body, untouched, or the
     /// short text of a response the layer gave itself (such as a 403 for a refused origin).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use tower_websockets::{ResponseBody, WebSocketLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let layer = WebSocketLayer::builder().allowed_origins(["https://example.com"]).build()?;
+    /// let service = layer.layer(service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, Infallible>(http::Response::new(Full::<Bytes>::default()))
+    /// }));
+    ///
+    /// let request = http::Request::get("/ws")
+    ///     .header("upgrade", "websocket")
+    ///     .header("origin", "https://evil.example")
+    ///     .body(())?;
+    /// let response = service.oneshot(request).await?;
+    /// assert_eq!(response.status(), 403);
+    /// let body: ResponseBody<Full<Bytes>> = response.into_body();
+    /// assert_eq!(body.collect().await?.to_bytes(), "origin not allowed");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub struct ResponseBody<B> {
         #[pin]
         kind: BodyKind<B>,
@@ -187,6 +273,7 @@ pin_project! {
     }
 }
 
+/// The frames, end and size hint of the inner body, or of the layer's own text.
 impl<B> Body for ResponseBody<B>
 where
     B: Body<Data = Bytes>,

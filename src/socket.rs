@@ -51,7 +51,7 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read until the stream ends (`while let Some(msg) = socket.recv().await`) so that the closing
 /// handshake completes cleanly.
 ///
-/// ```no_run
+/// ```
 /// use tower_websockets::{Message, WebSocket};
 ///
 /// async fn echo(mut socket: WebSocket) {
@@ -63,6 +63,28 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 ///         }
 ///     }
 /// }
+///
+/// # #[cfg(feature = "test-util")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Try it with the in-memory test client (feature `test-util`).
+/// use std::convert::Infallible;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{WebSocketLayer, WebSocketUpgrade, test::TestClient};
+///
+/// let stack = ServiceBuilder::new().layer(WebSocketLayer::new());
+/// let service = stack.service_fn(|mut req: http::Request<hyper::body::Incoming>| async move {
+///     let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+///     Ok::<_, Infallible>(upgrade.on_upgrade(echo))
+/// });
+/// let mut client = TestClient::new(service).connect("/echo").await?;
+/// client.send_text("hello").await?;
+/// assert_eq!(client.recv_text().await?, "hello");
+/// client.close().await?;
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "test-util"))]
+/// # fn main() {}
 /// ```
 pub struct WebSocket {
     /// `None` once the connection has been released.
@@ -197,8 +219,8 @@ impl WebSocket {
     }
 
     /// Starts the closing handshake with `code` and `reason`, and waits for the peer's Close: 10
-    /// seconds at most for the whole handshake, sending included. Messages that arrive meanwhile are discarded. The connection is released
-    /// when this returns.
+    /// seconds at most for the whole handshake, sending included. Messages that arrive meanwhile
+    /// are discarded. The connection is released when this returns.
     ///
     /// # Errors
     ///
@@ -433,6 +455,8 @@ impl WebSocket {
     }
 }
 
+/// The messages from the peer, as [`recv`](WebSocket::recv) returns them: Pings, Pongs and the
+/// peer's Close included. After an error, or once the connection is closed, the stream ends.
 impl Stream for WebSocket {
     type Item = Result<Message, Error>;
 
@@ -483,6 +507,10 @@ impl Stream for WebSocket {
     }
 }
 
+/// Sending, as [`feed`](WebSocket::feed) (`start_send`) and [`flush`](WebSocket::flush) do, with
+/// keep-alive still running while a flush waits. `poll_close` sends a Close without a code and
+/// does not wait for the peer's answer: prefer [`close`](WebSocket::close), which sends a code
+/// and reason and completes the closing handshake.
 impl Sink<Message> for WebSocket {
     type Error = Error;
 
@@ -520,6 +548,8 @@ impl Sink<Message> for WebSocket {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
+        // A Sink close sends a Close without a code: the peer sees 1005.
+        this.close_code.get_or_insert(CloseCode(1005));
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(Ok(())) };
         let result = ready!(Pin::new(inner).poll_close(cx)).map_err(Error::from_tungstenite);
         Poll::Ready(result)

@@ -100,7 +100,31 @@ const PIPE_BUFFER: usize = 256 * 1024;
 /// A client for a service under test: WebSocket connections and plain requests over in-memory
 /// pipes, through a real hyper server connection.
 ///
-/// Cheap to clone; any number of clients may connect at once.
+/// Cheap to clone; any number of clients may connect at once. Each WebSocket and each request
+/// gets a connection of its own.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_websockets::test::TestError> {
+/// use std::{convert::Infallible, time::Duration};
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{WebSocketLayer, test::TestClient};
+///
+/// let stack = ServiceBuilder::new().layer(WebSocketLayer::new());
+/// let service = stack.service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+///     let page = format!("{} {}", req.method(), req.uri().path());
+///     Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(page))))
+/// });
+/// let client = TestClient::new(service).timeout(Duration::from_secs(1));
+///
+/// assert_eq!(client.get("/health").await?.text(), "GET /health");
+/// let post = http::Request::post("/items").body(Full::new(Bytes::from("{}"))).unwrap();
+/// assert_eq!(client.request(post).await?.text(), "POST /items");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct TestClient {
     serve: Arc<ServeFn>,
@@ -181,7 +205,7 @@ impl TestClient {
         self.request(request).await
     }
 
-    /// Sends any request through the stack and reads the whole response.
+    /// Sends any request through the stack, over HTTP/1.1, and reads the whole response.
     pub async fn request(&self, request: Request<Full<Bytes>>) -> Result<TestResponse, TestError> {
         let timeout = self.timeout;
         within(timeout, "the response", async {
@@ -240,6 +264,42 @@ impl Sender {
 }
 
 /// A WebSocket handshake being prepared by [`TestClient::connect`]. `.await` it to connect.
+///
+/// By default the handshake is an HTTP/1.1 upgrade with no `Origin` and no subprotocols.
+///
+/// # Errors
+///
+/// Awaiting it fails with [`TestError::Refused`] when the server answers with another status
+/// than 101 (200 over HTTP/2), and with [`TestError::Handshake`] when the answer is not a valid
+/// handshake.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::convert::Infallible;
+/// use hyper::body::Incoming;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{WebSocketLayer, WebSocketUpgrade, test::TestClient};
+///
+/// let layer = WebSocketLayer::builder().allowed_origins(["https://chat.example.com"]).build()?;
+/// let stack = ServiceBuilder::new().layer(layer);
+/// let client = TestClient::new(stack.service_fn(|mut req: http::Request<Incoming>| async move {
+///     let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+///     Ok::<_, Infallible>(upgrade.protocols(["chat.v2"]).on_upgrade(|_socket| async {}))
+/// }));
+///
+/// let socket = client
+///     .connect("/chat")
+///     .http2()
+///     .origin("https://chat.example.com")
+///     .protocols(["chat.v3", "chat.v2"])
+///     .header("cookie", "session=1234")
+///     .await?;
+/// assert_eq!(socket.response().status(), 200); // HTTP/2's extended CONNECT answers 200
+/// assert_eq!(socket.protocol(), Some("chat.v2"));
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "await it to connect"]
 pub struct Connect<'a> {
     client: &'a TestClient,
@@ -378,6 +438,33 @@ impl<'a> IntoFuture for Connect<'a> {
 /// Every method waits at most the client's timeout. The client answers the server's Pings
 /// whenever it reads (so a test that stops reading plays a peer that stopped answering), and
 /// sends no keep-alive Pings of its own.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_websockets::test::TestError> {
+/// use std::convert::Infallible;
+/// use hyper::body::Incoming;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{CloseCode, Message, WebSocketLayer, WebSocketUpgrade, test::TestClient};
+///
+/// let stack = ServiceBuilder::new().layer(WebSocketLayer::new());
+/// let client = TestClient::new(stack.service_fn(|mut req: http::Request<Incoming>| async move {
+///     let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+///     Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
+///         let _ = socket.send(Message::binary(vec![1, 2, 3])).await;
+///         let _ = socket.close(CloseCode::POLICY_VIOLATION, "read-only").await;
+///     }))
+/// }));
+///
+/// let mut socket = client.connect("/feed").await?;
+/// assert_eq!(socket.response().status(), 101);
+/// assert_eq!(socket.recv_data().await?, Message::binary(vec![1, 2, 3]));
+/// let frame = socket.recv_close().await?.expect("a code and reason");
+/// assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::POLICY_VIOLATION, "read-only"));
+/// assert!(socket.is_closed().await);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct TestWebSocket {
     socket: WebSocket,
@@ -525,7 +612,33 @@ impl TestWebSocket {
     }
 }
 
-/// A whole HTTP response: status, headers and body.
+/// A whole HTTP response: status, headers and body, read to the end. [`TestClient::get`] and
+/// [`TestClient::request`] return one, and [`TestError::Refused`] holds one.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_websockets::test::TestError> {
+/// use std::convert::Infallible;
+/// use hyper::body::Incoming;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{WebSocketLayer, WebSocketUpgrade, test::TestClient};
+///
+/// let stack = ServiceBuilder::new().layer(WebSocketLayer::new());
+/// let client = TestClient::new(stack.service_fn(|mut req: http::Request<Incoming>| async move {
+///     Ok::<_, Infallible>(match WebSocketUpgrade::from_request(&mut req) {
+///         Ok(upgrade) => upgrade.on_upgrade(|_socket| async {}),
+///         Err(rejection) => rejection.into_response(),
+///     })
+/// }));
+///
+/// // A plain GET on a WebSocket endpoint.
+/// let response = client.get("/ws").await?;
+/// assert_eq!(response.status(), 400);
+/// assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+/// assert_eq!(response.text(), "not a WebSocket request");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct TestResponse {
     status: StatusCode,
@@ -563,13 +676,47 @@ impl TestResponse {
 
 /// What went wrong in a test client call. Its message says what happened, for a test's failure
 /// output.
+///
+/// ```
+/// # // A paused clock: the timeout below passes in virtual time, at once.
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::{convert::Infallible, time::Duration};
+/// use hyper::body::Incoming;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{WebSocketLayer, WebSocketUpgrade};
+/// use tower_websockets::test::{TestClient, TestError};
+///
+/// let layer = WebSocketLayer::builder().allowed_origins(["https://example.com"]).build()?;
+/// let stack = ServiceBuilder::new().layer(layer);
+/// let service = stack.service_fn(|mut req: http::Request<Incoming>| async move {
+///     let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+///     Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
+///         while let Some(Ok(_)) = socket.recv().await {} // reads, never answers
+///     }))
+/// });
+/// let client = TestClient::new(service).timeout(Duration::from_secs(1));
+///
+/// let error = client.connect("/ws").origin("https://evil.example").await.unwrap_err();
+/// assert_eq!(error.refused().map(|response| response.status()), Some(http::StatusCode::FORBIDDEN));
+/// let message = "the server refused the WebSocket handshake with 403 Forbidden: origin not allowed";
+/// assert_eq!(error.to_string(), message);
+///
+/// let mut socket = client.connect("/ws").origin("https://example.com").await?;
+/// let error = socket.recv().await.unwrap_err();
+/// assert!(matches!(error, TestError::Timeout { waiting_for: "a message from the server", .. }));
+/// assert_eq!(error.to_string(), "timed out after 1s waiting for a message from the server");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TestError {
     /// The server refused the handshake: it answered with something other than 101 (HTTP/1.1)
     /// or 200 (HTTP/2).
     Refused(Box<TestResponse>),
-    /// A 101 that is not a valid WebSocket handshake answer.
+    /// A 101 (a 200 over HTTP/2) that is not a valid WebSocket handshake answer: a
+    /// `Sec-WebSocket-Accept` that does not match the key, or a subprotocol that was not offered.
     Handshake(String),
     /// Nothing happened within the timeout.
     Timeout {

@@ -329,3 +329,34 @@ async fn hyper_util_graceful_shutdown_then_the_websockets() {
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await.cut, 0);
     assert_eq!(closes.await.unwrap(), vec![1001]);
 }
+
+#[tokio::test]
+async fn sending_after_the_shutdown_close_is_closed_not_a_protocol_error() {
+    let layer = WebSocketLayer::new();
+    let handle = layer.shutdown_handle();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let trigger = handle.clone();
+    let service = ServiceBuilder::new().layer(layer).service_fn(move |mut req: Request<Incoming>| {
+        let (tx, trigger) = (tx.clone(), trigger.clone());
+        async move {
+            let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+            Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
+                trigger.trigger();
+                // The first send notices the shutdown and sends the 1001 Close; later sends fail.
+                let mut result = Ok(());
+                for _ in 0..3 {
+                    result = socket.send(Message::text("update")).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                let _ = tx.send(result);
+            }))
+        }
+    });
+    let client = TestClient::new(service);
+    let mut socket = client.connect("/ws").await.unwrap();
+    assert_eq!(socket.recv_close().await.unwrap().unwrap().code, CloseCode::GOING_AWAY);
+    let result = rx.recv().await.unwrap();
+    assert!(matches!(result, Err(tower_websockets::Error::Closed)), "{result:?}");
+}
