@@ -476,7 +476,7 @@ async fn handle(
                     reason = %rejection,
                     "refused WebSocket request"
                 );
-                return Ok(with_server_header(rejection.into_response()));
+                return Ok(with_server_header(rejection.into_http_response()));
             }
         },
         _ => status(StatusCode::NOT_FOUND),

@@ -40,9 +40,9 @@ where
     }
 }
 
-/// The same response as [`WebSocketUpgradeRejection::into_response`].
+/// The same response as [`WebSocketUpgradeRejection::into_http_response`], as an axum `Response`.
 impl IntoResponse for WebSocketUpgradeRejection {
     fn into_response(self) -> Response {
-        WebSocketUpgradeRejection::into_response(self).map(Body::new)
+        self.into_http_response().map(Body::new)
     }
 }

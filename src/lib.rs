@@ -56,7 +56,7 @@
 //!                     let _ = socket.send(message).await;
 //!                 }
 //!             }),
-//!             Err(rejection) => rejection.into_response(),
+//!             Err(rejection) => rejection.into_http_response(),
 //!         };
 //!         Ok::<_, Infallible>(response)
 //!     });

@@ -12,7 +12,7 @@ use http_body_util::Full;
 /// Why [`WebSocketUpgrade`](crate::WebSocketUpgrade) refused a request.
 ///
 /// Each reason has its HTTP status ([`status`](Self::status)) and a short text
-/// ([`Display`](fmt::Display)); [`into_response`](Self::into_response) turns it into the answer to
+/// ([`Display`](fmt::Display)); [`into_http_response`](Self::into_http_response) turns it into the answer to
 /// send, and with the `axum` feature it is an `IntoResponse` rejection.
 ///
 /// ```
@@ -23,7 +23,7 @@ use http_body_util::Full;
 /// let rejection = WebSocketUpgrade::from_request(&mut req).unwrap_err();
 /// assert_eq!(rejection, WebSocketUpgradeRejection::NotWebSocket);
 /// assert_eq!(rejection.status(), StatusCode::BAD_REQUEST);
-/// let response = rejection.into_response();
+/// let response = rejection.into_http_response();
 /// assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,10 @@ impl WebSocketUpgradeRejection {
     }
 
     /// The response to send: the status, the headers the RFC asks for, and the reason as text.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    ///
+    /// It is named so that it does not hide axum's `IntoResponse::into_response` (feature
+    /// `axum`), which gives an axum `Response` instead.
+    pub fn into_http_response(self) -> Response<Full<Bytes>> {
         let mut response = text_response(self.status(), self.reason());
         match self {
             Self::UnsupportedVersion => {

@@ -627,7 +627,7 @@ impl TestWebSocket {
 /// let client = TestClient::new(stack.service_fn(|mut req: http::Request<Incoming>| async move {
 ///     Ok::<_, Infallible>(match WebSocketUpgrade::from_request(&mut req) {
 ///         Ok(upgrade) => upgrade.on_upgrade(|_socket| async {}),
-///         Err(rejection) => rejection.into_response(),
+///         Err(rejection) => rejection.into_http_response(),
 ///     })
 /// }));
 ///

@@ -43,7 +43,7 @@ type OnFailedUpgrade = Box<dyn FnOnce(Error) + Send + 'static>;
 /// async fn handle<B>(mut req: http::Request<B>) -> Result<http::Response<Full<Bytes>>, Infallible> {
 ///     match WebSocketUpgrade::from_request(&mut req) {
 ///         Ok(ws) => Ok(ws.protocols(["chat.v2", "chat.v1"]).on_upgrade(echo)),
-///         Err(rejection) => Ok(rejection.into_response()),
+///         Err(rejection) => Ok(rejection.into_http_response()),
 ///     }
 /// }
 ///

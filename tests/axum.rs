@@ -121,3 +121,23 @@ async fn an_optional_extractor_serves_a_page_and_a_socket_on_one_route() {
     let refused = client.connect("/").header("sec-websocket-version", "12").await.unwrap_err();
     assert_eq!(refused.refused().unwrap().status(), StatusCode::UPGRADE_REQUIRED);
 }
+
+#[tokio::test]
+async fn a_rejection_mixes_with_other_axum_responses() {
+    async fn handler(
+        upgrade: Result<WebSocketUpgrade, tower_websockets::WebSocketUpgradeRejection>,
+    ) -> axum::response::Response {
+        match upgrade {
+            Ok(upgrade) => upgrade.on_upgrade(|_socket| async {}).into_response(),
+            Err(tower_websockets::WebSocketUpgradeRejection::NotWebSocket) => {
+                (StatusCode::IM_A_TEAPOT, "page").into_response()
+            }
+            // axum's `IntoResponse::into_response`: the same type as the other arms.
+            Err(rejection) => rejection.into_response(),
+        }
+    }
+    let client = TestClient::new(Router::new().route("/", any(handler)).layer(WebSocketLayer::new()));
+    assert_eq!(client.get("/").await.unwrap().status(), StatusCode::IM_A_TEAPOT);
+    let refused = client.connect("/").header("sec-websocket-key", "short").await.unwrap_err();
+    assert_eq!(refused.refused().unwrap().text(), "Sec-WebSocket-Key must be base64 of 16 bytes, sent once");
+}

@@ -37,7 +37,7 @@ async fn extract_through(layer: WebSocketLayer, request: Request<()>) -> (Respon
         async move {
             let response = match WebSocketUpgrade::from_request(&mut req) {
                 Ok(_) => Response::new(Full::new(Bytes::from_static(b"accepted"))),
-                Err(rejection) => rejection.into_response(),
+                Err(rejection) => rejection.into_http_response(),
             };
             Ok::<_, Infallible>(response)
         }
@@ -189,7 +189,7 @@ async fn without_the_layer_the_extractor_answers_500_naming_it() {
     let service = tower::service_fn(|mut req: Request<()>| async move {
         let response = match WebSocketUpgrade::from_request(&mut req) {
             Ok(_) => Response::new(Full::<Bytes>::default()),
-            Err(rejection) => rejection.into_response(),
+            Err(rejection) => rejection.into_http_response(),
         };
         Ok::<_, Infallible>(response)
     });

@@ -137,7 +137,7 @@ fn limited(n: usize) -> (TestClient, ShutdownHandle) {
     let service = ServiceBuilder::new().layer(layer).service_fn(|mut req: Request<Incoming>| async move {
         let upgrade = match WebSocketUpgrade::from_request(&mut req) {
             Ok(upgrade) => upgrade,
-            Err(rejection) => return Ok::<_, Infallible>(rejection.into_response()),
+            Err(rejection) => return Ok::<_, Infallible>(rejection.into_http_response()),
         };
         Ok(upgrade.on_upgrade(|mut socket| async move {
             while let Some(Ok(message)) = socket.recv().await {

@@ -146,7 +146,7 @@ async fn several_clients_talk_to_one_service_at_once() {
         async move {
             let upgrade = match WebSocketUpgrade::from_request(&mut req) {
                 Ok(upgrade) => upgrade,
-                Err(rejection) => return Ok::<_, Infallible>(rejection.into_response()),
+                Err(rejection) => return Ok::<_, Infallible>(rejection.into_http_response()),
             };
             Ok(upgrade.on_upgrade(move |mut socket| async move {
                 let mut inbox = hub.subscribe();

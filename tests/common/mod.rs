@@ -59,7 +59,7 @@ pub fn echo_service(layer: WebSocketLayer, behaviour: Behaviour) -> (Svc, mpsc::
         async move {
             let upgrade = match WebSocketUpgrade::from_request(&mut req) {
                 Ok(upgrade) => upgrade,
-                Err(rejection) => return Ok::<_, Infallible>(rejection.into_response()),
+                Err(rejection) => return Ok::<_, Infallible>(rejection.into_http_response()),
             };
             let mut upgrade = upgrade.protocols(behaviour.protocols.clone());
             if let Some(max) = behaviour.max_message_size {
