@@ -265,15 +265,20 @@ async fn a_keep_alive_ping_arrives_after_an_interval_of_silence() {
     assert!(matches!(next(&mut client).await, TMessage::Ping(_)));
 }
 
-#[tokio::test]
-async fn the_keep_alive_timeout_drops_a_peer_that_never_answers() {
+/// An echo server that pings after 100 ms of silence and drops a peer 100 ms later.
+async fn fast_keep_alive_server() -> (TestServer, tokio::sync::mpsc::UnboundedReceiver<common::Ended>) {
     let layer = WebSocketLayer::builder()
         .keep_alive_interval(Duration::from_millis(100))
         .keep_alive_timeout(Duration::from_millis(100))
         .build()
         .unwrap();
-    let (service, mut ends) = echo_service(layer, Behaviour::default());
-    let server = TestServer::start(service).await;
+    let (service, ends) = echo_service(layer, Behaviour::default());
+    (TestServer::start(service).await, ends)
+}
+
+#[tokio::test]
+async fn the_keep_alive_timeout_drops_a_peer_that_never_answers() {
+    let (server, mut ends) = fast_keep_alive_server().await;
     // A client that completes the handshake and then never reads, so never answers a Ping.
     let mut silent = connect(&server).await;
     let ended = next_end(&mut ends).await;
@@ -303,13 +308,7 @@ async fn the_keep_alive_timeout_drops_a_peer_that_never_answers() {
 
 #[tokio::test]
 async fn the_keep_alive_timeout_keeps_a_peer_that_answers() {
-    let layer = WebSocketLayer::builder()
-        .keep_alive_interval(Duration::from_millis(100))
-        .keep_alive_timeout(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let (service, mut ends) = echo_service(layer, Behaviour::default());
-    let server = TestServer::start(service).await;
+    let (server, mut ends) = fast_keep_alive_server().await;
     let mut client = connect(&server).await;
     // Reading answers the Pings (tungstenite replies as it reads). Stay silent otherwise for
     // several intervals and timeouts.
