@@ -160,8 +160,13 @@ impl WebSocketLayerBuilder {
     }
 
     /// The size of the buffer that incoming data is read into, allocated once per socket.
-    /// Default 4 KiB, which keeps idle sockets small; larger buffers read large messages in fewer
-    /// calls.
+    /// Default 4 KiB, which keeps idle sockets small (about 8 KiB each in all, against about
+    /// 130 KiB with tungstenite's 128 KiB default) and is the fastest for small messages.
+    ///
+    /// tungstenite reads at most this many bytes per read call, so a socket that receives
+    /// messages of hundreds of KiB or more reads them faster with a larger buffer: raise it for
+    /// those sockets with [`WebSocketUpgrade::receive_buffer_size`](crate::WebSocketUpgrade::receive_buffer_size),
+    /// e.g. 64 KiB (see `docs/benchmarks.md`).
     pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
         self.socket.receive_buffer_size = bytes;
         self

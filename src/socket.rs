@@ -123,6 +123,9 @@ struct KeepAlive {
     last_ping: Option<Instant>,
     /// A keep-alive Ping is waiting for an answer (only with a timeout).
     awaiting_answer: bool,
+    /// The waker the timer was last polled with: it is polled again only for another waker,
+    /// or once it has fired (a poll per message would re-register the same waker each time).
+    registered: Option<Waker>,
 }
 
 impl std::fmt::Debug for WebSocket {
@@ -160,6 +163,7 @@ impl WebSocket {
                 last_seen: now,
                 last_ping: None,
                 awaiting_answer: false,
+                registered: None,
             }
         });
         Self {
@@ -275,6 +279,13 @@ impl WebSocket {
         let Some(ka) = self.keep_alive.as_mut() else { return Ok(()) };
         if self.inner.is_none() {
             return Ok(());
+        }
+        let same_waker = ka.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker()));
+        if same_waker && !ka.timer.is_elapsed() {
+            return Ok(());
+        }
+        if !same_waker {
+            ka.registered = Some(cx.waker().clone());
         }
         while ka.timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();

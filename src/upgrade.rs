@@ -191,7 +191,8 @@ impl WebSocketUpgrade {
         self
     }
 
-    /// Overrides the layer's receive buffer size for this socket.
+    /// Overrides the layer's receive buffer size for this socket: raise it (e.g. to 64 KiB) for
+    /// an endpoint that receives large messages, which are then read in fewer calls.
     pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
         self.config.receive_buffer_size = bytes;
         self
