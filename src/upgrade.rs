@@ -62,7 +62,8 @@ pub struct WebSocketUpgrade {
     config: SocketConfig,
     context: WebSocketContext,
     span: tracing::Span,
-    handshake: Handshake,
+    /// `Sec-WebSocket-Accept` for an HTTP/1.1 handshake; `None` over HTTP/2.
+    accept: Option<HeaderValue>,
     on_upgrade: OnUpgrade,
     requested_protocols: Vec<HeaderValue>,
     selected_protocol: Option<HeaderValue>,
@@ -110,7 +111,13 @@ impl WebSocketUpgrade {
         headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
-        let handshake = handshake::check(method, version, headers, extensions)?;
+        let accept = match handshake::check(method, version, headers, extensions)? {
+            Handshake::Http1 { key } => Some(
+                HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
+                    .expect("base64 is a valid header value"),
+            ),
+            Handshake::Http2 => None,
+        };
         if extensions.get::<WebSocketContext>().is_none() {
             return Err(WebSocketUpgradeRejection::LayerMissing);
         }
@@ -131,7 +138,7 @@ impl WebSocketUpgrade {
         Ok(Self {
             config: context.shared.config.socket,
             context,
-            handshake,
+            accept,
             on_upgrade,
             requested_protocols: headers.get_all(SEC_WEBSOCKET_PROTOCOL).iter().cloned().collect(),
             selected_protocol: None,
@@ -256,16 +263,12 @@ impl WebSocketUpgrade {
         }
 
         let mut response = Response::new(Full::default());
-        if let Handshake::Http1 { key } = &self.handshake {
+        if let Some(accept) = &self.accept {
             *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
             let headers = response.headers_mut();
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-            let accept = derive_accept_key(key.as_bytes());
-            headers.insert(
-                SEC_WEBSOCKET_ACCEPT,
-                HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
-            );
+            headers.insert(SEC_WEBSOCKET_ACCEPT, accept.clone());
         }
         if let Some(protocol) = &self.selected_protocol {
             response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol.clone());

@@ -1,0 +1,600 @@
+//! Turns `bench-load`'s JSON lines (and criterion's estimates) into the markdown table of
+//! `docs/benchmarks.md`.
+//!
+//! ```text
+//! bench-report --results FILE --lock Cargo.lock [--criterion DIR] [--meta KEY=VALUE]...
+//!              [--out FILE] [--docs FILE]
+//! ```
+//!
+//! `--out` writes the table alone; `--docs` replaces what lies between the
+//! `<!-- bench-table:start -->` and `<!-- bench-table:end -->` markers of that file. Every figure
+//! is given with its ratio to axum's and to fastwebsockets' from the same run.
+
+use std::{collections::BTreeMap, fmt::Write as _, fs, path::PathBuf, process::ExitCode};
+
+use bench_common::Record;
+
+const USAGE: &str = "usage: bench-report --results FILE --lock Cargo.lock [--criterion DIR] \
+                     [--meta KEY=VALUE]... [--out FILE] [--docs FILE]";
+const START: &str = "<!-- bench-table:start -->";
+const END: &str = "<!-- bench-table:end -->";
+
+/// The servers in table order, with how the table names them.
+const SERVERS: [(&str, &str); 5] = [
+    ("ours-axum", "**tower-websockets** (axum)"),
+    ("ours-hyper", "**tower-websockets** (hyper `service_fn`)"),
+    ("axum", "axum 0.8 `extract::ws`"),
+    ("tungstenite", "tokio-tungstenite (raw hyper upgrade)"),
+    ("fastwebsockets", "fastwebsockets"),
+];
+const OURS: [&str; 2] = ["ours-axum", "ours-hyper"];
+
+struct Args {
+    results: PathBuf,
+    lock: PathBuf,
+    criterion: Option<PathBuf>,
+    meta: Vec<(String, String)>,
+    out: Option<PathBuf>,
+    docs: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(problem) => {
+            eprintln!("bench-report: {problem}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let (mut results, mut lock, mut criterion, mut out, mut docs) = (None, None, None, None, None);
+    let mut meta = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--results" => results = Some(PathBuf::from(value()?)),
+            "--lock" => lock = Some(PathBuf::from(value()?)),
+            "--criterion" => criterion = Some(PathBuf::from(value()?)),
+            "--out" => out = Some(PathBuf::from(value()?)),
+            "--docs" => docs = Some(PathBuf::from(value()?)),
+            "--meta" => {
+                let v = value()?;
+                let (key, value) = v.split_once('=').ok_or("--meta needs KEY=VALUE")?;
+                meta.push((key.to_owned(), value.to_owned()));
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Args {
+        results: results.ok_or("--results is required")?,
+        lock: lock.ok_or("--lock is required")?,
+        criterion,
+        meta,
+        out,
+        docs,
+    })
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let text = fs::read_to_string(&args.results).map_err(|e| format!("{}: {e}", args.results.display()))?;
+    let records: Vec<Record> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).map_err(|e| format!("bad result line {line:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let lock = fs::read_to_string(&args.lock).map_err(|e| format!("{}: {e}", args.lock.display()))?;
+    let table = render(&Results::new(records), &lock, args);
+    if let Some(out) = &args.out {
+        fs::write(out, &table).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    if let Some(docs) = &args.docs {
+        let current = fs::read_to_string(docs).unwrap_or_default();
+        let updated = match (current.find(START), current.find(END)) {
+            (Some(start), Some(end)) if start < end => {
+                format!("{}{START}\n{table}{END}{}", &current[..start], &current[end + END.len()..])
+            }
+            _ => format!("{current}\n{START}\n{table}{END}\n"),
+        };
+        fs::write(docs, updated).map_err(|e| format!("{}: {e}", docs.display()))?;
+    }
+    if args.out.is_none() && args.docs.is_none() {
+        print!("{table}");
+    }
+    Ok(())
+}
+
+/// The records by scenario and server; repeated runs collapse to their median.
+struct Results {
+    by_key: BTreeMap<(String, String), Vec<Record>>,
+}
+
+impl Results {
+    fn new(records: Vec<Record>) -> Self {
+        let mut by_key: BTreeMap<(String, String), Vec<Record>> = BTreeMap::new();
+        for record in records {
+            by_key.entry((record.scenario.clone(), record.server.clone())).or_default().push(record);
+        }
+        for runs in by_key.values_mut() {
+            runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+        }
+        Self { by_key }
+    }
+
+    /// The median run (by operations per second); for an even number of runs, the mean of the
+    /// two middle ones.
+    fn get(&self, scenario: &str, server: &str) -> Option<Record> {
+        let runs = self.by_key.get(&(scenario.to_owned(), server.to_owned()))?;
+        let upper = runs.get(runs.len() / 2)?;
+        if runs.len() % 2 == 1 {
+            return Some(upper.clone());
+        }
+        let lower = &runs[runs.len() / 2 - 1];
+        let mean = |a: f64, b: f64| (a + b) / 2.0;
+        let mean_opt = |a: Option<f64>, b: Option<f64>| Some(mean(a?, b?));
+        let mut record = lower.clone();
+        record.per_second = mean(lower.per_second, upper.per_second);
+        record.mb_per_second = mean(lower.mb_per_second, upper.mb_per_second);
+        record.p50_us = mean(lower.p50_us, upper.p50_us);
+        record.p99_us = mean(lower.p99_us, upper.p99_us);
+        record.p999_us = mean(lower.p999_us, upper.p999_us);
+        record.server_cpu = mean_opt(lower.server_cpu, upper.server_cpu);
+        record.server_us_per_op = mean_opt(lower.server_us_per_op, upper.server_us_per_op);
+        record.client_cpu = mean(lower.client_cpu, upper.client_cpu);
+        record.other_cpu = mean_opt(lower.other_cpu, upper.other_cpu);
+        record.rss_per_socket_bytes = mean_opt(lower.rss_per_socket_bytes, upper.rss_per_socket_bytes);
+        Some(record)
+    }
+
+    fn runs(&self, scenario: &str, server: &str) -> &[Record] {
+        self.by_key.get(&(scenario.to_owned(), server.to_owned())).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn ratio(value: Option<f64>, base: Option<f64>) -> String {
+    match (value, base) {
+        (Some(v), Some(b)) if b > 0.0 => format!("{:.2}×", v / b),
+        _ => "–".to_owned(),
+    }
+}
+
+fn cpu(value: Option<f64>) -> String {
+    value.map_or("–".to_owned(), |v| format!("{v:.0} %"))
+}
+
+fn us(value: Option<f64>) -> String {
+    value.map_or("–".to_owned(), |v| format!("{v:.2}"))
+}
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn lock_version(lock: &str, name: &str) -> String {
+    let mut versions = Vec::new();
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == format!("name = \"{name}\"") {
+            if let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                versions.push(version.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    if versions.is_empty() { "?".to_owned() } else { versions.join(", ") }
+}
+
+fn machine() -> (usize, String, String) {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cores = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let memory = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or("?".to_owned(), |kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0));
+    (cores, model, memory)
+}
+
+const ECHO: [(&str, &str); 4] = [
+    ("echo-100x20", "100 conn × 20 B"),
+    ("echo-10x1k", "10 conn × 1 KiB"),
+    ("echo-200x16k", "200 conn × 16 KiB"),
+    ("echo-10x1m", "10 conn × 1 MiB"),
+];
+const LATENCY: [(&str, &str); 2] = [("latency-1x20", "1 conn × 20 B"), ("echo-100x20", "100 conn × 20 B")];
+
+fn render(results: &Results, lock: &str, args: &Args) -> String {
+    let mut t = String::new();
+    let meta = |key: &str| args.meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let (cores, model, memory) = machine();
+
+    let _ = writeln!(t, "Run of {} ({}).\n", meta("date").unwrap_or("?"), meta("mode").unwrap_or("full run"));
+    let _ = writeln!(t, "| | |\n|---|---|");
+    let _ = writeln!(
+        t,
+        "| machine | {cores} cores (`nproc`), {model}, {memory} RAM, {} |",
+        meta("kernel").unwrap_or("Linux")
+    );
+    let _ = writeln!(
+        t,
+        "| load average | {} before, {} after (`uptime`, 1/5/15 min) |",
+        meta("load_before").unwrap_or("?"),
+        meta("load_after").unwrap_or("?")
+    );
+    let _ = writeln!(
+        t,
+        "| pinning | each server on core 0, the load generator on core 1 (`taskset`); every server on a `current_thread` tokio runtime |"
+    );
+    let _ = writeln!(t, "| timing | {} |", meta("timing").unwrap_or("?"));
+    let _ = writeln!(t, "| rustc | {} |", meta("rustc").unwrap_or("?"));
+    let _ = writeln!(
+        t,
+        "| versions | tower-websockets {} ({}), axum {}, tokio-tungstenite {}, tungstenite {}, fastwebsockets {}, hyper {}, hyper-util {}, tokio {} |",
+        lock_version(lock, "tower-websockets"),
+        meta("git").unwrap_or("?"),
+        lock_version(lock, "axum"),
+        lock_version(lock, "tokio-tungstenite"),
+        lock_version(lock, "tungstenite"),
+        lock_version(lock, "fastwebsockets"),
+        lock_version(lock, "hyper"),
+        lock_version(lock, "hyper-util"),
+        lock_version(lock, "tokio"),
+    );
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "Ratios compare with axum's and fastwebsockets' figure in the same scenario of the same run; \
+         above 1× is better for rates, below 1× is better for latency and memory. \
+         \"Server CPU\" is the server's utime+stime over the window (`/proc/PID/stat`) in % of \
+         its one core; \"client CPU\" is the load generator's; \"others' CPU\" is what the rest of \
+         the machine used meanwhile (`/proc/stat`), in % of a core: the noise (a run above 10 % is \
+         run again, up to 3 times, keeping the quietest).\n"
+    );
+
+    // Echo throughput.
+    let _ = writeln!(t, "### Echo throughput\n");
+    let _ = writeln!(
+        t,
+        "| scenario | server | echoes/s | MB/s | × axum | × fastwebsockets | server CPU | server µs/echo | client CPU | others' CPU |"
+    );
+    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (scenario, label) in ECHO {
+        let axum = results.get(scenario, "axum").map(|r| r.per_second);
+        let fast = results.get(scenario, "fastwebsockets").map(|r| r.per_second);
+        for (server, name) in SERVERS {
+            let Some(r) = results.get(scenario, server) else { continue };
+            let _ = writeln!(
+                t,
+                "| {label} | {name} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+                thousands(r.per_second),
+                r.mb_per_second,
+                ratio(Some(r.per_second), axum),
+                ratio(Some(r.per_second), fast),
+                cpu(r.server_cpu),
+                us(r.server_us_per_op),
+                cpu(Some(r.client_cpu)),
+                cpu(r.other_cpu),
+            );
+        }
+    }
+    let _ = writeln!(t, "\nMB/s counts payload bytes echoed back (10^6 bytes per MB), one way.\n");
+
+    // Latency.
+    let _ = writeln!(t, "### Round-trip latency (20 B messages)\n");
+    let _ = writeln!(
+        t,
+        "| connections | server | p50 µs | p99 µs | p50 × axum | p99 × axum | p50 × fastwebsockets | p99 × fastwebsockets |"
+    );
+    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for (scenario, label) in LATENCY {
+        let axum = results.get(scenario, "axum");
+        let fast = results.get(scenario, "fastwebsockets");
+        for (server, name) in SERVERS {
+            let Some(r) = results.get(scenario, server) else { continue };
+            let _ = writeln!(
+                t,
+                "| {label} | {name} | {:.1} | {:.1} | {} | {} | {} | {} |",
+                r.p50_us,
+                r.p99_us,
+                ratio(Some(r.p50_us), axum.as_ref().map(|a| a.p50_us)),
+                ratio(Some(r.p99_us), axum.as_ref().map(|a| a.p99_us)),
+                ratio(Some(r.p50_us), fast.as_ref().map(|a| a.p50_us)),
+                ratio(Some(r.p99_us), fast.as_ref().map(|a| a.p99_us)),
+            );
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\nClosed loop: at 100 connections the latency is mostly queueing behind the other 99 \
+         (≈ connections ÷ throughput). The 100-connection figures come from the 100 × 20 B echo run.\n"
+    );
+
+    // Handshakes.
+    let _ = writeln!(t, "### Handshake churn\n");
+    let churn_label = results
+        .by_key
+        .keys()
+        .find(|(s, _)| s == "churn")
+        .and_then(|k| results.get(&k.0, &k.1))
+        .map_or(String::new(), |r| format!(" ({} concurrent)", r.connections));
+    let _ = writeln!(
+        t,
+        "Connect, upgrade, Close frame, the server's Close, end of the TCP stream{churn_label}.\n"
+    );
+    let _ = writeln!(
+        t,
+        "| server | handshakes/s | × axum | × fastwebsockets | server CPU | server µs/handshake | client CPU | others' CPU |"
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let axum = results.get("churn", "axum").map(|r| r.per_second);
+    let fast = results.get("churn", "fastwebsockets").map(|r| r.per_second);
+    for (server, name) in SERVERS {
+        let Some(r) = results.get("churn", server) else { continue };
+        let _ = writeln!(
+            t,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+            thousands(r.per_second),
+            ratio(Some(r.per_second), axum),
+            ratio(Some(r.per_second), fast),
+            cpu(r.server_cpu),
+            us(r.server_us_per_op),
+            cpu(Some(r.client_cpu)),
+            cpu(r.other_cpu),
+        );
+    }
+
+    // Idle memory.
+    let idle_count = results.get("idle", "axum").map_or(10_000, |r| r.count);
+    let _ = writeln!(
+        t,
+        "\n### Idle memory ({} idle WebSockets, default options)\n",
+        thousands(idle_count as f64)
+    );
+    let _ =
+        writeln!(t, "| server | RSS before | RSS after | growth per socket | × axum | × fastwebsockets |");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|");
+    let axum = results.get("idle", "axum").and_then(|r| r.rss_per_socket_bytes);
+    let fast = results.get("idle", "fastwebsockets").and_then(|r| r.rss_per_socket_bytes);
+    for (server, name) in SERVERS {
+        let Some(r) = results.get("idle", server) else { continue };
+        let per = r.rss_per_socket_bytes.unwrap_or(0.0);
+        let _ = writeln!(
+            t,
+            "| {name} | {:.1} MiB | {:.1} MiB | {:.1} KiB | {} | {} |",
+            r.rss_before_kib.unwrap_or(0) as f64 / 1024.0,
+            r.rss_after_kib.unwrap_or(0) as f64 / 1024.0,
+            per / 1024.0,
+            ratio(Some(per), axum),
+            ratio(Some(per), fast),
+        );
+    }
+
+    // Plain HTTP.
+    let _ = writeln!(t, "\n### The layer on plain HTTP (axum app, `GET /`, no upgrade)\n");
+    let base = results.get("http", "http-axum").map(|r| r.per_second);
+    let _ = writeln!(
+        t,
+        "| app | requests/s (median) | runs | × axum | p50 µs | p99 µs | server CPU | server µs/request | others' CPU |"
+    );
+    let _ = writeln!(t, "|---|---:|---|---:|---:|---:|---:|---:|---:|");
+    for (server, name) in [
+        ("http-axum", "axum `Router`, no layer"),
+        ("http-axum-layer", "`Router::layer(WebSocketLayer::new())`"),
+        ("http-axum-outer", "`WebSocketLayer::new().layer(router)`"),
+    ] {
+        let Some(r) = results.get("http", server) else { continue };
+        let runs: Vec<String> =
+            results.runs("http", server).iter().map(|r| thousands(r.per_second)).collect();
+        let _ = writeln!(
+            t,
+            "| {name} | {} | {} | {} | {:.1} | {:.1} | {} | {} | {} |",
+            thousands(r.per_second),
+            runs.join(", "),
+            ratio(Some(r.per_second), base),
+            r.p50_us,
+            r.p99_us,
+            cpu(r.server_cpu),
+            us(r.server_us_per_op),
+            cpu(r.other_cpu),
+        );
+    }
+    // The change in requests per second against the app without the layer (negative: slower).
+    let change_of = |server: &str| match (base, results.get("http", server).map(|r| r.per_second)) {
+        (Some(b), Some(l)) if b > 0.0 => Some((l / b - 1.0) * 100.0),
+        _ => None,
+    };
+    let http_change = change_of("http-axum-layer");
+    if let (Some(change), Some(r)) = (http_change, results.get("http", "http-axum")) {
+        let outer =
+            change_of("http-axum-outer").map_or(String::new(), |c| format!("; around the Router {c:+.1} %"));
+        let _ = writeln!(
+            t,
+            "\nRequests per second with the layer, median against median: on the Router {change:+.1} %{outer} \
+             ({} runs each in rotating order, {} connections; fastwebsockets has no part here). Runs of \
+             the same app differ by up to 15–20 % on this machine (see the runs column), more than the \
+             effect sought: the in-process criterion figures below (`axum app (GET /)`) are the \
+             measurement.",
+            results.runs("http", "http-axum").len(),
+            r.connections
+        );
+    }
+
+    // Criterion.
+    let micro = args.criterion.as_ref().map(|dir| criterion_rows(dir)).unwrap_or_default();
+    if !micro.is_empty() {
+        let _ = writeln!(t, "\n### Classifying a request (criterion, `cargo bench --bench classify`)\n");
+        let _ = writeln!(t, "| benchmark | ns per request |");
+        let _ = writeln!(t, "|---|---:|");
+        for (name, ns) in &micro {
+            let _ = writeln!(t, "| {name} | {ns:.1} |");
+        }
+    }
+
+    // Goals.
+    let _ = writeln!(t, "\n### Goals\n");
+    let _ = writeln!(t, "| goal | figure | met |");
+    let _ = writeln!(t, "|---|---|---|");
+    let mut headline = Vec::new();
+    for (scenario, label) in ECHO {
+        let axum = results.get(scenario, "axum").map(|r| r.per_second);
+        for ours in OURS {
+            let Some(r) = results.get(scenario, ours) else { continue };
+            let x = axum.map(|a| r.per_second / a);
+            let _ = writeln!(
+                t,
+                "| throughput ≥ 1.0× axum: {label}, {ours} | {} | {} |",
+                ratio(Some(r.per_second), axum),
+                met(x.map(|x| x >= 1.0))
+            );
+        }
+    }
+    let churn_axum = results.get("churn", "axum").map(|r| r.per_second);
+    for ours in OURS {
+        if let Some(r) = results.get("churn", ours) {
+            let x = churn_axum.map(|a| r.per_second / a);
+            let _ = writeln!(
+                t,
+                "| handshakes ≥ 1.0× axum, {ours} | {} | {} |",
+                ratio(Some(r.per_second), churn_axum),
+                met(x.map(|x| x >= 1.0))
+            );
+        }
+    }
+    let idle_ours = results.get("idle", "ours-axum").or_else(|| results.get("idle", "ours-hyper"));
+    if let Some(per) = idle_ours.and_then(|r| r.rss_per_socket_bytes) {
+        let _ = writeln!(
+            t,
+            "| idle memory ≤ 8 KiB per socket | {:.1} KiB | {} |",
+            per / 1024.0,
+            met(Some(per <= 8192.0))
+        );
+    }
+    // The same goal from the in-process figures: the extra time per request against the
+    // server's whole CPU time per request in the wire runs.
+    let micro_ns = |name: &str| micro.iter().find(|(n, _)| n == name).map(|(_, ns)| *ns);
+    let server_ns = results.get("http", "http-axum").and_then(|r| r.server_us_per_op).map(|us| us * 1000.0);
+    if let (Some(none), Some(total)) = (micro_ns("axum app (GET /)/without the layer"), server_ns) {
+        for (bench, label) in [
+            ("axum app (GET /)/Router::layer(WebSocketLayer)", "on the Router"),
+            ("axum app (GET /)/WebSocketLayer around the Router", "around the Router"),
+        ] {
+            if let Some(with) = micro_ns(bench) {
+                let share = (with - none) / total * 100.0;
+                let _ = writeln!(
+                    t,
+                    "| plain HTTP: the layer costs ≤ 1 %, in process, {label} | {:+.0} ns of {:.1} µs per request: {share:.1} % | {} |",
+                    with - none,
+                    total / 1000.0,
+                    met(Some(share <= 1.0))
+                );
+            }
+        }
+    }
+    if let Some(change) = http_change {
+        let _ = writeln!(
+            t,
+            "| plain HTTP: the layer costs ≤ 1 % of requests/s (wire, noisy; see criterion) | {change:+.1} % | {} |",
+            met(Some(change >= -1.0))
+        );
+    }
+
+    // Headline lines for the README.
+    let line = |scenario: &str, label: &str| -> Option<String> {
+        let r = results.get(scenario, "ours-axum")?;
+        let axum = results.get(scenario, "axum")?.per_second;
+        let fast = results.get(scenario, "fastwebsockets")?.per_second;
+        Some(format!(
+            "| {label} | {} | {:.2}× | {:.2}× |",
+            thousands(r.per_second),
+            r.per_second / axum,
+            r.per_second / fast
+        ))
+    };
+    headline.push("| echo, on axum | tower-websockets | × axum | × fastwebsockets |".to_owned());
+    headline.push("|---|---:|---:|---:|".to_owned());
+    for (scenario, label) in ECHO {
+        headline.extend(line(scenario, &format!("{label}, echoes/s")));
+    }
+    headline.extend(line("churn", "handshakes/s"));
+    if let (Some(o), Some(a), Some(f)) = (
+        results.get("idle", "ours-axum").and_then(|r| r.rss_per_socket_bytes),
+        results.get("idle", "axum").and_then(|r| r.rss_per_socket_bytes),
+        results.get("idle", "fastwebsockets").and_then(|r| r.rss_per_socket_bytes),
+    ) {
+        headline.push(format!(
+            "| idle memory per socket | {:.1} KiB | {:.2}× | {:.2}× |",
+            o / 1024.0,
+            o / a,
+            o / f
+        ));
+    }
+    let _ = writeln!(t, "\nHeadline figures (for the README):\n");
+    for l in headline {
+        let _ = writeln!(t, "{l}");
+    }
+    t
+}
+
+fn met(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "–",
+    }
+}
+
+/// `(benchmark, mean ns)` from criterion's `DIR/<group>/<bench>/new/estimates.json` and
+/// `benchmark.json` (which holds the benchmark's full name).
+fn criterion_rows(dir: &std::path::Path) -> Vec<(String, f64)> {
+    let mut rows = Vec::new();
+    let Ok(groups) = fs::read_dir(dir) else { return rows };
+    for group in groups.flatten() {
+        let Ok(benches) = fs::read_dir(group.path()) else { continue };
+        for bench in benches.flatten() {
+            let new = bench.path().join("new");
+            let (Ok(estimates), Ok(meta)) = (
+                fs::read_to_string(new.join("estimates.json")),
+                fs::read_to_string(new.join("benchmark.json")),
+            ) else {
+                continue;
+            };
+            let (Ok(estimates), Ok(meta)) = (
+                serde_json::from_str::<serde_json::Value>(&estimates),
+                serde_json::from_str::<serde_json::Value>(&meta),
+            ) else {
+                continue;
+            };
+            let name = meta["full_id"].as_str().unwrap_or("?").to_owned();
+            if let Some(ns) = estimates["mean"]["point_estimate"].as_f64() {
+                rows.push((name, ns));
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}

@@ -1,0 +1,513 @@
+//! The benchmark's servers: one binary, `--server NAME` picks the implementation.
+//!
+//! ```text
+//! bench-server --server NAME [--bind ADDR]
+//! ```
+//!
+//! Every server runs on a single-threaded tokio runtime (`current_thread`), binds `--bind`
+//! (default `127.0.0.1:0`), prints the port it got on stdout, then serves until killed. Pin it
+//! to a core with `taskset`.
+//!
+//! WebSocket echo servers (any path; the axum ones route `/ws`):
+//!
+//! - `ours-axum`: tower-websockets' `WebSocketLayer` + `WebSocketUpgrade` on an axum `Router`.
+//! - `ours-hyper`: the same on a plain tower `service_fn` served by hyper's http1 connection.
+//! - `axum`: axum 0.8's `extract::ws`, default options.
+//! - `tungstenite`: tokio-tungstenite behind a hand-written hyper upgrade, default options.
+//! - `fastwebsockets`: fastwebsockets' `upgrade` feature, as in its `echo_server` example.
+//!
+//! Plain HTTP servers (`GET /` answers `Hello, World!`; nothing upgrades):
+//!
+//! - `http-axum`: an axum `Router`.
+//! - `http-axum-layer`: the same `Router` with `.layer(WebSocketLayer::new())`.
+//! - `http-axum-outer`: the layer around the whole `Router` instead (`WebSocketLayer::new().layer(router)`,
+//!   the response mapped back with `IntoResponse::into_response`).
+//!
+//! Every echo loop reads until the stream ends, sends back Text and Binary messages, and lets
+//! the library answer Pings and the Close. Every server sets `TCP_NODELAY` on accepted
+//! connections, as the load generator does.
+
+use std::{
+    convert::Infallible,
+    io::Write as _,
+    net::SocketAddr,
+    pin::Pin,
+    process::ExitCode,
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{Empty, Full};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        self,
+        handshake::derive_accept_key,
+        protocol::{Role, WebSocketConfig},
+    },
+};
+use tower::ServiceBuilder;
+
+const USAGE: &str = "usage: bench-server --server NAME [--bind ADDR] [--read-buffer BYTES]
+
+NAME: ours-axum | ours-hyper | axum | tungstenite | fastwebsockets
+      | http-axum | http-axum-layer | http-axum-outer
+
+Options for experiments (the benchmark itself runs every server with its defaults):
+  --read-buffer BYTES     the read (receive) buffer of ours (receive_buffer_size), axum and
+                          tungstenite (read_buffer_size)
+  --keep-alive-secs SECS  ours: the keep-alive interval (0 turns keep-alive off)
+  --readahead             tungstenite: read through the read-ahead prototype (see ReadAhead)";
+
+/// Options for experiments; the defaults keep each library's own defaults.
+#[derive(Debug, Default)]
+struct Experiment {
+    read_buffer: Option<usize>,
+    keep_alive: Option<std::time::Duration>,
+    readahead: bool,
+}
+
+static EXPERIMENT: std::sync::OnceLock<Experiment> = std::sync::OnceLock::new();
+
+fn experiment() -> &'static Experiment {
+    EXPERIMENT.get_or_init(Experiment::default)
+}
+
+fn read_buffer() -> Option<usize> {
+    experiment().read_buffer
+}
+
+const SERVERS: [&str; 8] = [
+    "ours-axum",
+    "ours-hyper",
+    "axum",
+    "tungstenite",
+    "fastwebsockets",
+    "http-axum",
+    "http-axum-layer",
+    "http-axum-outer",
+];
+
+fn main() -> ExitCode {
+    let mut server = None;
+    let mut experiment = Experiment::default();
+    let mut bind: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--server" => server = args.next(),
+            "--read-buffer" => match args.next().and_then(|a| a.parse().ok()) {
+                Some(bytes) => experiment.read_buffer = Some(bytes),
+                None => return usage("--read-buffer needs a size in bytes"),
+            },
+            "--keep-alive-secs" => match args.next().and_then(|a| a.parse().ok()) {
+                Some(secs) => experiment.keep_alive = Some(std::time::Duration::from_secs(secs)),
+                None => return usage("--keep-alive-secs needs a number of seconds"),
+            },
+            "--readahead" => experiment.readahead = true,
+            "--bind" => match args.next().and_then(|a| a.parse().ok()) {
+                Some(addr) => bind = addr,
+                None => return usage("--bind needs an address such as 127.0.0.1:0"),
+            },
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => return usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    let Some(server) = server.filter(|s| SERVERS.contains(&s.as_str())) else {
+        return usage("--server NAME is required");
+    };
+    EXPERIMENT.set(experiment).expect("set once");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let result = runtime.block_on(async move {
+        let listener = TcpListener::bind(bind).await?;
+        println!("{}", listener.local_addr()?.port());
+        std::io::stdout().flush()?;
+        match server.as_str() {
+            "ours-axum" => ours::serve_axum(listener).await,
+            "ours-hyper" => ours::serve_hyper(listener).await,
+            "axum" => axum_ws::serve(listener).await,
+            "tungstenite" => tungstenite_ws::serve(listener).await,
+            "fastwebsockets" => fast::serve(listener).await,
+            "http-axum" => plain_http::serve(listener, plain_http::Layering::None).await,
+            "http-axum-layer" => plain_http::serve(listener, plain_http::Layering::OnRouter).await,
+            "http-axum-outer" => plain_http::serve(listener, plain_http::Layering::AroundRouter).await,
+            _ => unreachable!("checked above"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("bench-server: {problem}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// Accepts connections forever and serves each with hyper's http1 connection, upgrades on.
+async fn serve_http1<S, B>(listener: TcpListener, service: S) -> std::io::Result<()>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let Some(stream) = accept(&listener).await else { continue };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _ =
+                http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades().await;
+        });
+    }
+}
+
+async fn accept(listener: &TcpListener) -> Option<TcpStream> {
+    match listener.accept().await {
+        Ok((stream, _)) => {
+            let _ = stream.set_nodelay(true);
+            Some(stream)
+        }
+        Err(e) => {
+            // Out of file descriptors and the like: wait a little, as axum::serve does.
+            eprintln!("bench-server: accept: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            None
+        }
+    }
+}
+
+/// A listener for `axum::serve` that sets `TCP_NODELAY`, as axum's docs show.
+fn axum_listener(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    })
+}
+
+/// tower-websockets, on axum and on plain hyper.
+mod ours {
+    use axum::{Router, response::IntoResponse, routing::any};
+    use tower_websockets::{Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
+
+    use super::*;
+
+    /// The echo loop from the crate's docs: read until the stream ends (the socket answers Pings
+    /// and the peer's Close itself), send Text and Binary back. `send` flushes each message: with
+    /// one message in flight per connection there is nothing to batch.
+    pub(super) async fn echo(mut socket: WebSocket) {
+        while let Some(message) = socket.recv().await {
+            match message {
+                Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
+                    if socket.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    async fn ws(upgrade: WebSocketUpgrade) -> impl IntoResponse {
+        upgrade.on_upgrade(echo)
+    }
+
+    fn layer() -> WebSocketLayer {
+        let experiment = experiment();
+        if experiment.read_buffer.is_none() && experiment.keep_alive.is_none() {
+            return WebSocketLayer::new();
+        }
+        let mut builder = WebSocketLayer::builder();
+        if let Some(bytes) = experiment.read_buffer {
+            builder = builder.receive_buffer_size(bytes);
+        }
+        if let Some(interval) = experiment.keep_alive {
+            builder = builder.keep_alive_interval(interval);
+        }
+        builder.build().expect("valid options")
+    }
+
+    pub(super) async fn serve_axum(listener: TcpListener) -> std::io::Result<()> {
+        let app: Router = Router::new().route("/ws", any(ws)).layer(layer());
+        axum::serve(axum_listener(listener), app).await
+    }
+
+    pub(super) async fn serve_hyper(listener: TcpListener) -> std::io::Result<()> {
+        let service =
+            ServiceBuilder::new().layer(layer()).service_fn(|mut req: Request<Incoming>| async move {
+                let response = match WebSocketUpgrade::from_request(&mut req) {
+                    Ok(upgrade) => upgrade.on_upgrade(echo),
+                    Err(rejection) => rejection.into_http_response(),
+                };
+                Ok::<_, Infallible>(response)
+            });
+        serve_http1(listener, TowerToHyperService::new(service)).await
+    }
+}
+
+/// axum 0.8's own `extract::ws`, with its default options.
+mod axum_ws {
+    use axum::{
+        Router,
+        extract::ws::{Message, WebSocket, WebSocketUpgrade},
+        response::IntoResponse,
+        routing::any,
+    };
+
+    use super::*;
+
+    async fn echo(mut socket: WebSocket) {
+        while let Some(Ok(message)) = socket.recv().await {
+            if let Message::Text(_) | Message::Binary(_) = message {
+                if socket.send(message).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn ws(upgrade: WebSocketUpgrade) -> impl IntoResponse {
+        let upgrade = match read_buffer() {
+            Some(bytes) => upgrade.read_buffer_size(bytes),
+            None => upgrade,
+        };
+        upgrade.on_upgrade(echo)
+    }
+
+    pub(super) async fn serve(listener: TcpListener) -> std::io::Result<()> {
+        let app: Router = Router::new().route("/ws", any(ws));
+        axum::serve(axum_listener(listener), app).await
+    }
+}
+
+/// tokio-tungstenite behind a hand-written hyper upgrade: no middleware, default options.
+mod tungstenite_ws {
+    use super::*;
+
+    /// The least a correct server checks: an `Upgrade: websocket` request with a key.
+    async fn handle(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+        let is_ws = req
+            .headers()
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+        let (true, Some(key)) = (is_ws, key) else {
+            let mut response = Response::new(Full::from("not a WebSocket request"));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            return Ok(response);
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else { return };
+            let config = read_buffer().map(|bytes| WebSocketConfig::default().read_buffer_size(bytes));
+            if experiment().readahead {
+                let io = ReadAhead::new(TokioIo::new(upgraded));
+                echo(WebSocketStream::from_raw_socket(io, Role::Server, config).await).await;
+            } else {
+                echo(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, config).await)
+                    .await;
+            }
+        });
+        let response = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()))
+            .body(Full::default())
+            .expect("valid response");
+        Ok(response)
+    }
+
+    async fn echo<S>(mut ws: WebSocketStream<S>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        while let Some(Ok(message)) = ws.next().await {
+            if let tungstenite::Message::Text(_) | tungstenite::Message::Binary(_) = message {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    pub(super) async fn serve(listener: TcpListener) -> std::io::Result<()> {
+        serve_http1(listener, hyper::service::service_fn(handle)).await
+    }
+}
+
+/// A prototype for the large-message finding in docs/benchmarks.md (not used by the benchmark
+/// itself): tungstenite reads at most `read_buffer_size` bytes per read call, so a 4 KiB buffer
+/// takes 256 reads (and 256 trips through tokio) per MiB. Once a read comes back full, this
+/// adapter reads ahead 64 KiB at a time into a spare buffer and serves the small reads from it;
+/// the spare buffer is freed when the burst ends, so idle sockets keep their small footprint.
+struct ReadAhead<S> {
+    inner: S,
+    spare: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The last read filled the caller's buffer: more is probably waiting.
+    full: bool,
+}
+
+impl<S> ReadAhead<S> {
+    const AHEAD: usize = 64 * 1024;
+
+    fn new(inner: S) -> Self {
+        Self { inner, spare: Vec::new(), start: 0, end: 0, full: false }
+    }
+
+    fn copy_out(&mut self, buf: &mut tokio::io::ReadBuf<'_>) {
+        let n = buf.remaining().min(self.end - self.start);
+        buf.put_slice(&self.spare[self.start..self.start + n]);
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if !self.full {
+                self.spare = Vec::new();
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ReadAhead<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.start < this.end {
+            this.copy_out(buf);
+            return Poll::Ready(Ok(()));
+        }
+        let want = buf.remaining();
+        if this.full && want < Self::AHEAD {
+            if this.spare.is_empty() {
+                this.spare = vec![0; Self::AHEAD];
+            }
+            let mut ahead = tokio::io::ReadBuf::new(&mut this.spare);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut ahead))?;
+            let n = ahead.filled().len();
+            this.full = n == Self::AHEAD;
+            this.end = n;
+            this.copy_out(buf);
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.full = want > 0 && buf.filled().len() - before == want;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ReadAhead<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// fastwebsockets with its `upgrade` feature, as its `echo_server` example does it
+/// (`FragmentCollector`, the handler run `unconstrained`).
+mod fast {
+    use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
+
+    use super::*;
+
+    async fn echo(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
+        let mut ws = FragmentCollector::new(fut.await?);
+        loop {
+            // auto_close and auto_pong are on: the library answers the Close and Pings. After a
+            // Close the connection is over: that is the end of the stream here.
+            let frame = ws.read_frame().await?;
+            match frame.opcode {
+                OpCode::Close => break,
+                OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, Infallible> {
+        match upgrade::upgrade(&mut req) {
+            Ok((response, fut)) => {
+                tokio::spawn(async move {
+                    let _ = tokio::task::unconstrained(echo(fut)).await;
+                });
+                Ok(response)
+            }
+            Err(_) => {
+                let mut response = Response::new(Empty::new());
+                *response.status_mut() = StatusCode::BAD_REQUEST;
+                Ok(response)
+            }
+        }
+    }
+
+    pub(super) async fn serve(listener: TcpListener) -> std::io::Result<()> {
+        serve_http1(listener, hyper::service::service_fn(handle)).await
+    }
+}
+
+/// A plain HTTP axum app, with and without `WebSocketLayer`.
+mod plain_http {
+    use axum::{Router, response::IntoResponse, routing::get};
+    use tower::Layer as _;
+    use tower_websockets::WebSocketLayer;
+
+    use super::*;
+
+    /// Where the layer goes.
+    pub(super) enum Layering {
+        None,
+        /// `Router::layer`, as the README shows.
+        OnRouter,
+        /// Around the whole `Router`, its response mapped back to axum's.
+        AroundRouter,
+    }
+
+    pub(super) async fn serve(listener: TcpListener, layering: Layering) -> std::io::Result<()> {
+        let app: Router = Router::new().route("/", get(|| async { "Hello, World!" }));
+        match layering {
+            Layering::None => axum::serve(axum_listener(listener), app).await,
+            Layering::OnRouter => {
+                axum::serve(axum_listener(listener), app.layer(WebSocketLayer::new())).await
+            }
+            Layering::AroundRouter => {
+                let service = WebSocketLayer::new().layer(app);
+                let service = tower::ServiceExt::<Request<axum::body::Body>>::map_response(
+                    service,
+                    IntoResponse::into_response,
+                );
+                let make_service = axum::ServiceExt::<Request<axum::body::Body>>::into_make_service(service);
+                axum::serve(axum_listener(listener), make_service).await
+            }
+        }
+    }
+}
