@@ -391,13 +391,7 @@ impl WebSocket {
                     let error = Error::from_tungstenite(e);
                     if let Some(frame) = error.close_frame() {
                         tracing::debug!(%error, code = %frame.code, "closing WebSocket on a peer error");
-                        if Pin::new(&mut *inner)
-                            .start_send(Message::Close(Some(frame)).into_tungstenite())
-                            .is_ok()
-                        {
-                            self.flush_pending = true;
-                            let _ = self.poll_flush_queued(cx);
-                        }
+                        self.queue_close(frame, cx);
                     }
                     return Poll::Ready(Some(Err(error)));
                 }

@@ -111,13 +111,7 @@ impl WebSocketUpgrade {
         headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
-        let accept = match handshake::check(method, version, headers, extensions)? {
-            Handshake::Http1 { key } => Some(
-                HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
-                    .expect("base64 is a valid header value"),
-            ),
-            Handshake::Http2 => None,
-        };
+        let handshake = handshake::check(method, version, headers, extensions)?;
         if extensions.get::<WebSocketContext>().is_none() {
             return Err(WebSocketUpgradeRejection::LayerMissing);
         }
@@ -128,6 +122,13 @@ impl WebSocketUpgrade {
             extensions.remove::<OnUpgrade>().ok_or(WebSocketUpgradeRejection::ConnectionNotUpgradable)?;
         let context =
             extensions.remove::<WebSocketContext>().ok_or(WebSocketUpgradeRejection::LayerMissing)?;
+        let accept = match handshake {
+            Handshake::Http1 { key } => Some(
+                HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
+                    .expect("base64 is a valid header value"),
+            ),
+            Handshake::Http2 => None,
+        };
         let span = tracing::debug_span!(
             "websocket",
             path = %uri.path(),
