@@ -305,11 +305,18 @@ impl WebSocketUpgrade {
 }
 
 /// The peer's address, when the server put it in the request: axum's `ConnectInfo<SocketAddr>`
-/// (with the `axum` feature), or a plain `SocketAddr`.
+/// or `MockConnectInfo<SocketAddr>` (with the `axum` feature), or a plain `SocketAddr`.
 fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
     #[cfg(feature = "axum")]
-    if let Some(info) = extensions.get::<::axum::extract::ConnectInfo<SocketAddr>>() {
-        return Some(info.0);
+    {
+        use ::axum::extract::{ConnectInfo, connect_info::MockConnectInfo};
+        // As axum's `ConnectInfo` extractor does: the real one, else the one tests mock.
+        if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>() {
+            return Some(*addr);
+        }
+        if let Some(MockConnectInfo(addr)) = extensions.get::<MockConnectInfo<SocketAddr>>() {
+            return Some(*addr);
+        }
     }
     extensions.get::<SocketAddr>().copied()
 }

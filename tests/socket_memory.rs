@@ -435,3 +435,47 @@ async fn fed_messages_wait_for_one_flush() {
         assert_eq!(socket.recv_text().await.unwrap(), text);
     }
 }
+
+#[tokio::test]
+async fn on_failed_upgrade_hears_when_the_connection_is_not_handed_over() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A hyper connection served without `with_upgrades()`: the 101 goes out, but hyper never
+    // hands the connection over.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let service =
+        ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(move |mut req: Request<Incoming>| {
+            let tx = tx.clone();
+            async move {
+                let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+                let failed = tx.clone();
+                Ok::<_, Infallible>(
+                    upgrade
+                        .on_failed_upgrade(move |error| {
+                            let _ = failed.send(Err(error));
+                        })
+                        .on_upgrade(move |_socket| async move {
+                            let _ = tx.send(Ok(()));
+                        }),
+                )
+            }
+        });
+    let (mut client, server) = tokio::io::duplex(4096);
+    tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+        hyper_util::rt::TokioIo::new(server),
+        hyper_util::service::TowerToHyperService::new(service),
+    ));
+    client
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    client.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    let outcome = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    let error = outcome.expect_err("the callback never runs; on_failed_upgrade does");
+    assert!(matches!(error, Error::UpgradeFailed(_)), "{error:?}");
+    assert!(error.to_string().starts_with("the connection could not be upgraded"), "{error}");
+}

@@ -68,3 +68,77 @@ async fn each_socket_has_a_span_with_open_close_and_timeout_events() {
         );
     }
 }
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn the_span_names_the_peer_from_axum_connect_info() {
+    use axum::{Router, extract::connect_info::MockConnectInfo, routing::any};
+    use tower_websockets::WebSocketUpgrade;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .without_time()
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let peer: std::net::SocketAddr = "192.0.2.7:4242".parse().unwrap();
+    let app = Router::new()
+        .route("/live", any(|upgrade: WebSocketUpgrade| async { upgrade.on_upgrade(|_socket| async {}) }))
+        .layer(WebSocketLayer::new())
+        .layer(MockConnectInfo(peer));
+    let client = TestClient::new(app);
+    let mut socket = client.connect("/live").await.unwrap();
+    assert!(socket.is_closed().await);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("websocket{path=/live http=HTTP/1.1 peer=Some(192.0.2.7:4242)}")
+                && line.contains("WebSocket opened")),
+        "{log}"
+    );
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn the_span_names_the_peer_from_a_real_connect_info() {
+    use axum::{Router, routing::any};
+    use futures_util::SinkExt;
+    use tower_websockets::WebSocketUpgrade;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .without_time()
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = Router::new()
+        .route("/live", any(|upgrade: WebSocketUpgrade| async { upgrade.on_upgrade(|_socket| async {}) }))
+        .layer(WebSocketLayer::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+    });
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let local = tcp.local_addr().unwrap();
+    let (mut socket, _) = tokio_tungstenite::client_async(format!("ws://{addr}/live"), tcp).await.unwrap();
+    let _ = socket.close(None).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.abort();
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let span = format!("websocket{{path=/live http=HTTP/1.1 peer=Some({local})}}");
+    assert!(
+        log.lines().any(|line| line.contains(&span) && line.contains("WebSocket opened")),
+        "{span}\n{log}"
+    );
+}
