@@ -107,7 +107,6 @@ async fn the_span_names_the_peer_from_axum_connect_info() {
 #[tokio::test]
 async fn the_span_names_the_peer_from_a_real_connect_info() {
     use axum::{Router, routing::any};
-    use futures_util::SinkExt;
     use tower_websockets::WebSocketUpgrade;
 
     let captured = Captured::default();
