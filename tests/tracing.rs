@@ -25,8 +25,9 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn each_socket_has_a_span_with_open_close_and_timeout_events() {
+/// Captures every debug event of this thread (the tests run on a current-thread runtime, so
+/// spawned tasks are on it too) until the guard drops.
+fn capture_debug_events() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -35,7 +36,18 @@ async fn each_socket_has_a_span_with_open_close_and_timeout_events() {
         .without_time()
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_socket_has_a_span_with_open_close_and_timeout_events() {
+    let (captured, _guard) = capture_debug_events();
 
     let layer = WebSocketLayer::builder()
         .keep_alive_interval(Duration::from_secs(10))
@@ -52,7 +64,7 @@ async fn each_socket_has_a_span_with_open_close_and_timeout_events() {
     let _silent = client.connect("/ws").http2().await.unwrap();
     common::next_end(&mut ends).await;
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let http1_span = r#"websocket{path=/ws http=HTTP/1.1 peer=None protocol="chat"}"#;
     let http2_span = "websocket{path=/ws http=HTTP/2.0 peer=None}";
     for (span, event) in [
@@ -75,15 +87,7 @@ async fn the_span_names_the_peer_from_axum_connect_info() {
     use axum::{Router, extract::connect_info::MockConnectInfo, routing::any};
     use tower_websockets::WebSocketUpgrade;
 
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .without_time()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_debug_events();
 
     let peer: std::net::SocketAddr = "192.0.2.7:4242".parse().unwrap();
     let app = Router::new()
@@ -94,7 +98,7 @@ async fn the_span_names_the_peer_from_axum_connect_info() {
     let mut socket = client.connect("/live").await.unwrap();
     assert!(socket.is_closed().await);
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(
         log.lines()
             .any(|line| line.contains("websocket{path=/live http=HTTP/1.1 peer=Some(192.0.2.7:4242)}")
@@ -109,15 +113,7 @@ async fn the_span_names_the_peer_from_a_real_connect_info() {
     use axum::{Router, routing::any};
     use tower_websockets::WebSocketUpgrade;
 
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .without_time()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_debug_events();
 
     let app = Router::new()
         .route("/live", any(|upgrade: WebSocketUpgrade| async { upgrade.on_upgrade(|_socket| async {}) }))
@@ -134,7 +130,7 @@ async fn the_span_names_the_peer_from_a_real_connect_info() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.abort();
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let span = format!("websocket{{path=/live http=HTTP/1.1 peer=Some({local})}}");
     assert!(
         log.lines().any(|line| line.contains(&span) && line.contains("WebSocket opened")),
