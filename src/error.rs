@@ -9,8 +9,10 @@ use crate::message::{CloseCode, CloseFrame};
 /// An error on an open [`WebSocket`](crate::WebSocket).
 ///
 /// Errors caused by the peer ([`MessageTooBig`](Self::MessageTooBig),
-/// [`InvalidUtf8`](Self::InvalidUtf8), [`Protocol`](Self::Protocol)) have already closed the
-/// socket with the matching close code ([`close_code`](Self::close_code)) when you see them.
+/// [`InvalidUtf8`](Self::InvalidUtf8), [`Protocol`](Self::Protocol)) have already been answered
+/// with a Close of the matching code ([`close_code`](Self::close_code)) when you see them: it is
+/// queued and being written, and the next `recv` finishes writing it, closes the connection and
+/// returns `None`.
 ///
 /// ```
 /// # #[cfg(feature = "test-util")]
