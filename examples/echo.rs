@@ -15,9 +15,7 @@
 
 use std::{convert::Infallible, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Version, header};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
@@ -39,7 +37,7 @@ use tokio_rustls::{
     },
 };
 use tower::ServiceBuilder;
-use tower_websockets::{Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
+use tower_websockets::{Message, TextBody, WebSocket, WebSocketLayer, WebSocketUpgrade};
 use tracing::Instrument;
 
 const SERVER: &str = concat!("tower-websockets-echo/", env!("CARGO_PKG_VERSION"));
@@ -447,10 +445,10 @@ async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     protocols: Arc<[String]>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<TextBody>, Infallible> {
     let response = match req.uri().path() {
         "/" | "/index.html" if req.method() == Method::GET || req.method() == Method::HEAD => {
-            let mut response = Response::new(Full::new(Bytes::from_static(INDEX_HTML.as_bytes())));
+            let mut response = Response::new(TextBody::from(INDEX_HTML));
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/html; charset=utf-8"));
@@ -488,13 +486,13 @@ async fn handle(
 }
 
 /// Names the server, so that Autobahn reports name it too.
-fn with_server_header(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+fn with_server_header(mut response: Response<TextBody>) -> Response<TextBody> {
     response.headers_mut().insert(header::SERVER, header::HeaderValue::from_static(SERVER));
     response
 }
 
-fn status(status: StatusCode) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(status.to_string())));
+fn status(status: StatusCode) -> Response<TextBody> {
+    let mut response = Response::new(TextBody::from(status.to_string()));
     *response.status_mut() = status;
     response
 }

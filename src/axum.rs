@@ -8,7 +8,9 @@ use ::axum::{
 };
 use http::request::Parts;
 
-use crate::{WebSocketUpgrade, WebSocketUpgradeRejection, handshake::is_upgrade_attempt};
+use crate::{
+    WebSocketUpgrade, WebSocketUpgradeRejection, handshake::is_upgrade_attempt, upgrade::RequestHead,
+};
 
 /// `WebSocketUpgrade` as an axum extractor: what
 /// [`WebSocketUpgrade::from_request`] does, rejecting with a [`WebSocketUpgradeRejection`].
@@ -19,7 +21,7 @@ where
     type Rejection = WebSocketUpgradeRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Self::extract(&parts.method, &parts.uri, parts.version, &parts.headers, &mut parts.extensions)
+        extract(parts)
     }
 }
 
@@ -35,9 +37,19 @@ where
         if !is_upgrade_attempt(&parts.method, &parts.headers, &parts.extensions) {
             return Ok(None);
         }
-        Self::extract(&parts.method, &parts.uri, parts.version, &parts.headers, &mut parts.extensions)
-            .map(Some)
+        extract(parts).map(Some)
     }
+}
+
+/// What [`WebSocketUpgrade::from_request`] does, on axum's request parts.
+fn extract(parts: &mut Parts) -> Result<WebSocketUpgrade, WebSocketUpgradeRejection> {
+    let head = RequestHead {
+        method: &parts.method,
+        uri: &parts.uri,
+        version: parts.version,
+        headers: &parts.headers,
+    };
+    WebSocketUpgrade::extract(head, &mut parts.extensions)
 }
 
 /// The same response as [`WebSocketUpgradeRejection::into_http_response`], as an axum `Response`.

@@ -4,11 +4,11 @@
 //! them once in `build()`, and freezes them behind an `Arc` that every request and every socket
 //! then shares.
 
-use std::{error::Error as StdError, fmt, time::Duration};
+use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::origin::OriginPolicy;
+use crate::{error::ConfigError, origin::OriginPolicy};
 
 /// Default keep-alive interval: two minutes, as in ASP.NET Core. See
 /// [`keep_alive_interval`](crate::WebSocketLayerBuilder::keep_alive_interval).
@@ -111,6 +111,130 @@ impl SocketConfig {
     }
 }
 
+/// The per-socket option setters, defined once for the two places that set them:
+/// [`WebSocketLayerBuilder`](crate::WebSocketLayerBuilder) (every socket of the layer) and
+/// [`WebSocketUpgrade`](crate::WebSocketUpgrade) (one socket, overriding the layer). Both get
+/// the same names, types and documentation, and [`SocketConfig::validate`] checks the result in
+/// both places: at `build()` for the layer, at `try_on_upgrade`/`on_upgrade` for one socket.
+///
+/// `$field` names the `SocketConfig` field of the type the setters are generated for.
+macro_rules! socket_option_setters {
+    ($field:ident) => {
+        /// How long the peer may stay silent before the socket sends it a Ping. Default 2
+        /// minutes, as in ASP.NET Core; `Duration::ZERO` turns keep-alive off, and with it any
+        /// keep-alive timeout set before.
+        ///
+        /// Pings keep proxies from closing idle connections. Add a
+        /// [`keep_alive_timeout`](Self::keep_alive_timeout) to also drop peers that stop
+        /// answering.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use tower_websockets::WebSocketLayer;
+        ///
+        /// let layer = WebSocketLayer::builder().keep_alive_interval(Duration::from_secs(30)).build()?;
+        /// # Ok::<(), tower_websockets::ConfigError>(())
+        /// ```
+        pub fn keep_alive_interval(mut self, interval: ::std::time::Duration) -> Self {
+            self.$field.keep_alive_interval = interval;
+            if interval.is_zero() {
+                self.$field.keep_alive_timeout = None;
+            }
+            self
+        }
+
+        /// How long to wait for an answer to a keep-alive Ping before the peer is dropped;
+        /// `None` turns the timeout off. Off by default (as in ASP.NET Core).
+        ///
+        /// When the peer sends nothing, no Pong nor anything else, within `timeout` of a
+        /// keep-alive Ping, the connection is closed and the handler's next `recv` yields
+        /// [`Error::KeepAliveTimeout`](crate::Error::KeepAliveTimeout). Needs keep-alive on:
+        /// a timeout with a zero [`keep_alive_interval`](Self::keep_alive_interval), or a zero
+        /// timeout, is refused with a [`ConfigError`](crate::ConfigError).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use tower_websockets::WebSocketLayer;
+        ///
+        /// let layer = WebSocketLayer::builder()
+        ///     .keep_alive_interval(Duration::from_secs(30))
+        ///     .keep_alive_timeout(Duration::from_secs(10))
+        ///     .build()?;
+        ///
+        /// let refused = WebSocketLayer::builder()
+        ///     .keep_alive_interval(Duration::ZERO)
+        ///     .keep_alive_timeout(Duration::from_secs(10))
+        ///     .build();
+        /// assert_eq!(refused.unwrap_err().option(), "keep_alive_timeout");
+        /// # Ok::<(), tower_websockets::ConfigError>(())
+        /// ```
+        pub fn keep_alive_timeout(mut self, timeout: impl Into<Option<::std::time::Duration>>) -> Self {
+            self.$field.keep_alive_timeout = timeout.into();
+            self
+        }
+
+        /// The size of the buffer that incoming data is read into, allocated once per socket.
+        /// Default 4 KiB, as in ASP.NET Core: it keeps idle sockets small and is the fastest for
+        /// small messages. Must be at least 1 byte.
+        ///
+        /// tungstenite reads at most this many bytes per read call, so a socket that receives
+        /// messages of hundreds of KiB or more reads them faster with a larger buffer: raise it
+        /// for those sockets, per accept, e.g. to 64 KiB (see `docs/benchmarks.md`).
+        pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
+            self.$field.receive_buffer_size = bytes;
+            self
+        }
+
+        /// The largest incoming message, in bytes, or `None` for no limit. Default 64 MiB. A
+        /// larger message closes the socket with 1009 (message too big). Must be at least 1.
+        ///
+        /// ```
+        /// use tower_websockets::WebSocketLayer;
+        ///
+        /// let layer = WebSocketLayer::builder().max_message_size(1 << 20).build()?;
+        /// let unlimited = WebSocketLayer::builder().max_message_size(None).build()?;
+        /// # Ok::<(), tower_websockets::ConfigError>(())
+        /// ```
+        pub fn max_message_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+            self.$field.max_message_size = bytes.into();
+            self
+        }
+
+        /// The largest incoming frame payload, in bytes, or `None` for no limit. Default 16
+        /// MiB. A larger frame closes the socket with 1009 (message too big). Must be at least 1.
+        pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+            self.$field.max_frame_size = bytes.into();
+            self
+        }
+
+        /// How many bytes of outgoing frames gather before they are written to the connection.
+        /// Default 128 KiB; `0` writes every message at once. A flush (which
+        /// [`WebSocket::send`](crate::WebSocket::send) does) always writes everything.
+        pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+            self.$field.write_buffer_size = bytes;
+            self
+        }
+
+        /// The hard limit on buffered outgoing bytes: past it, sending fails with
+        /// [`Error::WriteBufferFull`](crate::Error::WriteBufferFull) instead of growing memory
+        /// for a peer that does not read. Must be greater than
+        /// [`write_buffer_size`](Self::write_buffer_size). Default: the write buffer plus one
+        /// message of [`max_message_size`](Self::max_message_size).
+        ///
+        /// ```
+        /// use tower_websockets::WebSocketLayer;
+        ///
+        /// let refused = WebSocketLayer::builder().write_buffer_size(4096).max_write_buffer_size(1024).build();
+        /// assert_eq!(refused.unwrap_err().option(), "max_write_buffer_size");
+        /// ```
+        pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
+            self.$field.max_write_buffer_size = Some(bytes);
+            self
+        }
+    };
+}
+pub(crate) use socket_option_setters;
+
 /// The options a [`WebSocketLayer`](crate::WebSocketLayer) was built with, shared by every
 /// request and socket behind one `Arc`.
 #[derive(Debug, Default)]
@@ -121,46 +245,6 @@ pub(crate) struct Config {
     pub(crate) max_connections: Option<usize>,
 }
 
-/// Options that do not fit together, refused when the layer is built (or, for per-accept
-/// overrides, when the socket is accepted).
-///
-/// The error names the option at fault.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_websockets::WebSocketLayer;
-///
-/// let err = WebSocketLayer::builder()
-///     .keep_alive_interval(Duration::ZERO)
-///     .keep_alive_timeout(Duration::from_secs(10))
-///     .build()
-///     .unwrap_err();
-/// assert_eq!(err.option(), "keep_alive_timeout");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    option: &'static str,
-    problem: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(option: &'static str, problem: impl Into<String>) -> Self {
-        Self { option, problem: problem.into() }
-    }
-
-    /// The name of the option at fault, as the builder method is named.
-    pub fn option(&self) -> &'static str {
-        self.option
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid WebSocket option `{}`: {}", self.option, self.problem)
-    }
-}
-
-impl StdError for ConfigError {}
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,14 @@
-//! [`Error`]: what can go wrong on an open WebSocket.
+//! The crate's errors: [`Error`], what can go wrong on an open WebSocket, and [`ConfigError`],
+//! options that do not fit together.
 
 use std::{error::Error as StdError, fmt, io, time::Duration};
 
 use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
 
-use crate::message::{CloseCode, CloseFrame};
+use crate::{
+    message::{CloseCode, CloseFrame},
+    socket::FrameHeaderViolation,
+};
 
 /// An error on an open [`WebSocket`](crate::WebSocket).
 ///
@@ -123,7 +127,11 @@ impl Error {
         use tungstenite::error::CapacityError;
         match error {
             tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => Self::Closed,
-            tungstenite::Error::Io(e) => Self::Io(e),
+            // The transport's frame-header check (RFC 6455 §5.2 rules tungstenite does not check).
+            tungstenite::Error::Io(e) => match FrameHeaderViolation::find(&e) {
+                Some(violation) => Self::Protocol(violation.to_string()),
+                None => Self::Io(e),
+            },
             tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
                 Self::MessageTooBig { size, max: max_size }
             }
@@ -180,3 +188,44 @@ impl From<io::Error> for Error {
         Self::Io(e)
     }
 }
+
+/// Options that do not fit together, refused when the layer is built (or, for per-accept
+/// overrides, when the socket is accepted).
+///
+/// The error names the option at fault.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_websockets::WebSocketLayer;
+///
+/// let err = WebSocketLayer::builder()
+///     .keep_alive_interval(Duration::ZERO)
+///     .keep_alive_timeout(Duration::from_secs(10))
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.option(), "keep_alive_timeout");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    option: &'static str,
+    problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(option: &'static str, problem: impl Into<String>) -> Self {
+        Self { option, problem: problem.into() }
+    }
+
+    /// The name of the option at fault, as the builder method is named.
+    pub fn option(&self) -> &'static str {
+        self.option
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid WebSocket option `{}`: {}", self.option, self.problem)
+    }
+}
+
+impl StdError for ConfigError {}

@@ -1,11 +1,12 @@
 //! [`WebSocketLayer`] and its builder: `app.UseWebSockets(options)`, as a tower `Layer`.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use tower_layer::Layer;
 
 use crate::{
-    config::{Config, ConfigError, SocketConfig},
+    config::{Config, SocketConfig, socket_option_setters},
+    error::ConfigError,
     lifecycle::{Shared, ShutdownHandle, Tracker, WebSocketStats},
     origin::AllowedOrigins,
     service::WebSocketService,
@@ -137,77 +138,12 @@ pub struct WebSocketLayerBuilder {
 }
 
 impl WebSocketLayerBuilder {
-    /// How long the peer may stay silent before the socket sends it a Ping. Default 2 minutes;
-    /// `Duration::ZERO` turns keep-alive off.
-    ///
-    /// Pings keep proxies from closing idle connections. Add a
-    /// [`keep_alive_timeout`](Self::keep_alive_timeout) to also drop peers that stop answering.
-    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
-        self.socket.keep_alive_interval = interval;
-        self
-    }
-
-    /// How long to wait for an answer to a keep-alive Ping before the peer is dropped. Off by
-    /// default.
-    ///
-    /// When the peer sends nothing, no Pong nor anything else, within `timeout` of a keep-alive
-    /// Ping, the connection is closed and the handler's next `recv` yields
-    /// [`Error::KeepAliveTimeout`](crate::Error::KeepAliveTimeout). Needs a non-zero
-    /// [`keep_alive_interval`](Self::keep_alive_interval).
-    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
-        self.socket.keep_alive_timeout = Some(timeout);
-        self
-    }
-
-    /// The size of the buffer that incoming data is read into, allocated once per socket.
-    /// Default 4 KiB, which keeps idle sockets small (about 8 KiB each in all, against about
-    /// 130 KiB with tungstenite's 128 KiB default) and is the fastest for small messages.
-    ///
-    /// tungstenite reads at most this many bytes per read call, so a socket that receives
-    /// messages of hundreds of KiB or more reads them faster with a larger buffer: raise it for
-    /// those sockets with [`WebSocketUpgrade::receive_buffer_size`](crate::WebSocketUpgrade::receive_buffer_size),
-    /// e.g. 64 KiB (see `docs/benchmarks.md`).
-    pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
-        self.socket.receive_buffer_size = bytes;
-        self
-    }
+    socket_option_setters!(socket);
 
     /// Which origins may open a WebSocket: a list of `scheme://host[:port]` strings, or an
     /// [`AllowedOrigins`]. Default: any origin. See [`AllowedOrigins`] for the rules.
     pub fn allowed_origins(mut self, origins: impl Into<AllowedOrigins>) -> Self {
         self.origins = origins.into();
-        self
-    }
-
-    /// The largest incoming message, in bytes, or `None` for no limit. Default 64 MiB. A larger
-    /// message closes the socket with 1009 (message too big).
-    pub fn max_message_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
-        self.socket.max_message_size = bytes.into();
-        self
-    }
-
-    /// The largest incoming frame payload, in bytes, or `None` for no limit. Default 16 MiB. A
-    /// larger frame closes the socket with 1009 (message too big).
-    pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
-        self.socket.max_frame_size = bytes.into();
-        self
-    }
-
-    /// How many bytes of outgoing frames gather before they are written to the connection.
-    /// Default 128 KiB; `0` writes every message at once. A flush (which
-    /// [`WebSocket::send`](crate::WebSocket::send) does) always writes everything.
-    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
-        self.socket.write_buffer_size = bytes;
-        self
-    }
-
-    /// The hard limit on buffered outgoing bytes: past it, sending fails with
-    /// [`Error::WriteBufferFull`](crate::Error::WriteBufferFull) instead of growing memory for a
-    /// peer that does not read. Must be greater than
-    /// [`write_buffer_size`](Self::write_buffer_size). Default: the write buffer plus one message
-    /// of [`max_message_size`](Self::max_message_size).
-    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
-        self.socket.max_write_buffer_size = Some(bytes);
         self
     }
 
@@ -245,6 +181,8 @@ impl WebSocketLayerBuilder {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -99,6 +99,7 @@ mod lifecycle;
 mod message;
 mod origin;
 mod rejection;
+mod response;
 mod service;
 mod socket;
 #[cfg(feature = "test-util")]
@@ -106,16 +107,17 @@ pub mod test;
 mod upgrade;
 
 pub use config::{
-    ConfigError, DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECEIVE_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
 };
-pub use error::Error;
+pub use error::{ConfigError, Error};
 pub use handshake::is_websocket_request;
 pub use layer::{WebSocketLayer, WebSocketLayerBuilder};
 pub use lifecycle::{ShutdownHandle, ShutdownReport, WebSocketStats};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use origin::AllowedOrigins;
 pub use rejection::WebSocketUpgradeRejection;
+pub use response::TextBody;
 pub use service::{ResponseBody, ResponseFuture, WebSocketService};
 pub use socket::WebSocket;
 pub use upgrade::WebSocketUpgrade;

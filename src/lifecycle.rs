@@ -8,10 +8,13 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
+    task::{Context, Waker},
     time::Duration,
 };
 
@@ -27,6 +30,48 @@ use crate::config::Config;
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) tracker: Tracker,
+}
+
+impl Shared {
+    /// Takes a connection slot if the limit allows. `None` when the limit is reached.
+    pub(crate) fn reserve(self: &Arc<Self>) -> Option<Slot> {
+        let limit = self.config.max_connections;
+        if let Some(limit) = limit {
+            let reserved = &self.tracker.reserved;
+            let mut current = reserved.load(Ordering::Relaxed);
+            loop {
+                if current >= limit {
+                    return None;
+                }
+                match reserved.compare_exchange_weak(
+                    current,
+                    current + 1,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+        Some(Slot { shared: self.clone(), limited: limit.is_some() })
+    }
+
+    /// Spawns a socket's handler task and keeps its abort handle until it ends.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut table = self.tracker.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let id = table.next_id;
+        table.next_id += 1;
+        let shared = self.clone();
+        let handle = tokio::spawn(async move {
+            let _forget = ForgetTask { shared, id };
+            task.await;
+        });
+        table.tasks.insert(id, handle.abort_handle());
+    }
 }
 
 /// Counts and shutdown state.
@@ -56,30 +101,6 @@ struct TaskTable {
 }
 
 impl Tracker {
-    /// Takes a connection slot if the limit allows. `None` when the limit is reached.
-    pub(crate) fn reserve(&self, shared: &Arc<Shared>) -> Option<Slot> {
-        let limit = shared.config.max_connections;
-        if let Some(limit) = limit {
-            let reserved = &self.reserved;
-            let mut current = reserved.load(Ordering::Relaxed);
-            loop {
-                if current >= limit {
-                    return None;
-                }
-                match reserved.compare_exchange_weak(
-                    current,
-                    current + 1,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(actual) => current = actual,
-                }
-            }
-        }
-        Some(Slot { shared: shared.clone(), limited: limit.is_some() })
-    }
-
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
@@ -108,22 +129,6 @@ impl Tracker {
 
     pub(crate) fn count_keep_alive_timeout(&self) {
         self.keep_alive_timeouts.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Spawns a socket's handler task and keeps its abort handle until it ends.
-    pub(crate) fn spawn<F>(&self, shared: &Arc<Shared>, task: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let mut table = self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let id = table.next_id;
-        table.next_id += 1;
-        let shared = shared.clone();
-        let handle = tokio::spawn(async move {
-            let _forget = ForgetTask { shared, id };
-            task.await;
-        });
-        table.tasks.insert(id, handle.abort_handle());
     }
 
     fn stats(&self) -> WebSocketStats {
@@ -165,23 +170,54 @@ impl Drop for Slot {
     }
 }
 
-/// Held by an open socket: counts it as open, and holds its slot.
+/// Held by an open socket: counts it as open, holds its slot, and watches for the shutdown.
 #[derive(Debug)]
 pub(crate) struct OpenSocket {
     shared: Arc<Shared>,
     _slot: Arc<Slot>,
+    /// Completes when the layer shuts down; `None` once the socket was told.
+    shutdown: Option<ShutdownWatch>,
+}
+
+struct ShutdownWatch {
+    signal: Pin<Box<OwnedNotified>>,
+    /// The waker the signal was last polled with: polled again only for another waker.
+    registered: Option<Waker>,
+}
+
+impl std::fmt::Debug for ShutdownWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownWatch").finish_non_exhaustive()
+    }
 }
 
 impl OpenSocket {
     pub(crate) fn new(slot: Arc<Slot>) -> Self {
         let shared = slot.shared.clone();
+        // Take the signal before anything can check the flag, so that no shutdown is missed.
+        let signal = Box::pin(shared.tracker.shutdown_signal());
         shared.tracker.open.fetch_add(1, Ordering::AcqRel);
         shared.tracker.accepted.fetch_add(1, Ordering::Relaxed);
-        Self { shared, _slot: slot }
+        Self { shared, _slot: slot, shutdown: Some(ShutdownWatch { signal, registered: None }) }
     }
 
     pub(crate) fn tracker(&self) -> &Tracker {
         &self.shared.tracker
+    }
+
+    /// Has the layer's shutdown begun? `true` once, the first time it is seen; `false` after.
+    /// With `register`, makes sure `cx` is woken when the shutdown begins.
+    pub(crate) fn poll_shutdown_begun(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
+        let Some(watch) = self.shutdown.as_mut() else { return false };
+        let mut begun = self.shared.tracker.is_shutting_down();
+        if !begun && register && !watch.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            begun = watch.signal.as_mut().poll(cx).is_ready();
+            watch.registered = Some(cx.waker().clone());
+        }
+        if begun {
+            self.shutdown = None;
+        }
+        begun
     }
 }
 

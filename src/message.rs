@@ -232,6 +232,10 @@ pub struct CloseFrame {
 }
 
 impl CloseFrame {
+    /// The longest reason a Close frame can carry, in bytes: a control frame's payload is at
+    /// most 125 bytes, and the code takes 2 of them.
+    pub const MAX_REASON_LEN: usize = 123;
+
     /// A Close frame with `code` and `reason`.
     pub fn new(code: CloseCode, reason: impl Into<Utf8Bytes>) -> Self {
         Self { code, reason: reason.into() }
@@ -279,6 +283,31 @@ impl CloseCode {
     pub const SERVICE_RESTART: Self = Self(1012);
     /// 1013: try again later.
     pub const TRY_AGAIN_LATER: Self = Self(1013);
+    /// 1014: a gateway or proxy received an invalid response from the upstream server.
+    pub const BAD_GATEWAY: Self = Self(1014);
+    /// 1005: reserved, never sent. Stands for a Close that carried no code, as when the peer
+    /// sent an empty Close, or a `Sink` close sent one.
+    pub const NO_STATUS_RECEIVED: Self = Self(1005);
+    /// 1006: reserved, never sent. Stands for a connection that ended without a Close.
+    pub const ABNORMAL_CLOSURE: Self = Self(1006);
+
+    /// May an endpoint put this code in a Close frame (RFC 6455 §7.4)? `true` for 1000 to 1003,
+    /// 1007 to 1014 and the application ranges 3000 to 4999; `false` for the codes that are
+    /// reserved for other uses (1004 to 1006, 1015), the unassigned ones (below 1000, 1016 to
+    /// 2999) and 5000 and up. [`WebSocket::close`](crate::WebSocket::close) refuses the others,
+    /// and a peer that sends one gets a protocol error.
+    ///
+    /// ```
+    /// use tower_websockets::CloseCode;
+    ///
+    /// assert!(CloseCode::NORMAL.is_sendable());
+    /// assert!(CloseCode(4000).is_sendable());
+    /// assert!(!CloseCode::NO_STATUS_RECEIVED.is_sendable());
+    /// assert!(!CloseCode(2000).is_sendable());
+    /// ```
+    pub const fn is_sendable(self) -> bool {
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
+    }
 
     /// The registered name of the code, if it has one.
     pub fn name(self) -> Option<&'static str> {

@@ -9,7 +9,7 @@ use std::{fmt, sync::Arc};
 
 use http::{HeaderMap, HeaderValue, header::ORIGIN, request::Parts};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 type Predicate = dyn Fn(&HeaderValue, &Parts) -> bool + Send + Sync;
 

@@ -2,12 +2,12 @@
 
 use std::{error::Error as StdError, fmt};
 
-use bytes::Bytes;
 use http::{
     HeaderValue, Response, StatusCode,
-    header::{ALLOW, CONTENT_TYPE, SEC_WEBSOCKET_VERSION},
+    header::{ALLOW, SEC_WEBSOCKET_VERSION},
 };
-use http_body_util::Full;
+
+use crate::response::{TextBody, text_response};
 
 /// Why [`WebSocketUpgrade`](crate::WebSocketUpgrade) refused a request.
 ///
@@ -80,7 +80,7 @@ impl WebSocketUpgradeRejection {
     ///
     /// It is named so that it does not hide axum's `IntoResponse::into_response` (feature
     /// `axum`), which gives an axum `Response` instead.
-    pub fn into_http_response(self) -> Response<Full<Bytes>> {
+    pub fn into_http_response(self) -> Response<TextBody> {
         let mut response = text_response(self.status(), self.reason());
         match self {
             Self::UnsupportedVersion => {
@@ -93,14 +93,6 @@ impl WebSocketUpgradeRejection {
         }
         response
     }
-}
-
-/// A plain-text response with `status` and `reason` as its body.
-pub(crate) fn text_response(status: StatusCode, reason: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(reason.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
 }
 
 impl fmt::Display for WebSocketUpgradeRejection {

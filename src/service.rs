@@ -11,14 +11,13 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header::RETRY_AFTER};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::{
     handshake::is_upgrade_attempt,
     lifecycle::{Shared, Slot},
-    rejection::text_response,
+    response::{TextBody, text_response},
 };
 
 /// What the layer leaves in the extensions of a WebSocket request it let through, for
@@ -136,7 +135,7 @@ where
             return ResponseFuture::ready(text_response(StatusCode::FORBIDDEN, refusal.reason()));
         }
 
-        let Some(slot) = tracker.reserve(&self.shared) else {
+        let Some(slot) = self.shared.reserve() else {
             tracing::debug!(uri = %req.uri(), "refused WebSocket request: connection limit reached");
             tracker.count_refused_by_limit();
             return ResponseFuture::ready(unavailable("too many WebSocket connections"));
@@ -148,7 +147,7 @@ where
 }
 
 /// `503 Service Unavailable` with `Retry-After`.
-fn unavailable(reason: &'static str) -> Response<Full<Bytes>> {
+fn unavailable(reason: &'static str) -> Response<TextBody> {
     let mut response = text_response(StatusCode::SERVICE_UNAVAILABLE, reason);
     response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
     response
@@ -195,7 +194,7 @@ pin_project! {
     #[project = FutureKindProj]
     enum FutureKind<F> {
         Inner { #[pin] future: F },
-        Ready { response: Option<Response<Full<Bytes>>> },
+        Ready { response: Option<Response<TextBody>> },
     }
 }
 
@@ -204,7 +203,7 @@ impl<F> ResponseFuture<F> {
         Self { kind: FutureKind::Inner { future } }
     }
 
-    pub(crate) fn ready(response: Response<Full<Bytes>>) -> Self {
+    fn ready(response: Response<TextBody>) -> Self {
         Self { kind: FutureKind::Ready { response: Some(response) } }
     }
 }
@@ -224,7 +223,7 @@ where
                 .map_ok(|response| response.map(|body| ResponseBody { kind: BodyKind::Inner { body } })),
             FutureKindProj::Ready { response } => {
                 let response = response.take().expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(response.map(|body| ResponseBody { kind: BodyKind::Full { body } })))
+                Poll::Ready(Ok(response.map(|body| ResponseBody { kind: BodyKind::Text { body } })))
             }
         }
     }
@@ -269,7 +268,7 @@ pin_project! {
     #[project = BodyKindProj]
     enum BodyKind<B> {
         Inner { #[pin] body: B },
-        Full { #[pin] body: Full<Bytes> },
+        Text { #[pin] body: TextBody },
     }
 }
 
@@ -287,21 +286,21 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             BodyKindProj::Inner { body } => body.poll_frame(cx),
-            BodyKindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
+            BodyKindProj::Text { body } => body.poll_frame(cx).map_err(|never| match never {}),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             BodyKind::Inner { body } => body.is_end_stream(),
-            BodyKind::Full { body } => body.is_end_stream(),
+            BodyKind::Text { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             BodyKind::Inner { body } => body.size_hint(),
-            BodyKind::Full { body } => body.size_hint(),
+            BodyKind::Text { body } => body.size_hint(),
         }
     }
 }

@@ -1,30 +1,39 @@
 //! [`WebSocketUpgrade`]: the extractor that accepts a WebSocket, like ASP.NET Core's
 //! `AcceptWebSocketAsync(WebSocketAcceptContext)`.
 
-use std::{borrow::Cow, fmt, future::Future, net::SocketAddr, time::Duration};
+use std::{borrow::Cow, fmt, future::Future, net::SocketAddr};
 
-use bytes::Bytes;
 use http::{
     Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
     header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE},
 };
-use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
 
 use tracing::Instrument;
 
 use crate::{
-    config::SocketConfig,
-    error::Error,
+    config::{SocketConfig, socket_option_setters},
+    error::{ConfigError, Error},
     handshake::{self, Handshake},
     lifecycle::OpenSocket,
-    rejection::{WebSocketUpgradeRejection, text_response},
+    rejection::WebSocketUpgradeRejection,
+    response::{TextBody, text_response},
     service::WebSocketContext,
     socket::WebSocket,
 };
 
 type OnFailedUpgrade = Box<dyn FnOnce(Error) + Send + 'static>;
+
+/// The parts of a request head the extractor reads, borrowed from an `http::Request` or from
+/// axum's `Parts` (whose extensions are borrowed mutably beside them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestHead<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a Uri,
+    pub(crate) version: Version,
+    pub(crate) headers: &'a HeaderMap,
+}
 
 /// Accepts a WebSocket handshake that [`WebSocketLayer`](crate::WebSocketLayer) let through.
 ///
@@ -36,11 +45,9 @@ type OnFailedUpgrade = Box<dyn FnOnce(Error) + Send + 'static>;
 ///
 /// ```
 /// use std::convert::Infallible;
-/// use bytes::Bytes;
-/// use http_body_util::Full;
-/// use tower_websockets::{Message, WebSocket, WebSocketUpgrade};
+/// use tower_websockets::{Message, TextBody, WebSocket, WebSocketUpgrade};
 ///
-/// async fn handle<B>(mut req: http::Request<B>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+/// async fn handle<B>(mut req: http::Request<B>) -> Result<http::Response<TextBody>, Infallible> {
 ///     match WebSocketUpgrade::from_request(&mut req) {
 ///         Ok(ws) => Ok(ws.protocols(["chat.v2", "chat.v1"]).on_upgrade(echo)),
 ///         Err(rejection) => Ok(rejection.into_http_response()),
@@ -93,24 +100,24 @@ impl WebSocketUpgrade {
     pub fn from_request<B>(request: &mut Request<B>) -> Result<Self, WebSocketUpgradeRejection> {
         // Borrow the headers while the extensions are changed: move the extensions out and back.
         let mut extensions = std::mem::take(request.extensions_mut());
-        let result = Self::extract(
-            request.method(),
-            request.uri(),
-            request.version(),
-            request.headers(),
-            &mut extensions,
-        );
+        let head = RequestHead {
+            method: request.method(),
+            uri: request.uri(),
+            version: request.version(),
+            headers: request.headers(),
+        };
+        let result = Self::extract(head, &mut extensions);
         *request.extensions_mut() = extensions;
         result
     }
 
+    /// Checks the handshake in `head`, and takes hyper's `OnUpgrade` and the layer's context out
+    /// of `extensions`.
     pub(crate) fn extract(
-        method: &Method,
-        uri: &Uri,
-        version: Version,
-        headers: &HeaderMap,
+        head: RequestHead<'_>,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
+        let RequestHead { method, uri, version, headers } = head;
         let handshake = handshake::check(method, version, headers, extensions)?;
         if extensions.get::<WebSocketContext>().is_none() {
             return Err(WebSocketUpgradeRejection::LayerMissing);
@@ -183,52 +190,9 @@ impl WebSocketUpgrade {
         self.selected_protocol.as_ref().and_then(|p| p.to_str().ok())
     }
 
-    /// Overrides the layer's keep-alive interval for this socket; `Duration::ZERO` turns
-    /// keep-alive off, keep-alive timeout included.
-    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
-        self.config.keep_alive_interval = interval;
-        if interval.is_zero() {
-            self.config.keep_alive_timeout = None;
-        }
-        self
-    }
-
-    /// Overrides the layer's keep-alive timeout for this socket; `None` turns it off.
-    pub fn keep_alive_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config.keep_alive_timeout = timeout.into();
-        self
-    }
-
-    /// Overrides the layer's receive buffer size for this socket: raise it (e.g. to 64 KiB) for
-    /// an endpoint that receives large messages, which are then read in fewer calls.
-    pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
-        self.config.receive_buffer_size = bytes;
-        self
-    }
-
-    /// Overrides the layer's largest incoming message for this socket; `None` for no limit.
-    pub fn max_message_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
-        self.config.max_message_size = bytes.into();
-        self
-    }
-
-    /// Overrides the layer's largest incoming frame for this socket; `None` for no limit.
-    pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
-        self.config.max_frame_size = bytes.into();
-        self
-    }
-
-    /// Overrides the layer's write buffer size for this socket.
-    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
-        self.config.write_buffer_size = bytes;
-        self
-    }
-
-    /// Overrides the layer's write buffer limit for this socket.
-    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
-        self.config.max_write_buffer_size = Some(bytes);
-        self
-    }
+    // The per-socket options, with the layer builder's names, types and checks: each call
+    // overrides the layer's value for this socket only.
+    socket_option_setters!(config);
 
     /// Called instead of the `on_upgrade` callback when hyper cannot hand over the connection
     /// after the 101 response (the client went away, or the server does not support upgrades).
@@ -248,33 +212,56 @@ impl WebSocketUpgrade {
     /// HTTP/2 (RFC 8441) it is `200 OK`, and the socket runs on the request's stream. Either way
     /// it carries `Sec-WebSocket-Protocol` when a subprotocol was chosen.
     ///
-    /// Per-accept overrides that do not fit together are not accepted: the response is then a
-    /// 500 and an error event is logged, naming the option.
-    pub fn on_upgrade<F, Fut>(self, callback: F) -> Response<Full<Bytes>>
+    /// Per-accept options that do not fit together (see [`try_on_upgrade`](Self::try_on_upgrade))
+    /// are not accepted: the response is then a `500 Internal Server Error`, and an error event
+    /// is logged with the [`ConfigError`], which names the option as the layer's `build()` would.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_websockets::{TextBody, WebSocketUpgrade};
+    ///
+    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<TextBody> {
+    ///     upgrade
+    ///         .keep_alive_interval(Duration::from_secs(15))
+    ///         .on_upgrade(|mut socket| async move {
+    ///             let _ = socket.send("hello").await;
+    ///         })
+    /// }
+    /// ```
+    pub fn on_upgrade<F, Fut>(self, callback: F) -> Response<TextBody>
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        if let Err(error) = self.config.validate() {
+        self.try_on_upgrade(callback).unwrap_or_else(|error| {
             tracing::error!(%error, "refusing WebSocket: invalid per-accept options");
-            return text_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "invalid WebSocket options for this socket",
-            );
-        }
+            text_response(StatusCode::INTERNAL_SERVER_ERROR, "invalid WebSocket options for this socket")
+        })
+    }
 
-        let mut response = Response::new(Full::default());
-        if let Some(accept) = &self.accept {
-            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            let headers = response.headers_mut();
-            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-            headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-            headers.insert(SEC_WEBSOCKET_ACCEPT, accept.clone());
-        }
-        if let Some(protocol) = &self.selected_protocol {
-            response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol.clone());
-        }
-
+    /// [`on_upgrade`](Self::on_upgrade), but per-accept options that do not fit together are
+    /// returned as a [`ConfigError`] instead of becoming a 500.
+    ///
+    /// # Errors
+    ///
+    /// The same [`ConfigError`] the layer's `build()` gives for the same options, naming the
+    /// option at fault. Nothing is accepted then: the connection stays an HTTP request, and the
+    /// callback is dropped unrun.
+    ///
+    /// ```
+    /// use tower_websockets::{ConfigError, TextBody, WebSocketUpgrade};
+    ///
+    /// fn accept(upgrade: WebSocketUpgrade, limit: usize) -> Result<http::Response<TextBody>, ConfigError> {
+    ///     upgrade.max_message_size(limit).try_on_upgrade(|_socket| async {})
+    /// }
+    /// ```
+    pub fn try_on_upgrade<F, Fut>(self, callback: F) -> Result<Response<TextBody>, ConfigError>
+    where
+        F: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.config.validate()?;
+        let response = self.response();
         let Self { config, context, on_upgrade, selected_protocol, on_failed_upgrade, span, .. } = self;
         if let Some(protocol) = selected_protocol.as_ref().and_then(|p| p.to_str().ok()) {
             span.record("protocol", protocol);
@@ -299,7 +286,24 @@ impl WebSocketUpgrade {
             tracing::debug!("WebSocket opened");
             callback(socket).await;
         };
-        shared.tracker.spawn(&shared, task.instrument(span));
+        shared.spawn(task.instrument(span));
+        Ok(response)
+    }
+
+    /// The answer to the handshake: 101 with the accept key over HTTP/1.1, 200 over HTTP/2, and
+    /// the chosen subprotocol.
+    fn response(&self) -> Response<TextBody> {
+        let mut response = Response::new(TextBody::empty());
+        let headers = response.headers_mut();
+        if let Some(accept) = &self.accept {
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(SEC_WEBSOCKET_ACCEPT, accept.clone());
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        }
+        if let Some(protocol) = &self.selected_protocol {
+            response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol.clone());
+        }
         response
     }
 }

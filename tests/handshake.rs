@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_websockets::{AllowedOrigins, WebSocketLayer, WebSocketUpgrade, WebSocketUpgradeRejection};
+use tower_websockets::{AllowedOrigins, TextBody, WebSocketLayer, WebSocketUpgrade, WebSocketUpgradeRejection};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
@@ -36,7 +36,7 @@ async fn extract_through(layer: WebSocketLayer, request: Request<()>) -> (Respon
         counter.fetch_add(1, Ordering::SeqCst);
         async move {
             let response = match WebSocketUpgrade::from_request(&mut req) {
-                Ok(_) => Response::new(Full::new(Bytes::from_static(b"accepted"))),
+                Ok(_) => Response::new(TextBody::from("accepted")),
                 Err(rejection) => rejection.into_http_response(),
             };
             Ok::<_, Infallible>(response)
@@ -188,7 +188,7 @@ async fn http_1_0_cannot_be_upgraded() {
 async fn without_the_layer_the_extractor_answers_500_naming_it() {
     let service = tower::service_fn(|mut req: Request<()>| async move {
         let response = match WebSocketUpgrade::from_request(&mut req) {
-            Ok(_) => Response::new(Full::<Bytes>::default()),
+            Ok(_) => Response::new(TextBody::empty()),
             Err(rejection) => rejection.into_http_response(),
         };
         Ok::<_, Infallible>(response)

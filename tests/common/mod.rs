@@ -4,9 +4,7 @@
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
@@ -23,7 +21,7 @@ use tower::{ServiceBuilder, util::BoxCloneSyncService};
 use tower_websockets::{CloseCode, Error, Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
 
 pub type Svc =
-    BoxCloneSyncService<Request<Incoming>, Response<tower_websockets::ResponseBody<Full<Bytes>>>, Infallible>;
+    BoxCloneSyncService<Request<Incoming>, Response<tower_websockets::ResponseBody<tower_websockets::TextBody>>, Infallible>;
 
 /// How a server-side socket ended, as its handler saw it.
 #[derive(Debug)]

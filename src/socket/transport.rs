@@ -1,0 +1,256 @@
+//! [`Transport`]: the IO that tungstenite reads from and writes to, between it and hyper's
+//! upgraded connection.
+//!
+//! Writes pass through. Reads pass through too, while a [`FrameScanner`] follows the frame
+//! headers of the incoming byte stream and stops it at a header that tungstenite would accept
+//! although RFC 6455 forbids it: a 64-bit payload length whose most significant bit is set
+//! (§5.2). The bytes before that header are still delivered; the next read fails with a
+//! [`FrameHeaderViolation`], which the socket answers with Close 1002.
+//!
+//! This is the seam where read buffering and permessage-deflate's inflation will live.
+
+use std::{
+    fmt, io,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The connection under tungstenite: hyper's upgraded connection, with the frame-header scan on
+/// the read side.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    io: TokioIo<Upgraded>,
+    scanner: FrameScanner,
+    /// A violation found after bytes that were still delivered: the next read fails with it.
+    violation: Option<FrameHeaderViolation>,
+}
+
+impl Transport {
+    pub(crate) fn new(upgraded: Upgraded) -> Self {
+        Self { io: TokioIo::new(upgraded), scanner: FrameScanner::default(), violation: None }
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(violation) = this.violation {
+            return Poll::Ready(Err(violation.into()));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        if let Err(violation) = this.scanner.scan(&buf.filled()[before..]) {
+            // Deliver what came before the bad header; fail now if that is nothing.
+            buf.set_filled(before + violation.offset);
+            if violation.offset == 0 {
+                return Poll::Ready(Err(violation.into()));
+            }
+            this.violation = Some(violation);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// A frame header that breaks RFC 6455 in a way tungstenite does not check. Carried to the
+/// socket inside an `io::Error` of kind `InvalidData`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameHeaderViolation {
+    /// Where the bad header starts in the bytes that were scanned (0 when it started earlier).
+    offset: usize,
+}
+
+impl FrameHeaderViolation {
+    /// The violation inside `error`, if it carries one.
+    pub(crate) fn find(error: &io::Error) -> Option<Self> {
+        error.get_ref()?.downcast_ref::<Self>().copied()
+    }
+}
+
+impl fmt::Display for FrameHeaderViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("64-bit payload length with its most significant bit set")
+    }
+}
+
+impl std::error::Error for FrameHeaderViolation {}
+
+impl From<FrameHeaderViolation> for io::Error {
+    fn from(violation: FrameHeaderViolation) -> Self {
+        io::Error::new(io::ErrorKind::InvalidData, violation)
+    }
+}
+
+/// Follows frame boundaries in a byte stream that arrives in pieces: it reads each header as its
+/// bytes come, then skips the payload.
+#[derive(Debug, Default, Clone, Copy)]
+struct FrameScanner {
+    /// Payload bytes of the current frame still to skip.
+    payload_left: u64,
+    /// The bytes of the header being read: the first two, then the extended length.
+    header: [u8; 10],
+    /// How many bytes of `header` have arrived.
+    header_len: u8,
+}
+
+impl FrameScanner {
+    /// Follows `bytes`, the next bytes of the stream.
+    ///
+    /// # Errors
+    ///
+    /// The first header in `bytes` (or one that started before them) that breaks the rule.
+    fn scan(&mut self, mut bytes: &[u8]) -> Result<(), FrameHeaderViolation> {
+        let start = bytes.len();
+        while !bytes.is_empty() {
+            if self.payload_left > 0 {
+                let skip = usize::try_from(self.payload_left).unwrap_or(usize::MAX).min(bytes.len());
+                self.payload_left -= skip as u64;
+                bytes = &bytes[skip..];
+                continue;
+            }
+            let header_start = (start - bytes.len()).saturating_sub(usize::from(self.header_len));
+            let Some((&byte, rest)) = bytes.split_first() else { break };
+            bytes = rest;
+            self.header[usize::from(self.header_len)] = byte;
+            self.header_len += 1;
+            let Some(needed) = self.header_bytes_needed() else { continue };
+            if usize::from(self.header_len) < needed {
+                continue;
+            }
+            let masked = self.header[1] & 0x80 != 0;
+            let length = match self.header[1] & 0x7F {
+                126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+                127 => {
+                    let [_, _, length @ ..] = self.header;
+                    let length = u64::from_be_bytes(length);
+                    if length >> 63 != 0 {
+                        return Err(FrameHeaderViolation { offset: header_start });
+                    }
+                    length
+                }
+                short => u64::from(short),
+            };
+            self.header_len = 0;
+            self.payload_left = length + if masked { 4 } else { 0 };
+        }
+        Ok(())
+    }
+
+    /// How many bytes of the header come before the mask key: 2, 4 or 10. `None` until the
+    /// second byte has arrived.
+    fn header_bytes_needed(&self) -> Option<usize> {
+        (self.header_len >= 2).then(|| match self.header[1] & 0x7F {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame header with `length`, in its shortest form, and the mask key.
+    fn header(length: u64) -> Vec<u8> {
+        let mut bytes = vec![0x82];
+        match length {
+            0..=125 => bytes.push(0x80 | length as u8),
+            126..=0xFFFF => {
+                bytes.push(0x80 | 126);
+                bytes.extend_from_slice(&(length as u16).to_be_bytes());
+            }
+            _ => {
+                bytes.push(0x80 | 127);
+                bytes.extend_from_slice(&length.to_be_bytes());
+            }
+        }
+        bytes.extend_from_slice(&[1, 2, 3, 4]);
+        bytes
+    }
+
+    fn frame(length: usize) -> Vec<u8> {
+        let mut bytes = header(length as u64);
+        bytes.resize(bytes.len() + length, 0xAB);
+        bytes
+    }
+
+    #[test]
+    fn follows_frames_of_every_length_form_in_any_split() {
+        let stream: Vec<u8> = [frame(0), frame(125), frame(126), frame(70_000), frame(3)].concat();
+        for piece in [1, 2, 3, 7, 13, 4096, stream.len()] {
+            let mut scanner = FrameScanner::default();
+            for chunk in stream.chunks(piece) {
+                scanner.scan(chunk).unwrap();
+            }
+            assert_eq!((scanner.payload_left, scanner.header_len), (0, 0), "piece {piece}");
+        }
+    }
+
+    #[test]
+    fn a_length_with_the_top_bit_set_is_refused_where_its_header_starts() {
+        let mut bad = header(1 << 63);
+        bad.extend_from_slice(b"payload");
+        let good = frame(5);
+        let stream = [good.clone(), bad].concat();
+
+        let mut scanner = FrameScanner::default();
+        assert_eq!(scanner.scan(&stream), Err(FrameHeaderViolation { offset: good.len() }));
+
+        // Split inside the bad header: the violation is found in the second piece, and it
+        // started before it.
+        let mut scanner = FrameScanner::default();
+        assert_eq!(scanner.scan(&stream[..good.len() + 3]), Ok(()));
+        assert_eq!(scanner.scan(&stream[good.len() + 3..]), Err(FrameHeaderViolation { offset: 0 }));
+    }
+
+    #[test]
+    fn the_largest_valid_length_passes() {
+        let mut scanner = FrameScanner::default();
+        scanner.scan(&header((1 << 63) - 1)).unwrap();
+        // The header and its mask key were read: the whole payload is left.
+        assert_eq!(scanner.payload_left, (1 << 63) - 1);
+    }
+
+    #[test]
+    fn violations_travel_inside_io_errors() {
+        let error = io::Error::from(FrameHeaderViolation { offset: 0 });
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(FrameHeaderViolation::find(&error).is_some());
+        assert!(FrameHeaderViolation::find(&io::Error::other("other")).is_none());
+        assert!(error.to_string().contains("most significant bit"));
+    }
+}
