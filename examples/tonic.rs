@@ -61,7 +61,7 @@ const DEFAULT_BIND: &str = "127.0.0.1:5001";
 
 /// One router for both: the gRPC services that `health` reports on, and a WebSocket echo at
 /// `/ws`, all behind `layer`.
-pub fn app(health: &HealthReporter, layer: WebSocketLayer) -> Router {
+pub(crate) fn app(health: &HealthReporter, layer: WebSocketLayer) -> Router {
     // 1. tonic's services as an axum router. Add more with `Routes::add_service`.
     let grpc =
         tonic::service::Routes::new(HealthServer::new(HealthService::from_health_reporter(health.clone())));
@@ -88,7 +88,7 @@ async fn fallback(request: Request) -> Response {
 /// not enable: HTTP/1.1 upgrades and HTTP/2 extended CONNECT.
 /// The auto builder speaks HTTP/1.1 and HTTP/2 (h2c with prior knowledge, which is what tonic's
 /// client sends) on the same port.
-pub async fn serve(listener: TcpListener, app: Router) {
+pub(crate) async fn serve(listener: TcpListener, app: Router) {
     let mut http = auto::Builder::new(TokioExecutor::new());
     // 4. RFC 8441: announce extended CONNECT in the HTTP/2 SETTINGS.
     http.http2().enable_connect_protocol();

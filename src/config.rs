@@ -245,7 +245,6 @@ pub(crate) struct Config {
     pub(crate) max_connections: Option<usize>,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

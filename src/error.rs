@@ -229,3 +229,76 @@ impl fmt::Display for ConfigError {
 }
 
 impl StdError for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+
+    use super::*;
+
+    #[test]
+    fn tungstenite_errors_map_to_ours() {
+        let too_long = tungstenite::Error::Capacity(CapacityError::MessageTooLong { size: 10, max_size: 4 });
+        assert!(matches!(Error::from_tungstenite(too_long), Error::MessageTooBig { size: 10, max: 4 }));
+        assert!(matches!(Error::from_tungstenite(tungstenite::Error::ConnectionClosed), Error::Closed));
+        assert!(matches!(Error::from_tungstenite(tungstenite::Error::AlreadyClosed), Error::Closed));
+        assert!(matches!(
+            Error::from_tungstenite(tungstenite::Error::Utf8("bad".into())),
+            Error::InvalidUtf8
+        ));
+        assert!(matches!(
+            Error::from_tungstenite(ProtocolError::ResetWithoutClosingHandshake.into()),
+            Error::ConnectionReset
+        ));
+        assert!(matches!(Error::from_tungstenite(ProtocolError::SendAfterClosing.into()), Error::Closed));
+        assert!(matches!(
+            Error::from_tungstenite(ProtocolError::NonZeroReservedBits.into()),
+            Error::Protocol(m) if m.contains("Reserved bits")
+        ));
+        let full = tungstenite::Error::WriteBufferFull(Box::new(tungstenite::Message::Text("x".into())));
+        assert!(matches!(Error::from_tungstenite(full), Error::WriteBufferFull));
+        let io = io::Error::new(io::ErrorKind::BrokenPipe, "gone");
+        assert!(
+            matches!(Error::from_tungstenite(io.into()), Error::Io(e) if e.kind() == io::ErrorKind::BrokenPipe)
+        );
+    }
+
+    #[test]
+    fn peer_errors_carry_their_close_and_the_others_none() {
+        let cases = [
+            (Error::MessageTooBig { size: 2, max: 1 }, Some((1009, "message too big"))),
+            (Error::InvalidUtf8, Some((1007, "invalid UTF-8 in text message"))),
+            (Error::Protocol("x".into()), Some((1002, "protocol error"))),
+            (Error::Closed, None),
+            (Error::ConnectionReset, None),
+            (Error::KeepAliveTimeout { timeout: Duration::from_secs(1) }, None),
+        ];
+        for (error, expected) in cases {
+            let frame = error.close_frame();
+            assert_eq!(frame.map(|f| (f.code.0, f.reason.to_string())), expected.map(|(c, r)| (c, r.into())));
+            assert_eq!(error.close_code(), expected.map(|(code, _)| CloseCode(code)));
+        }
+    }
+
+    #[test]
+    fn messages_name_the_problem() {
+        assert_eq!(
+            Error::MessageTooBig { size: 22, max: 16 }.to_string(),
+            "message too big: 22 bytes, the limit is 16 (closed with 1009)"
+        );
+        assert_eq!(
+            Error::KeepAliveTimeout { timeout: Duration::from_secs(10) }.to_string(),
+            "keep-alive timeout: the peer did not answer a ping within 10s"
+        );
+        let io = Error::from(io::Error::other("boom"));
+        assert_eq!(io.to_string(), "I/O error on the WebSocket connection: boom");
+        assert!(io.source().is_some());
+        assert!(Error::Closed.source().is_none());
+        let config = ConfigError::new("max_message_size", "must be at least 1 byte");
+        assert_eq!(config.option(), "max_message_size");
+        assert_eq!(
+            config.to_string(),
+            "invalid WebSocket option `max_message_size`: must be at least 1 byte"
+        );
+    }
+}

@@ -45,6 +45,7 @@ use crate::{
 /// });
 /// # drop(service);
 /// ```
+#[must_use]
 #[derive(Debug, Clone)]
 pub struct WebSocketLayer {
     shared: Arc<Shared>,

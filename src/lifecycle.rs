@@ -400,3 +400,64 @@ impl ShutdownHandle {
         self.shared.tracker.stats()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+
+    fn shared(max_connections: Option<usize>) -> Arc<Shared> {
+        Arc::new(Shared {
+            config: Config { max_connections, ..Config::default() },
+            tracker: Tracker::default(),
+        })
+    }
+
+    #[test]
+    fn slots_are_limited_and_freed_when_dropped() {
+        let shared = shared(Some(2));
+        let first = shared.reserve().expect("a slot");
+        let second = shared.reserve().expect("a slot");
+        assert!(shared.reserve().is_none(), "the limit is 2");
+        drop(first);
+        let third = shared.reserve().expect("a freed slot");
+        drop((second, third));
+        assert_eq!(shared.tracker.reserved.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn without_a_limit_slots_are_not_counted() {
+        let shared = shared(None);
+        let slots: Vec<_> = (0..100).map(|_| shared.reserve().expect("no limit")).collect();
+        assert_eq!(shared.tracker.reserved.load(Ordering::Relaxed), 0);
+        drop(slots);
+    }
+
+    #[test]
+    fn open_sockets_are_counted_and_told_of_the_shutdown_once() {
+        let shared = shared(None);
+        let mut open = OpenSocket::new(Arc::new(shared.reserve().unwrap()));
+        let stats = ShutdownHandle::new(shared.clone()).stats();
+        assert_eq!((stats.open, stats.accepted), (1, 1));
+
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(!open.poll_shutdown_begun(&mut cx, true));
+        ShutdownHandle::new(shared.clone()).trigger();
+        assert!(open.poll_shutdown_begun(&mut cx, false), "seen even without polling the signal");
+        assert!(!open.poll_shutdown_begun(&mut cx, true), "told once");
+
+        drop(open);
+        let stats = ShutdownHandle::new(shared).stats();
+        assert_eq!((stats.open, stats.accepted), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_with_no_sockets_returns_at_once() {
+        let handle = ShutdownHandle::new(shared(None));
+        assert!(!handle.is_triggered());
+        let report = handle.shutdown(Duration::from_secs(3600)).await;
+        assert_eq!(report, ShutdownReport { open_at_start: 0, cut: 0 });
+        assert!(handle.is_triggered());
+    }
+}

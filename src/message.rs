@@ -352,3 +352,75 @@ impl From<CloseCode> for u16 {
         code.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_kinds_and_text() {
+        let close = Message::Close(Some(CloseFrame::new(CloseCode::NORMAL, "bye")));
+        let cases = [
+            (Message::text("héllo"), 6, Some("héllo")),
+            (Message::binary(vec![1, 2]), 2, None),
+            (Message::Ping(Bytes::new()), 0, None),
+            (Message::Pong(Bytes::from_static(b"p")), 1, None),
+            (close.clone(), 3, None),
+            (Message::Close(None), 0, None),
+        ];
+        for (message, len, text) in cases {
+            assert_eq!(message.len(), len, "{message:?}");
+            assert_eq!(message.is_empty(), len == 0, "{message:?}");
+            assert_eq!(message.as_text(), text, "{message:?}");
+        }
+        assert!(close.is_close());
+        assert!(!Message::text("x").is_close());
+    }
+
+    #[test]
+    fn conversions_pick_the_kind() {
+        assert_eq!(Message::from("a"), Message::text("a"));
+        assert_eq!(Message::from(String::from("a")), Message::text("a"));
+        assert_eq!(Message::from(vec![1u8]), Message::binary(vec![1u8]));
+        assert_eq!(Message::from(Bytes::from_static(b"b")), Message::Binary(Bytes::from_static(b"b")));
+    }
+
+    #[test]
+    fn every_kind_survives_the_round_trip_through_tungstenite() {
+        let messages = [
+            Message::text("text"),
+            Message::binary(vec![0, 255]),
+            Message::Ping(Bytes::from_static(b"ping")),
+            Message::Pong(Bytes::from_static(b"pong")),
+            Message::Close(Some(CloseFrame::new(CloseCode(4000), "app"))),
+            Message::Close(None),
+        ];
+        for message in messages {
+            assert_eq!(Message::from_tungstenite(message.clone().into_tungstenite()), Some(message));
+        }
+        let frame = tungstenite::protocol::frame::Frame::ping(Vec::new());
+        assert_eq!(Message::from_tungstenite(tungstenite::Message::Frame(frame)), None);
+    }
+
+    #[test]
+    fn close_codes_name_themselves_and_convert() {
+        assert_eq!(CloseCode::NO_STATUS_RECEIVED.to_string(), "1005 (no status received)");
+        assert_eq!(CloseCode(4321).to_string(), "4321");
+        assert_eq!(CloseCode(4321).name(), None);
+        assert_eq!(u16::from(CloseCode::from(1011)), 1011);
+        assert_eq!(CloseCode::ABNORMAL_CLOSURE.name(), Some("abnormal closure"));
+        assert!(!CloseCode::ABNORMAL_CLOSURE.is_sendable());
+        assert!(CloseCode::BAD_GATEWAY.is_sendable());
+    }
+
+    #[test]
+    fn utf8_bytes_compare_and_convert_without_surprises() {
+        let text = Utf8Bytes::from(String::from("abc"));
+        assert_eq!(text, "abc");
+        assert_eq!(text, *"abc");
+        assert_eq!(format!("{text} {text:?}"), "abc \"abc\"");
+        assert_eq!(Bytes::from(text.clone()), Bytes::from_static(b"abc"));
+        assert_eq!(Utf8Bytes::default().as_str(), "");
+        assert!(Utf8Bytes::try_from(Bytes::from_static(b"\xc3")).is_err());
+    }
+}

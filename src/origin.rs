@@ -50,6 +50,7 @@ type Predicate = dyn Fn(&HeaderValue, &Parts) -> bool + Send + Sync;
 ///     .build()?;
 /// # Ok::<(), tower_websockets::ConfigError>(())
 /// ```
+#[must_use]
 #[derive(Clone, Default)]
 pub struct AllowedOrigins(Kind);
 

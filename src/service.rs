@@ -198,6 +198,16 @@ pin_project! {
     }
 }
 
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            FutureKind::Inner { .. } => "inner",
+            FutureKind::Ready { .. } => "ready",
+        };
+        f.debug_struct("ResponseFuture").field("kind", &kind).finish()
+    }
+}
+
 impl<F> ResponseFuture<F> {
     fn inner(future: F) -> Self {
         Self { kind: FutureKind::Inner { future } }
@@ -269,6 +279,16 @@ pin_project! {
     enum BodyKind<B> {
         Inner { #[pin] body: B },
         Text { #[pin] body: TextBody },
+    }
+}
+
+impl<B> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            BodyKind::Inner { .. } => "inner",
+            BodyKind::Text { .. } => "text",
+        };
+        f.debug_struct("ResponseBody").field("kind", &kind).finish()
     }
 }
 

@@ -91,6 +91,16 @@ enum HttpVersion {
     Http2,
 }
 
+impl HttpVersion {
+    /// The status that accepts a WebSocket: 101 over HTTP/1.1, 200 over HTTP/2 (RFC 8441).
+    fn accepted(self) -> StatusCode {
+        match self {
+            Self::Http1 => StatusCode::SWITCHING_PROTOCOLS,
+            Self::Http2 => StatusCode::OK,
+        }
+    }
+}
+
 /// The default limit on every wait: 5 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -107,20 +117,18 @@ const PIPE_BUFFER: usize = 256 * 1024;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_websockets::test::TestError> {
 /// use std::{convert::Infallible, time::Duration};
-/// use bytes::Bytes;
-/// use http_body_util::Full;
 /// use tower::ServiceBuilder;
-/// use tower_websockets::{WebSocketLayer, test::TestClient};
+/// use tower_websockets::{TextBody, WebSocketLayer, test::TestClient};
 ///
 /// let stack = ServiceBuilder::new().layer(WebSocketLayer::new());
 /// let service = stack.service_fn(|req: http::Request<hyper::body::Incoming>| async move {
 ///     let page = format!("{} {}", req.method(), req.uri().path());
-///     Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(page))))
+///     Ok::<_, Infallible>(http::Response::new(TextBody::from(page)))
 /// });
 /// let client = TestClient::new(service).timeout(Duration::from_secs(1));
 ///
 /// assert_eq!(client.get("/health").await?.text(), "GET /health");
-/// let post = http::Request::post("/items").body(Full::new(Bytes::from("{}"))).unwrap();
+/// let post = http::Request::post("/items").body("{}").unwrap();
 /// assert_eq!(client.request(post).await?.text(), "POST /items");
 /// # Ok(())
 /// # }
@@ -153,8 +161,8 @@ impl TestClient {
         let serve = move |io: DuplexStream, version: HttpVersion| {
             let service = TowerToHyperService::new(service.clone());
             let io = TokioIo::new(io);
-            tokio::spawn(async move {
-                let result = match version {
+            spawn_logged("test server connection", async move {
+                match version {
                     HttpVersion::Http1 => {
                         hyper::server::conn::http1::Builder::new()
                             .serve_connection(io, service)
@@ -167,9 +175,6 @@ impl TestClient {
                             .serve_connection(io, service)
                             .await
                     }
-                };
-                if let Err(error) = result {
-                    tracing::debug!(%error, "test server connection ended with an error");
                 }
             });
         };
@@ -197,16 +202,32 @@ impl TestClient {
     }
 
     /// Sends a plain `GET` for `path` through the stack.
+    ///
+    /// # Errors
+    ///
+    /// As for [`request`](Self::request); also [`TestError::InvalidRequest`] for a `path` that is
+    /// not a valid URI.
     pub async fn get(&self, path: &str) -> Result<TestResponse, TestError> {
         let request = Request::get(path)
             .header(http::header::HOST, "localhost")
-            .body(Full::new(Bytes::new()))
+            .body(Bytes::new())
             .map_err(|e| TestError::InvalidRequest(e.to_string()))?;
         self.request(request).await
     }
 
-    /// Sends any request through the stack, over HTTP/1.1, and reads the whole response.
-    pub async fn request(&self, request: Request<Full<Bytes>>) -> Result<TestResponse, TestError> {
+    /// Sends any request through the stack, over HTTP/1.1, and reads the whole response. The
+    /// body is anything that converts into `Bytes`: `&'static str`, `String`, `Vec<u8>`, ...
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Timeout`] when the whole response did not come within the timeout, and
+    /// [`TestError::Http`] when hyper failed (the service's error included). An error status is
+    /// not an error here: it is in the [`TestResponse`].
+    pub async fn request<B>(&self, request: Request<B>) -> Result<TestResponse, TestError>
+    where
+        B: Into<Bytes>,
+    {
+        let request = request.map(|body| Full::new(body.into()));
         let timeout = self.timeout;
         within(timeout, "the response", async {
             let response = self.open(HttpVersion::Http1).await?.send(request).await?;
@@ -224,22 +245,14 @@ impl TestClient {
             HttpVersion::Http1 => {
                 let (sender, connection) =
                     hyper::client::conn::http1::handshake(io).await.map_err(TestError::http)?;
-                tokio::spawn(async move {
-                    if let Err(error) = connection.with_upgrades().await {
-                        tracing::debug!(%error, "test client connection ended with an error");
-                    }
-                });
+                spawn_logged("test client connection", connection.with_upgrades());
                 Ok(Sender::Http1(sender))
             }
             HttpVersion::Http2 => {
                 let (sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                     .await
                     .map_err(TestError::http)?;
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "test client connection ended with an error");
-                    }
-                });
+                spawn_logged("test client connection", connection);
                 Ok(Sender::Http2(sender))
             }
         }
@@ -254,12 +267,13 @@ enum Sender {
 
 impl Sender {
     async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Response<Incoming>, TestError> {
-        match self {
-            Self::Http1(sender) => sender.send_request(request).await.map_err(TestError::http),
-            // The server enabled extended CONNECT itself, so the request may go out before its
-            // SETTINGS arrive.
-            Self::Http2(sender) => sender.send_request(request).await.map_err(TestError::http),
-        }
+        // Over HTTP/2, the server enabled extended CONNECT itself, so the request may go out
+        // before its SETTINGS arrive.
+        let response = match self {
+            Self::Http1(sender) => sender.send_request(request).await,
+            Self::Http2(sender) => sender.send_request(request).await,
+        };
+        response.map_err(TestError::http)
     }
 }
 
@@ -361,7 +375,24 @@ impl Connect<'_> {
         if let Some(error) = self.error {
             return Err(error);
         }
+        let request = self.request()?;
         let timeout = self.client.timeout;
+        within(timeout, "the WebSocket handshake", async {
+            let sent_key = request.headers().get(SEC_WEBSOCKET_KEY).cloned();
+            let response = self.client.open(self.version).await?.send(request).await?;
+            let protocol = self.check_answer(&response, sent_key.as_ref())?;
+            let response = match response.status() {
+                status if status == self.version.accepted() => response,
+                _ => return Err(TestError::Refused(Box::new(TestResponse::read(response).await?))),
+            };
+            TestWebSocket::open(response, protocol, timeout).await
+        })
+        .await?
+    }
+
+    /// The handshake request: an upgrade over HTTP/1.1, an extended CONNECT over HTTP/2, with the
+    /// subprotocols and headers set on the builder.
+    fn request(&self) -> Result<Request<Full<Bytes>>, TestError> {
         let mut request = match self.version {
             HttpVersion::Http1 => Request::get(self.path.as_str())
                 .header(http::header::HOST, "localhost")
@@ -386,41 +417,36 @@ impl Connect<'_> {
         for (name, value) in &self.headers {
             request.headers_mut().append(name.clone(), value.clone());
         }
+        Ok(request)
+    }
 
-        within(timeout, "the WebSocket handshake", async {
-            let mut sender = self.client.open(self.version).await?;
-            let sent_key = request.headers().get(SEC_WEBSOCKET_KEY).cloned();
-            let mut response = sender.send(request).await?;
-            let accepted = match self.version {
-                HttpVersion::Http1 => StatusCode::SWITCHING_PROTOCOLS,
-                HttpVersion::Http2 => StatusCode::OK,
-            };
-            if response.status() != accepted {
-                return Err(TestError::Refused(Box::new(TestResponse::read(response).await?)));
+    /// Checks an accepting answer as a client must: the accept key, and a subprotocol that was
+    /// offered. Returns the chosen subprotocol. A refusal (another status) passes unchecked.
+    fn check_answer<B>(
+        &self,
+        response: &Response<B>,
+        sent_key: Option<&HeaderValue>,
+    ) -> Result<Option<HeaderValue>, TestError> {
+        if response.status() != self.version.accepted() {
+            return Ok(None);
+        }
+        if let Some(key) = sent_key {
+            let expected = derive_accept_key(key.as_bytes());
+            if response.headers().get(SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes)
+                != Some(expected.as_bytes())
+            {
+                return Err(TestError::Handshake("Sec-WebSocket-Accept does not match the key".into()));
             }
-            if let Some(key) = sent_key {
-                let expected = derive_accept_key(key.as_bytes());
-                if response.headers().get(SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes)
-                    != Some(expected.as_bytes())
-                {
-                    return Err(TestError::Handshake("Sec-WebSocket-Accept does not match the key".into()));
-                }
+        }
+        let protocol = response.headers().get(SEC_WEBSOCKET_PROTOCOL).cloned();
+        if let Some(chosen) = &protocol {
+            if !self.protocols.iter().any(|offered| offered.as_bytes() == chosen.as_bytes()) {
+                return Err(TestError::Handshake(format!(
+                    "the server chose subprotocol {chosen:?}, which was not offered"
+                )));
             }
-            let protocol = response.headers().get(SEC_WEBSOCKET_PROTOCOL).cloned();
-            if let Some(chosen) = &protocol {
-                if !self.protocols.iter().any(|offered| offered.as_bytes() == chosen.as_bytes()) {
-                    return Err(TestError::Handshake(format!(
-                        "the server chose subprotocol {chosen:?}, which was not offered"
-                    )));
-                }
-            }
-            let upgraded = hyper::upgrade::on(&mut response).await.map_err(TestError::http)?;
-            let (head, ()) = response.map(|_| ()).into_parts();
-            let config = SocketConfig { keep_alive_interval: Duration::ZERO, ..SocketConfig::default() };
-            let socket = WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config, None).await;
-            Ok(TestWebSocket { socket, response: Response::from_parts(head, ()), timeout })
-        })
-        .await?
+        }
+        Ok(protocol)
     }
 }
 
@@ -473,6 +499,20 @@ pub struct TestWebSocket {
 }
 
 impl TestWebSocket {
+    /// Takes the upgraded connection of an accepting `response`, and runs the client side of the
+    /// socket on it (with no keep-alive Pings of its own).
+    async fn open(
+        mut response: Response<Incoming>,
+        protocol: Option<HeaderValue>,
+        timeout: Duration,
+    ) -> Result<Self, TestError> {
+        let upgraded = hyper::upgrade::on(&mut response).await.map_err(TestError::http)?;
+        let (head, _) = response.into_parts();
+        let config = SocketConfig { keep_alive_interval: Duration::ZERO, ..SocketConfig::default() };
+        let socket = WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config, None).await;
+        Ok(Self { socket, response: Response::from_parts(head, ()), timeout })
+    }
+
     /// The handshake's response: `101` over HTTP/1.1, `200` over HTTP/2 (its headers hold, for
     /// example, the chosen subprotocol).
     pub fn response(&self) -> &Response<()> {
@@ -484,18 +524,32 @@ impl TestWebSocket {
         self.socket.protocol()
     }
 
-    /// Sends a message.
+    /// Sends a message, and flushes it.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Timeout`] when the server does not take it within the timeout, and
+    /// [`TestError::Socket`] with the socket's error (such as [`Error::Closed`] once the
+    /// server closed).
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), TestError> {
         let message = message.into();
         within(self.timeout, "sending a message", self.socket.send(message)).await?.map_err(TestError::Socket)
     }
 
     /// Sends a text message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
     pub async fn send_text(&mut self, text: &str) -> Result<(), TestError> {
         self.send(Message::text(text)).await
     }
 
     /// Sends a binary message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
     pub async fn send_binary(&mut self, bytes: impl Into<Bytes>) -> Result<(), TestError> {
         self.send(Message::Binary(bytes.into())).await
     }
@@ -523,7 +577,7 @@ impl TestWebSocket {
     pub async fn recv_data(&mut self) -> Result<Message, TestError> {
         loop {
             match self.recv().await? {
-                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Ping(_) | Message::Pong(_) => {}
                 Message::Close(frame) => return Err(TestError::Closed(frame)),
                 message => return Ok(message),
             }
@@ -552,7 +606,7 @@ impl TestWebSocket {
     pub async fn recv_close(&mut self) -> Result<Option<CloseFrame>, TestError> {
         loop {
             match self.recv().await? {
-                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Ping(_) | Message::Pong(_) => {}
                 Message::Close(frame) => return Ok(frame),
                 other => return Err(TestError::UnexpectedMessage(other)),
             }
@@ -560,11 +614,21 @@ impl TestWebSocket {
     }
 
     /// Closes with 1000 and waits for the server's answer.
+    ///
+    /// # Errors
+    ///
+    /// As for [`close_with`](Self::close_with).
     pub async fn close(&mut self) -> Result<(), TestError> {
         self.close_with(CloseCode::NORMAL, "").await
     }
 
     /// Closes with `code` and `reason` and waits for the server's answer.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Timeout`] when the handshake does not complete within the client's timeout,
+    /// and [`TestError::Socket`] with the error of [`WebSocket::close`] (an invalid code or
+    /// reason, or the error that ended the connection).
     pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> Result<(), TestError> {
         within(self.timeout, "the closing handshake", self.socket.close(code, reason))
             .await?
@@ -577,9 +641,8 @@ impl TestWebSocket {
         loop {
             match tokio::time::timeout(self.timeout, self.socket.recv()).await {
                 Err(_) => return false,
-                Ok(None) => return true,
-                Ok(Some(Err(_))) => return true,
-                Ok(Some(Ok(_))) => continue,
+                Ok(None | Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => {}
             }
         }
     }
@@ -591,6 +654,10 @@ impl TestWebSocket {
     }
 
     /// Sends several messages with one flush at the end.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send), for the first message that fails or for the flush.
     pub async fn send_all<I>(&mut self, messages: I) -> Result<(), TestError>
     where
         I: IntoIterator<Item = Message>,
@@ -607,6 +674,11 @@ impl TestWebSocket {
     }
 
     /// Receives the next item as the raw stream gives it (`None` at the end), within the timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Timeout`] when nothing came within the timeout. The socket's own errors are
+    /// returned inside, as the stream gives them.
     pub async fn next(&mut self) -> Result<Option<Result<Message, Error>>, TestError> {
         within(self.timeout, "a message from the server", self.socket.next()).await
     }
@@ -791,6 +863,19 @@ impl StdError for TestError {
 }
 
 /// Runs `future` with a timeout that names what was awaited.
+/// Runs a connection task, logging how it ended if it failed.
+fn spawn_logged<F, E>(what: &'static str, connection: F)
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: fmt::Display,
+{
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "{what} ended with an error");
+        }
+    });
+}
+
 async fn within<T>(
     timeout: Duration,
     waiting_for: &'static str,

@@ -169,6 +169,32 @@ impl WebSocketUpgrade {
     /// also offered is chosen and sent back in `Sec-WebSocket-Protocol`; when none matches, the
     /// header is left out and the client decides whether to go on. Names compare exactly, as the
     /// RFC's tokens do.
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::convert::Infallible;
+    /// use tower::ServiceBuilder;
+    /// use tower_websockets::{WebSocketLayer, WebSocketUpgrade, test::TestClient};
+    ///
+    /// let service = ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(
+    ///     |mut req: http::Request<hyper::body::Incoming>| async move {
+    ///         let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+    ///         // The server prefers chat.v2.
+    ///         Ok::<_, Infallible>(upgrade.protocols(["chat.v2", "chat.v1"]).on_upgrade(|_socket| async {}))
+    ///     },
+    /// );
+    /// let client = TestClient::new(service);
+    /// let socket = client.connect("/ws").protocols(["chat.v1", "chat.v2"]).await?;
+    /// assert_eq!(socket.protocol(), Some("chat.v2"));
+    /// let socket = client.connect("/ws").protocols(["chat.v3"]).await?;
+    /// assert_eq!(socket.protocol(), None);
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "test-util"))]
+    /// # fn main() {}
+    /// ```
     pub fn protocols<I>(mut self, protocols: I) -> Self
     where
         I: IntoIterator,
@@ -197,6 +223,16 @@ impl WebSocketUpgrade {
     /// Called instead of the `on_upgrade` callback when hyper cannot hand over the connection
     /// after the 101 response (the client went away, or the server does not support upgrades).
     /// By default the failure is logged at debug level.
+    ///
+    /// ```
+    /// use tower_websockets::{TextBody, WebSocketUpgrade};
+    ///
+    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<TextBody> {
+    ///     upgrade
+    ///         .on_failed_upgrade(|error| tracing::warn!(%error, "the client left before its socket opened"))
+    ///         .on_upgrade(|_socket| async {})
+    /// }
+    /// ```
     pub fn on_failed_upgrade<F>(mut self, callback: F) -> Self
     where
         F: FnOnce(Error) + Send + 'static,
@@ -228,6 +264,7 @@ impl WebSocketUpgrade {
     ///         })
     /// }
     /// ```
+    #[must_use = "the response must be sent for the WebSocket to open"]
     pub fn on_upgrade<F, Fut>(self, callback: F) -> Response<TextBody>
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
@@ -255,6 +292,7 @@ impl WebSocketUpgrade {
     ///     upgrade.max_message_size(limit).try_on_upgrade(|_socket| async {})
     /// }
     /// ```
+    #[must_use = "the response must be sent for the WebSocket to open"]
     pub fn try_on_upgrade<F, Fut>(self, callback: F) -> Result<Response<TextBody>, ConfigError>
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
@@ -323,4 +361,84 @@ fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
         }
     }
     extensions.get::<SocketAddr>().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION};
+    use hyper::ext::Protocol;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    use super::*;
+    use crate::WebSocketLayer;
+
+    /// Runs `request` through the layer and a handler that accepts with `protocols`, and
+    /// returns the handler's response.
+    async fn accept(mut request: Request<()>, protocols: &'static [&'static str]) -> Response<TextBody> {
+        // hyper puts an `OnUpgrade` in every request it serves; this one never completes.
+        let on_upgrade = hyper::upgrade::on(&mut Request::new(()));
+        request.extensions_mut().insert(on_upgrade);
+        let handler = service_fn(move |mut req: Request<()>| async move {
+            let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a valid handshake");
+            Ok::<_, Infallible>(upgrade.protocols(protocols.iter().copied()).on_upgrade(|_socket| async {}))
+        });
+        let response = WebSocketLayer::new().layer(handler).oneshot(request).await.unwrap();
+        response.map(|_| TextBody::empty())
+    }
+
+    #[tokio::test]
+    async fn http1_is_answered_101_with_the_accept_key_and_the_chosen_protocol() {
+        let request = Request::get("/ws")
+            .header(UPGRADE, "websocket")
+            .header(CONNECTION, "Upgrade")
+            .header(SEC_WEBSOCKET_VERSION, "13")
+            .header(SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+            .header(SEC_WEBSOCKET_PROTOCOL, "a, b")
+            .body(())
+            .unwrap();
+        let response = accept(request, &["b", "a"]).await;
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        // RFC 6455 §1.3's own example.
+        assert_eq!(response.headers()[SEC_WEBSOCKET_ACCEPT], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(response.headers()[UPGRADE], "websocket");
+        assert_eq!(response.headers()[SEC_WEBSOCKET_PROTOCOL], "b");
+    }
+
+    #[tokio::test]
+    async fn http2_is_answered_200_without_upgrade_headers() {
+        let request = Request::connect("http://localhost/ws")
+            .version(Version::HTTP_2)
+            .extension(Protocol::from_static("websocket"))
+            .header(SEC_WEBSOCKET_VERSION, "13")
+            .body(())
+            .unwrap();
+        let response = accept(request, &[]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        for name in [UPGRADE, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL] {
+            assert!(!response.headers().contains_key(&name), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn requested_protocols_are_read_across_lines_and_lists() {
+        let request = |protocols: &'static [&'static str]| async move {
+            let mut request = Request::get("/ws")
+                .header(UPGRADE, "websocket")
+                .header(CONNECTION, "Upgrade")
+                .header(SEC_WEBSOCKET_VERSION, "13")
+                .header(SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+                .body(())
+                .unwrap();
+            let headers = request.headers_mut();
+            headers.append(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(" a ,b"));
+            headers.append(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("c,,"));
+            accept(request, protocols).await
+        };
+        assert_eq!(request(&["z", "c"]).await.headers()[SEC_WEBSOCKET_PROTOCOL], "c");
+        assert_eq!(request(&["b", "a"]).await.headers()[SEC_WEBSOCKET_PROTOCOL], "b");
+        // Names compare exactly: no match, no header.
+        assert!(!request(&["A", " a"]).await.headers().contains_key(SEC_WEBSOCKET_PROTOCOL));
+    }
 }

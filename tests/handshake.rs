@@ -15,7 +15,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_websockets::{AllowedOrigins, TextBody, WebSocketLayer, WebSocketUpgrade, WebSocketUpgradeRejection};
+use tower_websockets::{
+    AllowedOrigins, TextBody, WebSocketLayer, WebSocketUpgrade, WebSocketUpgradeRejection,
+};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 

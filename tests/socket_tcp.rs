@@ -41,7 +41,7 @@ async fn next(client: &mut Client) -> TMessage {
 async fn next_data(client: &mut Client) -> TMessage {
     loop {
         match next(client).await {
-            TMessage::Ping(_) => continue,
+            TMessage::Ping(_) => {}
             other => return other,
         }
     }
@@ -248,6 +248,33 @@ async fn a_protocol_error_closes_with_1002() {
         other => panic!("expected Close 1002, got {other:?}"),
     }
     assert!(matches!(next_end(&mut ends).await.error, Some(Error::Protocol(_))));
+}
+
+#[tokio::test]
+async fn a_64_bit_length_with_its_top_bit_set_closes_with_1002_after_the_frames_before_it() {
+    use tokio::io::AsyncWriteExt;
+
+    let (service, mut ends) = echo_service(WebSocketLayer::new(), Behaviour::default());
+    let server = TestServer::start(service).await;
+    let mut client = connect(&server).await;
+    // A masked text frame "hi" (an all-zero mask key), then in the same write a binary frame
+    // header whose 64-bit length has its most significant bit set (RFC 6455 §5.2: MUST be 0).
+    let mut bytes = vec![0x81, 0x82, 0, 0, 0, 0, b'h', b'i'];
+    bytes.extend_from_slice(&[0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4]);
+    let MaybeTlsStream::Plain(tcp) = client.get_mut() else { panic!("plain TCP") };
+    tcp.write_all(&bytes).await.unwrap();
+
+    assert_eq!(next_data(&mut client).await, TMessage::text("hi"), "the frame before is served");
+    match next_data(&mut client).await {
+        TMessage::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1002),
+        other => panic!("expected Close 1002, got {other:?}"),
+    }
+    let ended = next_end(&mut ends).await;
+    assert_eq!(ended.echoed, 1);
+    match ended.error {
+        Some(Error::Protocol(message)) => assert!(message.contains("most significant bit"), "{message}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -113,7 +113,7 @@ where
     loop {
         match within("the server's Close", socket.next()).await {
             Some(Ok(TMessage::Close(_))) | None => break,
-            Some(Ok(_)) => continue,
+            Some(Ok(_)) => {}
             Some(Err(e)) => panic!("{e}"),
         }
     }

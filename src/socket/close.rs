@@ -1,11 +1,7 @@
 //! Closing: the rules for a Close we send, the closing handshake of [`WebSocket::close`], and the
 //! Closes the socket sends on its own (a peer error, a shutdown).
 
-use std::{
-    pin::Pin,
-    task::Context,
-    time::Duration,
-};
+use std::{pin::Pin, task::Context, time::Duration};
 
 use futures_util::{Sink, SinkExt, StreamExt};
 

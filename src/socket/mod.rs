@@ -316,7 +316,8 @@ impl WebSocket {
                     }
                     let Some(message) = Message::from_tungstenite(message) else { continue };
                     if let Message::Close(frame) = &message {
-                        self.close_code = Some(frame.as_ref().map_or(CloseCode::NO_STATUS_RECEIVED, |f| f.code));
+                        self.close_code =
+                            Some(frame.as_ref().map_or(CloseCode::NO_STATUS_RECEIVED, |f| f.code));
                     }
                     if matches!(message, Message::Ping(_) | Message::Close(_)) {
                         // tungstenite queued the Pong or the Close reply: send it now, so that
@@ -355,8 +356,8 @@ impl WebSocket {
         let flushed = self.poll_flush_own_frames(cx).is_ok();
         let Some(connection) = self.state.connection_mut() else { return Poll::Ready(None) };
         // A failed flush gives up on what was queued; shut down all the same.
-        let done = !(flushed && connection.unflushed)
-            && Self::poll_shutdown_write_side(connection, cx).is_ready();
+        let done =
+            !(flushed && connection.unflushed) && Self::poll_shutdown_write_side(connection, cx).is_ready();
         if done {
             self.release();
             return Poll::Ready(None);

@@ -20,12 +20,15 @@ use tokio::{
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
 use tower_websockets::{CloseCode, Error, Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
 
-pub type Svc =
-    BoxCloneSyncService<Request<Incoming>, Response<tower_websockets::ResponseBody<tower_websockets::TextBody>>, Infallible>;
+pub(crate) type Svc = BoxCloneSyncService<
+    Request<Incoming>,
+    Response<tower_websockets::ResponseBody<tower_websockets::TextBody>>,
+    Infallible,
+>;
 
 /// How a server-side socket ended, as its handler saw it.
 #[derive(Debug)]
-pub struct Ended {
+pub(crate) struct Ended {
     /// The error `recv` yielded, if any.
     pub error: Option<Error>,
     /// The Close the peer sent, if any.
@@ -38,7 +41,7 @@ pub struct Ended {
 
 /// What the echo handler does besides echoing.
 #[derive(Clone, Default)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// Subprotocols the server speaks, in preference order.
     pub protocols: Vec<&'static str>,
     /// Close with this code and reason when a text message says "close-me".
@@ -48,7 +51,10 @@ pub struct Behaviour {
 }
 
 /// An echo service behind `layer`; each socket's end is reported on the returned channel.
-pub fn echo_service(layer: WebSocketLayer, behaviour: Behaviour) -> (Svc, mpsc::UnboundedReceiver<Ended>) {
+pub(crate) fn echo_service(
+    layer: WebSocketLayer,
+    behaviour: Behaviour,
+) -> (Svc, mpsc::UnboundedReceiver<Ended>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let behaviour = Arc::new(behaviour);
     let service = ServiceBuilder::new().layer(layer).service_fn(move |mut req: Request<Incoming>| {
@@ -73,7 +79,7 @@ pub fn echo_service(layer: WebSocketLayer, behaviour: Behaviour) -> (Svc, mpsc::
 }
 
 /// Echoes text and binary until the stream ends, and says how it ended.
-pub async fn echo(mut socket: WebSocket, behaviour: &Behaviour) -> Ended {
+pub(crate) async fn echo(mut socket: WebSocket, behaviour: &Behaviour) -> Ended {
     let mut ended = Ended { error: None, close: None, closed_by_server: None, echoed: 0 };
     while let Some(item) = socket.recv().await {
         match item {
@@ -103,7 +109,7 @@ pub async fn echo(mut socket: WebSocket, behaviour: &Behaviour) -> Ended {
 
 /// A server on 127.0.0.1, port 0, serving `service` with HTTP/1.1 upgrades and HTTP/2 (h2c,
 /// prior knowledge) with the extended CONNECT protocol; it stops when dropped.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     task: JoinHandle<()>,
 }
@@ -115,7 +121,7 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
-    pub async fn start(service: Svc) -> Self {
+    pub(crate) async fn start(service: Svc) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -133,14 +139,14 @@ impl TestServer {
         Self { addr, task }
     }
 
-    pub fn ws_url(&self, path: &str) -> String {
+    pub(crate) fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
 }
 
 /// Sends `request` (raw HTTP/1.1 bytes) to `service` over a real hyper server connection on an
 /// in-memory pipe, and returns the response head as text.
-pub async fn raw_exchange(service: Svc, request: &str) -> String {
+pub(crate) async fn raw_exchange(service: Svc, request: &str) -> String {
     let (mut client, server) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
         let _ = hyper::server::conn::http1::Builder::new()
@@ -165,7 +171,7 @@ pub async fn raw_exchange(service: Svc, request: &str) -> String {
 }
 
 /// Waits for the next socket end report.
-pub async fn next_end(rx: &mut mpsc::UnboundedReceiver<Ended>) -> Ended {
+pub(crate) async fn next_end(rx: &mut mpsc::UnboundedReceiver<Ended>) -> Ended {
     tokio::time::timeout(Duration::from_secs(60), rx.recv())
         .await
         .expect("the server-side socket ended within 60 s")

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tower::ServiceBuilder;
 use tower_websockets::{
-    CloseCode, Error, Message, WebSocketLayer, WebSocketUpgrade,
+    CloseCode, Error, Message, TextBody, WebSocketLayer, WebSocketUpgrade,
     test::{TestClient, TestError},
 };
 
@@ -478,4 +478,89 @@ async fn on_failed_upgrade_hears_when_the_connection_is_not_handed_over() {
     let error = outcome.expect_err("the callback never runs; on_failed_upgrade does");
     assert!(matches!(error, Error::UpgradeFailed(_)), "{error:?}");
     assert!(error.to_string().starts_with("the connection could not be upgraded"), "{error}");
+}
+
+/// Per-accept options that do not fit: `try_on_upgrade` hands the handler the very error the
+/// layer's `build()` gives for the same options, and nothing is accepted.
+#[tokio::test]
+async fn try_on_upgrade_returns_the_layers_config_error() {
+    let cases: [(fn(WebSocketUpgrade) -> WebSocketUpgrade, tower_websockets::ConfigError); 3] = [
+        (
+            |u| u.keep_alive_interval(Duration::ZERO).keep_alive_timeout(Duration::from_secs(1)),
+            WebSocketLayer::builder()
+                .keep_alive_interval(Duration::ZERO)
+                .keep_alive_timeout(Duration::from_secs(1))
+                .build()
+                .unwrap_err(),
+        ),
+        (|u| u.max_message_size(0), WebSocketLayer::builder().max_message_size(0).build().unwrap_err()),
+        (
+            |u| u.write_buffer_size(10).max_write_buffer_size(10),
+            WebSocketLayer::builder().write_buffer_size(10).max_write_buffer_size(10).build().unwrap_err(),
+        ),
+    ];
+    for (configure, layer_error) in cases {
+        let service = ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(
+            move |mut req: Request<Incoming>| async move {
+                let upgrade = configure(WebSocketUpgrade::from_request(&mut req).unwrap());
+                let response = match upgrade.try_on_upgrade(|_socket| async {}) {
+                    Ok(response) => response,
+                    Err(error) => {
+                        let mut response = http::Response::new(TextBody::from(error.to_string()));
+                        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+                        response
+                    }
+                };
+                Ok::<_, Infallible>(response)
+            },
+        );
+        let error = TestClient::new(service).connect("/ws").await.unwrap_err();
+        let refused = error.refused().unwrap();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.text(), layer_error.to_string());
+    }
+}
+
+/// Setting a zero interval after a timeout turns keep-alive off, timeout included, in both
+/// places; setting a timeout after a zero interval is refused in both.
+#[test]
+fn keep_alive_options_mean_the_same_on_the_layer() {
+    let off = WebSocketLayer::builder()
+        .keep_alive_timeout(Duration::from_secs(1))
+        .keep_alive_interval(Duration::ZERO)
+        .build();
+    assert!(off.is_ok(), "{off:?}");
+    let refused = WebSocketLayer::builder()
+        .keep_alive_interval(Duration::ZERO)
+        .keep_alive_timeout(Duration::from_secs(1))
+        .build();
+    assert_eq!(refused.unwrap_err().option(), "keep_alive_timeout");
+}
+
+/// A `close()` whose future is dropped before the peer answers (here: a timeout around it)
+/// still releases the connection: the peer sees it end, and `recv` returns `None`.
+#[tokio::test]
+async fn dropping_the_close_future_releases_the_connection() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let service =
+        ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(move |mut req: Request<Incoming>| {
+            let tx = tx.clone();
+            async move {
+                let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
+                    // The client does not read, so it never answers the Close.
+                    let close = socket.close(CloseCode::NORMAL, "bye");
+                    let timed_out = tokio::time::timeout(Duration::from_millis(100), close).await.is_err();
+                    let _ = tx.send((timed_out, socket.recv().await.is_none()));
+                }))
+            }
+        });
+    let client = TestClient::new(service);
+    let mut socket = client.connect("/ws").await.unwrap();
+    let (timed_out, released) = rx.recv().await.unwrap();
+    assert!(timed_out, "the peer did not answer, so the close future was dropped");
+    assert!(released, "recv after a dropped close returns None");
+    // The client sees the Close that did go out, then the end of the connection.
+    assert_eq!(socket.recv_close().await.unwrap().map(|f| f.code), Some(CloseCode::NORMAL));
+    assert!(socket.is_closed().await);
 }
