@@ -378,7 +378,7 @@ mod tests {
     /// returns the handler's response.
     async fn accept(mut request: Request<()>, protocols: &'static [&'static str]) -> Response<TextBody> {
         // hyper puts an `OnUpgrade` in every request it serves; this one never completes.
-        let on_upgrade = hyper::upgrade::on(&mut Request::new(()));
+        let on_upgrade = hyper::upgrade::on(Request::new(()));
         request.extensions_mut().insert(on_upgrade);
         let handler = service_fn(move |mut req: Request<()>| async move {
             let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a valid handshake");
