@@ -484,7 +484,8 @@ async fn on_failed_upgrade_hears_when_the_connection_is_not_handed_over() {
 /// layer's `build()` gives for the same options, and nothing is accepted.
 #[tokio::test]
 async fn try_on_upgrade_returns_the_layers_config_error() {
-    let cases: [(fn(WebSocketUpgrade) -> WebSocketUpgrade, tower_websockets::ConfigError); 3] = [
+    type Configure = fn(WebSocketUpgrade) -> WebSocketUpgrade;
+    let cases: [(Configure, tower_websockets::ConfigError); 3] = [
         (
             |u| u.keep_alive_interval(Duration::ZERO).keep_alive_timeout(Duration::from_secs(1)),
             WebSocketLayer::builder()
