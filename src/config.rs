@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::{error::ConfigError, origin::OriginPolicy};
+use crate::{deflate::Compression, error::ConfigError, origin::OriginPolicy};
 
 /// Default keep-alive interval: two minutes, as in ASP.NET Core. See
 /// [`keep_alive_interval`](crate::WebSocketLayerBuilder::keep_alive_interval).
@@ -42,6 +42,7 @@ pub(crate) struct SocketConfig {
     pub(crate) max_write_buffer_size: Option<usize>,
     pub(crate) max_message_size: Option<usize>,
     pub(crate) max_frame_size: Option<usize>,
+    pub(crate) compression: Compression,
 }
 
 impl Default for SocketConfig {
@@ -54,6 +55,7 @@ impl Default for SocketConfig {
             max_write_buffer_size: None,
             max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
             max_frame_size: Some(DEFAULT_MAX_FRAME_SIZE),
+            compression: Compression::disabled(),
         }
     }
 }
@@ -97,7 +99,7 @@ impl SocketConfig {
         if self.effective_max_write_buffer_size() <= self.write_buffer_size {
             return Err(ConfigError::new("max_write_buffer_size", "must be greater than write_buffer_size"));
         }
-        Ok(())
+        self.compression.validate()
     }
 
     /// The tungstenite configuration for a socket with these options.
@@ -229,6 +231,27 @@ macro_rules! socket_option_setters {
         /// ```
         pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
             self.$field.max_write_buffer_size = Some(bytes);
+            self
+        }
+
+        /// permessage-deflate (RFC 7692): off by default, as in ASP.NET Core. With a
+        /// [`Compression`](crate::Compression) that is enabled, a client's offer is negotiated
+        /// and messages are compressed both ways; see `docs/guide.md` for the costs and
+        /// `docs/security.md` before compressing secrets.
+        ///
+        /// ```
+        /// use tower_websockets::{Compression, WebSocketLayer};
+        ///
+        /// let layer = WebSocketLayer::builder()
+        ///     .compression(Compression::enabled().server_no_context_takeover(true))
+        ///     .build()?;
+        ///
+        /// let refused = WebSocketLayer::builder().compression(Compression::enabled().server_max_window_bits(8)).build();
+        /// assert_eq!(refused.unwrap_err().option(), "compression");
+        /// # Ok::<(), tower_websockets::ConfigError>(())
+        /// ```
+        pub fn compression(mut self, compression: crate::Compression) -> Self {
+            self.$field.compression = compression;
             self
         }
     };

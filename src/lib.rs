@@ -92,6 +92,7 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod config;
+mod deflate;
 mod error;
 mod handshake;
 mod layer;
@@ -110,6 +111,7 @@ pub use config::{
     DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECEIVE_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
 };
+pub use deflate::{Compression, NegotiatedCompression};
 pub use error::{ConfigError, Error};
 pub use handshake::is_websocket_request;
 pub use layer::{WebSocketLayer, WebSocketLayerBuilder};
