@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
 
 use crate::{
     message::{CloseCode, CloseFrame},
-    socket::FrameHeaderViolation,
+    socket::TransportError,
 };
 
 /// An error on an open [`WebSocket`](crate::WebSocket).
@@ -73,6 +73,9 @@ pub enum Error {
     },
     /// The peer sent a text message that is not valid UTF-8; closed with 1007.
     InvalidUtf8,
+    /// The peer sent a compressed message (permessage-deflate) that does not inflate; closed
+    /// with 1007, as for other payload data that does not fit its message.
+    InvalidCompressedData(String),
     /// The peer broke the WebSocket protocol; closed with 1002.
     Protocol(String),
     /// The peer closed the TCP connection without a closing handshake.
@@ -106,7 +109,7 @@ impl Error {
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
             Self::MessageTooBig { .. } => Some(CloseCode::MESSAGE_TOO_BIG),
-            Self::InvalidUtf8 => Some(CloseCode::INVALID_PAYLOAD),
+            Self::InvalidUtf8 | Self::InvalidCompressedData(_) => Some(CloseCode::INVALID_PAYLOAD),
             Self::Protocol(_) => Some(CloseCode::PROTOCOL_ERROR),
             _ => None,
         }
@@ -118,9 +121,21 @@ impl Error {
         let reason = match self {
             Self::MessageTooBig { .. } => "message too big",
             Self::InvalidUtf8 => "invalid UTF-8 in text message",
+            Self::InvalidCompressedData(_) => "invalid compressed data",
             _ => "protocol error",
         };
         Some(CloseFrame::new(code, reason))
+    }
+
+    /// The error for a fault the transport found in the peer's bytes.
+    fn from_transport(fault: &TransportError) -> Self {
+        match fault {
+            TransportError::LengthTopBit | TransportError::Protocol(_) => Self::Protocol(fault.to_string()),
+            TransportError::TooBig { size, max } => {
+                Self::MessageTooBig { size: usize::try_from(*size).unwrap_or(usize::MAX), max: *max }
+            }
+            TransportError::CorruptCompressedData(e) => Self::InvalidCompressedData(e.clone()),
+        }
     }
 
     pub(crate) fn from_tungstenite(error: tungstenite::Error) -> Self {
@@ -128,8 +143,8 @@ impl Error {
         match error {
             tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => Self::Closed,
             // The transport's frame-header check (RFC 6455 §5.2 rules tungstenite does not check).
-            tungstenite::Error::Io(e) => match FrameHeaderViolation::find(&e) {
-                Some(violation) => Self::Protocol(violation.to_string()),
+            tungstenite::Error::Io(e) => match TransportError::find(&e) {
+                Some(fault) => Self::from_transport(fault),
                 None => Self::Io(e),
             },
             tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
@@ -159,6 +174,7 @@ impl fmt::Display for Error {
                 write!(f, "message too big: {size} bytes, the limit is {max} (closed with 1009)")
             }
             Self::InvalidUtf8 => f.write_str("invalid UTF-8 in a text message (closed with 1007)"),
+            Self::InvalidCompressedData(e) => write!(f, "invalid compressed message: {e} (closed with 1007)"),
             Self::Protocol(e) => write!(f, "WebSocket protocol error: {e} (closed with 1002)"),
             Self::ConnectionReset => {
                 f.write_str("the peer closed the connection without a closing handshake")

@@ -56,7 +56,7 @@ use futures_util::StreamExt;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode,
     header::{
-        CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+        CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
         SEC_WEBSOCKET_VERSION, UPGRADE,
     },
 };
@@ -76,6 +76,7 @@ use tower_service::Service;
 
 use crate::{
     config::SocketConfig,
+    deflate::{self, Compression, NegotiatedCompression},
     error::Error,
     message::{CloseCode, CloseFrame, Message},
     socket::WebSocket,
@@ -197,6 +198,7 @@ impl TestClient {
             headers: HeaderMap::new(),
             protocols: Vec::new(),
             version: HttpVersion::Http1,
+            compression: Compression::disabled(),
             error: None,
         }
     }
@@ -321,6 +323,8 @@ pub struct Connect<'a> {
     headers: HeaderMap,
     protocols: Vec<String>,
     version: HttpVersion,
+    /// What the client offers for permessage-deflate; disabled: no offer.
+    compression: Compression,
     error: Option<TestError>,
 }
 
@@ -371,6 +375,15 @@ impl Connect<'_> {
         self
     }
 
+    /// Offers permessage-deflate (RFC 7692) with these options, as a browser does on every
+    /// handshake; when the server accepts, the client compresses what it sends and inflates
+    /// what it receives. Its `server_no_context_takeover` and `server_max_window_bits` are asked
+    /// of the server; `TestWebSocket::compression` says what was agreed.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
     async fn run(self) -> Result<TestWebSocket, TestError> {
         if let Some(error) = self.error {
             return Err(error);
@@ -385,7 +398,8 @@ impl Connect<'_> {
                 status if status == self.version.accepted() => response,
                 _ => return Err(TestError::Refused(Box::new(TestResponse::read(response).await?))),
             };
-            TestWebSocket::open(response, protocol, timeout).await
+            let compression = self.check_extensions(&response)?;
+            TestWebSocket::open(response, protocol, compression, self.compression, timeout).await
         })
         .await?
     }
@@ -406,6 +420,9 @@ impl Connect<'_> {
         .header(SEC_WEBSOCKET_VERSION, "13")
         .body(Full::new(Bytes::new()))
         .map_err(|e| TestError::InvalidRequest(e.to_string()))?;
+        if self.compression.is_enabled() {
+            request.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, deflate::client_offer(&self.compression));
+        }
         if !self.protocols.is_empty() {
             let offer = HeaderValue::try_from(self.protocols.join(", "))
                 .map_err(|_| TestError::InvalidRequest("invalid subprotocol name".into()))?;
@@ -418,6 +435,20 @@ impl Connect<'_> {
             request.headers_mut().append(name.clone(), value.clone());
         }
         Ok(request)
+    }
+
+    /// Checks the extensions of an accepting answer: only permessage-deflate, only if offered,
+    /// with parameters that fit the offer.
+    fn check_extensions<B>(&self, response: &Response<B>) -> Result<Option<NegotiatedCompression>, TestError> {
+        if !self.compression.is_enabled() {
+            return match response.headers().get(SEC_WEBSOCKET_EXTENSIONS) {
+                Some(answer) => Err(TestError::Handshake(format!(
+                    "the server answered extensions {answer:?}, but none were offered"
+                ))),
+                None => Ok(None),
+            };
+        }
+        deflate::accept_answer(response.headers(), &self.compression).map_err(TestError::Handshake)
     }
 
     /// Checks an accepting answer as a client must: the accept key, and a subprotocol that was
@@ -504,12 +535,18 @@ impl TestWebSocket {
     async fn open(
         mut response: Response<Incoming>,
         protocol: Option<HeaderValue>,
+        compression: Option<NegotiatedCompression>,
+        options: Compression,
         timeout: Duration,
     ) -> Result<Self, TestError> {
         let upgraded = hyper::upgrade::on(&mut response).await.map_err(TestError::http)?;
         let (head, _) = response.into_parts();
-        let config = SocketConfig { keep_alive_interval: Duration::ZERO, ..SocketConfig::default() };
-        let socket = WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config, None).await;
+        let config = SocketConfig {
+            keep_alive_interval: Duration::ZERO,
+            compression: options,
+            ..SocketConfig::default()
+        };
+        let socket = WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config, compression, None).await;
         Ok(Self { socket, response: Response::from_parts(head, ()), timeout })
     }
 
@@ -522,6 +559,12 @@ impl TestWebSocket {
     /// The subprotocol the server chose, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.socket.protocol()
+    }
+
+    /// What was agreed for permessage-deflate, if the client offered it
+    /// ([`Connect::compression`]) and the server accepted.
+    pub fn compression(&self) -> Option<&NegotiatedCompression> {
+        self.socket.compression()
     }
 
     /// Sends a message, and flushes it.

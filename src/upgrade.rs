@@ -5,7 +5,7 @@ use std::{borrow::Cow, fmt, future::Future, net::SocketAddr};
 
 use http::{
     Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
-    header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE},
+    header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL, UPGRADE},
 };
 use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::{
     config::{SocketConfig, socket_option_setters},
+    deflate,
     error::{ConfigError, Error},
     handshake::{self, Handshake},
     lifecycle::OpenSocket,
@@ -74,6 +75,8 @@ pub struct WebSocketUpgrade {
     on_upgrade: OnUpgrade,
     requested_protocols: Vec<HeaderValue>,
     selected_protocol: Option<HeaderValue>,
+    /// The client's `Sec-WebSocket-Extensions` lines, for permessage-deflate.
+    extension_offers: HeaderMap,
     on_failed_upgrade: Option<OnFailedUpgrade>,
 }
 
@@ -149,6 +152,7 @@ impl WebSocketUpgrade {
             accept,
             on_upgrade,
             requested_protocols: headers.get_all(SEC_WEBSOCKET_PROTOCOL).iter().cloned().collect(),
+            extension_offers: extension_offers(headers),
             selected_protocol: None,
             on_failed_upgrade: None,
             span,
@@ -299,7 +303,11 @@ impl WebSocketUpgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.config.validate()?;
-        let response = self.response();
+        let compression = deflate::negotiate(&self.extension_offers, &self.config.compression);
+        let mut response = self.response();
+        if let Some(negotiated) = &compression {
+            response.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, negotiated.header_value());
+        }
         let Self { config, context, on_upgrade, selected_protocol, on_failed_upgrade, span, .. } = self;
         if let Some(protocol) = selected_protocol.as_ref().and_then(|p| p.to_str().ok()) {
             span.record("protocol", protocol);
@@ -319,7 +327,7 @@ impl WebSocketUpgrade {
             };
             let open = OpenSocket::new(context.slot);
             let socket =
-                WebSocket::from_upgraded(upgraded, Role::Server, selected_protocol, &config, Some(open))
+                WebSocket::from_upgraded(upgraded, Role::Server, selected_protocol, &config, compression, Some(open))
                     .await;
             tracing::debug!("WebSocket opened");
             callback(socket).await;
@@ -344,6 +352,16 @@ impl WebSocketUpgrade {
         }
         response
     }
+}
+
+/// The `Sec-WebSocket-Extensions` lines of a request; an empty map (no allocation) when there
+/// are none.
+fn extension_offers(headers: &HeaderMap) -> HeaderMap {
+    let mut offers = HeaderMap::new();
+    for offer in headers.get_all(SEC_WEBSOCKET_EXTENSIONS) {
+        offers.append(SEC_WEBSOCKET_EXTENSIONS, offer.clone());
+    }
+    offers
 }
 
 /// The peer's address, when the server put it in the request: axum's `ConnectInfo<SocketAddr>`

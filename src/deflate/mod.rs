@@ -5,8 +5,12 @@
 //! tungstenite frames them (a `Message::Frame` with RSV1 set), and inflated in the socket's
 //! transport before tungstenite reads them, since tungstenite refuses RSV1.
 
+mod compress;
+mod inflate;
 mod negotiate;
 
+pub(crate) use compress::Deflater;
+pub(crate) use inflate::{Inflater, InflaterConfig, READ_SIZE};
 pub(crate) use negotiate::{accept_answer, client_offer, negotiate};
 
 use crate::error::ConfigError;

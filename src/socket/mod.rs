@@ -23,15 +23,28 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use http::HeaderValue;
 use hyper::upgrade::Upgraded;
 use tokio::io::AsyncWrite;
-use tokio_tungstenite::{WebSocketStream, tungstenite::protocol::Role};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        self,
+        protocol::{
+            Role,
+            frame::{
+                Frame,
+                coding::{Data, OpCode},
+            },
+        },
+    },
+};
 
-pub(crate) use self::transport::FrameHeaderViolation;
+pub(crate) use self::transport::TransportError;
 use self::{
     keep_alive::{Decision, KeepAliveClock},
     transport::Transport,
 };
 use crate::{
     config::SocketConfig,
+    deflate::{Deflater, InflaterConfig, NegotiatedCompression},
     error::Error,
     lifecycle::OpenSocket,
     message::{CloseCode, Message},
@@ -103,6 +116,8 @@ pub struct WebSocket {
     open: Option<OpenSocket>,
     /// The code of the last Close sent or received, for the log.
     close_code: Option<CloseCode>,
+    /// permessage-deflate's send side, when negotiated (the receive side is in the transport).
+    deflater: Option<Box<Deflater>>,
 }
 
 /// Where the connection is in its life.
@@ -165,9 +180,24 @@ impl WebSocket {
         role: Role,
         protocol: Option<HeaderValue>,
         config: &SocketConfig,
+        compression: Option<NegotiatedCompression>,
         open: Option<OpenSocket>,
     ) -> Self {
-        let transport = Transport::new(upgraded);
+        let server = role == Role::Server;
+        let inflate = compression.map(|negotiated| InflaterConfig {
+            server,
+            // The peer's side of the context takeover decides when our inflater starts afresh.
+            reset_after_message: if server {
+                negotiated.client_no_context_takeover
+            } else {
+                negotiated.server_no_context_takeover
+            },
+            max_message_size: config.max_message_size,
+            max_frame_size: config.max_frame_size,
+        });
+        let deflater =
+            compression.map(|negotiated| Box::new(Deflater::new(&config.compression, negotiated, server)));
+        let transport = Transport::new(upgraded, inflate);
         let stream = WebSocketStream::from_raw_socket(transport, role, Some(config.to_tungstenite())).await;
         Self {
             state: State::Open(Connection { stream, unflushed: false, parked: None }),
@@ -176,7 +206,46 @@ impl WebSocket {
             recv_waker: None,
             open,
             close_code: None,
+            deflater,
         }
+    }
+
+    /// What was agreed for permessage-deflate (RFC 7692) in the handshake, or `None` when the
+    /// socket does not compress (compression off, or not offered by the client).
+    ///
+    /// ```
+    /// use tower_websockets::WebSocket;
+    ///
+    /// async fn handler(socket: WebSocket) {
+    ///     match socket.compression() {
+    ///         Some(deflate) => tracing::debug!(
+    ///             server_no_context_takeover = deflate.server_no_context_takeover(),
+    ///             "compressed socket"
+    ///         ),
+    ///         None => tracing::debug!("plain socket"),
+    ///     }
+    /// }
+    /// ```
+    pub fn compression(&self) -> Option<&NegotiatedCompression> {
+        self.deflater.as_deref().map(Deflater::negotiated)
+    }
+
+    /// Sends a message uncompressed, whatever was negotiated: for a message that carries a
+    /// secret beside data an attacker may choose (CRIME/BREACH; see `docs/security.md`), like
+    /// .NET's `WebSocketMessageFlags.DisableCompression`. Otherwise as [`send`](Self::send).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub async fn send_uncompressed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        if let Some(deflater) = self.deflater.as_mut() {
+            deflater.set_skip_next(true);
+        }
+        let result = SinkExt::send(&mut *self, message.into()).await;
+        if let Some(deflater) = self.deflater.as_mut() {
+            deflater.set_skip_next(false);
+        }
+        result
     }
 
     /// The subprotocol chosen in the handshake, if any.
@@ -470,7 +539,11 @@ impl Sink<Message> for WebSocket {
         if let Message::Close(frame) = &message {
             this.close_code = Some(frame.as_ref().map_or(CloseCode::NO_STATUS_RECEIVED, |f| f.code));
         }
-        this.sending_stream()?.start_send(message.into_tungstenite()).map_err(Error::from_tungstenite)
+        let message = match this.deflater.as_mut() {
+            Some(deflater) => compress(deflater, message),
+            None => message.into_tungstenite(),
+        };
+        this.sending_stream()?.start_send(message).map_err(Error::from_tungstenite)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -497,6 +570,23 @@ impl Sink<Message> for WebSocket {
         let result = ready!(Pin::new(&mut connection.stream).poll_close(cx)).map_err(Error::from_tungstenite);
         Poll::Ready(result)
     }
+}
+
+/// A data message as a compressed frame (RSV1 set), when the deflater wants it; any other
+/// message as it is.
+fn compress(deflater: &mut Deflater, message: Message) -> tungstenite::Message {
+    let (payload, opcode) = match &message {
+        Message::Text(text) => (text.as_bytes(), Data::Text),
+        Message::Binary(bytes) => (&bytes[..], Data::Binary),
+        _ => return message.into_tungstenite(),
+    };
+    if !deflater.wants(payload.len()) {
+        return message.into_tungstenite();
+    }
+    let Some(compressed) = deflater.compress(payload) else { return message.into_tungstenite() };
+    let mut frame = Frame::message(compressed, OpCode::Data(opcode), true);
+    frame.header_mut().rsv1 = true;
+    tungstenite::Message::Frame(frame)
 }
 
 impl Drop for WebSocket {

@@ -1,13 +1,16 @@
 //! [`Transport`]: the IO that tungstenite reads from and writes to, between it and hyper's
 //! upgraded connection.
 //!
-//! Writes pass through. Reads pass through too, while a [`FrameScanner`] follows the frame
-//! headers of the incoming byte stream and stops it at a header that tungstenite would accept
-//! although RFC 6455 forbids it: a 64-bit payload length whose most significant bit is set
-//! (§5.2). The bytes before that header are still delivered; the next read fails with a
-//! [`FrameHeaderViolation`], which the socket answers with Close 1002.
+//! Writes pass through. Reads take one of two paths:
+//! - without permessage-deflate, bytes pass through while a [`FrameScanner`] follows the frame
+//!   headers and stops the stream at a header that tungstenite would accept although RFC 6455
+//!   forbids it: a 64-bit payload length whose most significant bit is set (§5.2);
+//! - with it, an [`Inflater`] parses the frames, inflates compressed messages and writes plain
+//!   frames for tungstenite (see `deflate/inflate.rs`).
 //!
-//! This is the seam where read buffering and permessage-deflate's inflation will live.
+//! Either way the bytes before a fault are still delivered; the next read fails with the
+//! [`TransportError`], which the socket turns into its [`Error`](crate::Error) and answers
+//! with the matching Close.
 
 use std::{
     fmt, io,
@@ -19,42 +22,101 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The connection under tungstenite: hyper's upgraded connection, with the frame-header scan on
-/// the read side.
+use crate::deflate::{Inflater, InflaterConfig, READ_SIZE};
+
+/// The connection under tungstenite: hyper's upgraded connection, with checks, and inflation
+/// when negotiated, on the read side.
 #[derive(Debug)]
 pub(crate) struct Transport {
     io: TokioIo<Upgraded>,
-    scanner: FrameScanner,
-    /// A violation found after bytes that were still delivered: the next read fails with it.
-    violation: Option<FrameHeaderViolation>,
+    read: ReadPath,
+}
+
+#[derive(Debug)]
+enum ReadPath {
+    Scan {
+        scanner: FrameScanner,
+        /// A fault found after bytes that were still delivered: the next read fails with it.
+        fault: Option<TransportError>,
+    },
+    Inflate {
+        inflater: Box<Inflater>,
+        fault: Option<TransportError>,
+    },
 }
 
 impl Transport {
-    pub(crate) fn new(upgraded: Upgraded) -> Self {
-        Self { io: TokioIo::new(upgraded), scanner: FrameScanner::default(), violation: None }
+    /// A transport over `upgraded`; with `inflate`, compressed messages are inflated.
+    pub(crate) fn new(upgraded: Upgraded, inflate: Option<InflaterConfig>) -> Self {
+        let read = match inflate {
+            Some(config) => ReadPath::Inflate { inflater: Box::new(Inflater::new(config)), fault: None },
+            None => ReadPath::Scan { scanner: FrameScanner::default(), fault: None },
+        };
+        Self { io: TokioIo::new(upgraded), read }
     }
 }
 
 impl AsyncRead for Transport {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(violation) = this.violation {
-            return Poll::Ready(Err(violation.into()));
-        }
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-        if let Err(violation) = this.scanner.scan(&buf.filled()[before..]) {
-            // Deliver what came before the bad header; fail now if that is nothing.
-            buf.set_filled(before + violation.offset);
-            if violation.offset == 0 {
-                return Poll::Ready(Err(violation.into()));
+        match &mut this.read {
+            ReadPath::Scan { scanner, fault } => {
+                if let Some(fault) = fault.clone() {
+                    return Poll::Ready(Err(fault.into()));
+                }
+                let before = buf.filled().len();
+                ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+                if let Err(offset) = scanner.scan(&buf.filled()[before..]) {
+                    // Deliver what came before the bad header; fail now if that is nothing.
+                    buf.set_filled(before + offset);
+                    if offset == 0 {
+                        return Poll::Ready(Err(TransportError::LengthTopBit.into()));
+                    }
+                    *fault = Some(TransportError::LengthTopBit);
+                }
+                Poll::Ready(Ok(()))
             }
-            this.violation = Some(violation);
+            ReadPath::Inflate { inflater, fault } => loop {
+                if !inflater.output.is_empty() {
+                    let n = inflater.output.len().min(buf.remaining());
+                    buf.put_slice(&inflater.output.split_to(n));
+                    if inflater.output.is_empty() && inflater.input.is_empty() {
+                        // Idle: hold no buffers.
+                        inflater.release_buffers();
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                if let Some(fault) = fault.clone() {
+                    return Poll::Ready(Err(fault.into()));
+                }
+                let before = inflater.input.len();
+                if let Err(error) = inflater.process() {
+                    *fault = Some(error);
+                    continue;
+                }
+                if !inflater.output.is_empty() || inflater.input.len() != before {
+                    continue;
+                }
+                // Nothing to give: read more.
+                let len = inflater.input.len();
+                inflater.input.resize(len + READ_SIZE, 0);
+                let mut read = ReadBuf::new(&mut inflater.input[len..]);
+                let result = Pin::new(&mut this.io).poll_read(cx, &mut read);
+                let n = read.filled().len();
+                inflater.input.truncate(len + n);
+                ready!(result)?;
+                if n == 0 {
+                    // The end of the stream: tungstenite sees it too.
+                    return Poll::Ready(Ok(()));
+                }
+            },
         }
-        Poll::Ready(Ok(()))
     }
 }
-
 impl AsyncWrite for Transport {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
@@ -81,32 +143,49 @@ impl AsyncWrite for Transport {
     }
 }
 
-/// A frame header that breaks RFC 6455 in a way tungstenite does not check. Carried to the
-/// socket inside an `io::Error` of kind `InvalidData`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FrameHeaderViolation {
-    /// Where the bad header starts in the bytes that were scanned (0 when it started earlier).
-    offset: usize,
+/// What the transport found wrong in the peer's bytes, carried to the socket inside an
+/// `io::Error` of kind `InvalidData`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TransportError {
+    /// A 64-bit payload length with its most significant bit set (RFC 6455 §5.2): 1002.
+    LengthTopBit,
+    /// A compressed frame over `max_frame_size` on the wire, or a compressed message whose
+    /// inflated size passed `max_message_size`: 1009.
+    TooBig {
+        /// The size seen, in bytes.
+        size: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// Compressed data that does not inflate: 1007.
+    CorruptCompressedData(String),
+    /// Another breach of the protocol around compressed messages: 1002.
+    Protocol(&'static str),
 }
 
-impl FrameHeaderViolation {
-    /// The violation inside `error`, if it carries one.
-    pub(crate) fn find(error: &io::Error) -> Option<Self> {
-        error.get_ref()?.downcast_ref::<Self>().copied()
+impl TransportError {
+    /// The fault inside `error`, if it carries one.
+    pub(crate) fn find(error: &io::Error) -> Option<&Self> {
+        error.get_ref()?.downcast_ref::<Self>()
     }
 }
 
-impl fmt::Display for FrameHeaderViolation {
+impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("64-bit payload length with its most significant bit set")
+        match self {
+            Self::LengthTopBit => f.write_str("64-bit payload length with its most significant bit set"),
+            Self::TooBig { size, max } => write!(f, "{size} bytes, the limit is {max}"),
+            Self::CorruptCompressedData(e) => write!(f, "compressed data does not inflate: {e}"),
+            Self::Protocol(e) => f.write_str(e),
+        }
     }
 }
 
-impl std::error::Error for FrameHeaderViolation {}
+impl std::error::Error for TransportError {}
 
-impl From<FrameHeaderViolation> for io::Error {
-    fn from(violation: FrameHeaderViolation) -> Self {
-        io::Error::new(io::ErrorKind::InvalidData, violation)
+impl From<TransportError> for io::Error {
+    fn from(error: TransportError) -> Self {
+        io::Error::new(io::ErrorKind::InvalidData, error)
     }
 }
 
@@ -127,8 +206,9 @@ impl FrameScanner {
     ///
     /// # Errors
     ///
-    /// The first header in `bytes` (or one that started before them) that breaks the rule.
-    fn scan(&mut self, mut bytes: &[u8]) -> Result<(), FrameHeaderViolation> {
+    /// Where the first header that breaks the rule starts in `bytes` (0 when it started before
+    /// them).
+    fn scan(&mut self, mut bytes: &[u8]) -> Result<(), usize> {
         let start = bytes.len();
         while !bytes.is_empty() {
             if self.payload_left > 0 {
@@ -153,7 +233,7 @@ impl FrameScanner {
                     let [_, _, length @ ..] = self.header;
                     let length = u64::from_be_bytes(length);
                     if length >> 63 != 0 {
-                        return Err(FrameHeaderViolation { offset: header_start });
+                        return Err(header_start);
                     }
                     length
                 }
@@ -224,13 +304,13 @@ mod tests {
         let stream = [good.clone(), bad].concat();
 
         let mut scanner = FrameScanner::default();
-        assert_eq!(scanner.scan(&stream), Err(FrameHeaderViolation { offset: good.len() }));
+        assert_eq!(scanner.scan(&stream), Err(good.len()));
 
         // Split inside the bad header: the violation is found in the second piece, and it
         // started before it.
         let mut scanner = FrameScanner::default();
         assert_eq!(scanner.scan(&stream[..good.len() + 3]), Ok(()));
-        assert_eq!(scanner.scan(&stream[good.len() + 3..]), Err(FrameHeaderViolation { offset: 0 }));
+        assert_eq!(scanner.scan(&stream[good.len() + 3..]), Err(0));
     }
 
     #[test]
@@ -242,11 +322,11 @@ mod tests {
     }
 
     #[test]
-    fn violations_travel_inside_io_errors() {
-        let error = io::Error::from(FrameHeaderViolation { offset: 0 });
+    fn faults_travel_inside_io_errors() {
+        let error = io::Error::from(TransportError::LengthTopBit);
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-        assert!(FrameHeaderViolation::find(&error).is_some());
-        assert!(FrameHeaderViolation::find(&io::Error::other("other")).is_none());
+        assert_eq!(TransportError::find(&error), Some(&TransportError::LengthTopBit));
+        assert!(TransportError::find(&io::Error::other("other")).is_none());
         assert!(error.to_string().contains("most significant bit"));
     }
 }
