@@ -56,8 +56,8 @@ use futures_util::StreamExt;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode,
     header::{
-        CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-        SEC_WEBSOCKET_VERSION, UPGRADE,
+        CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
+        SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
     },
 };
 use http_body::Body;
@@ -439,7 +439,10 @@ impl Connect<'_> {
 
     /// Checks the extensions of an accepting answer: only permessage-deflate, only if offered,
     /// with parameters that fit the offer.
-    fn check_extensions<B>(&self, response: &Response<B>) -> Result<Option<NegotiatedCompression>, TestError> {
+    fn check_extensions<B>(
+        &self,
+        response: &Response<B>,
+    ) -> Result<Option<NegotiatedCompression>, TestError> {
         if !self.compression.is_enabled() {
             return match response.headers().get(SEC_WEBSOCKET_EXTENSIONS) {
                 Some(answer) => Err(TestError::Handshake(format!(
@@ -546,7 +549,8 @@ impl TestWebSocket {
             compression: options,
             ..SocketConfig::default()
         };
-        let socket = WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config, compression, None).await;
+        let socket =
+            WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config, compression, None).await;
         Ok(Self { socket, response: Response::from_parts(head, ()), timeout })
     }
 

@@ -326,9 +326,15 @@ impl WebSocketUpgrade {
                 }
             };
             let open = OpenSocket::new(context.slot);
-            let socket =
-                WebSocket::from_upgraded(upgraded, Role::Server, selected_protocol, &config, compression, Some(open))
-                    .await;
+            let socket = WebSocket::from_upgraded(
+                upgraded,
+                Role::Server,
+                selected_protocol,
+                &config,
+                compression,
+                Some(open),
+            )
+            .await;
             tracing::debug!("WebSocket opened");
             callback(socket).await;
         };

@@ -163,7 +163,8 @@ mod tests {
 
     #[test]
     fn small_messages_and_the_opt_out_skip_compression() {
-        let mut deflater = Deflater::new(&Compression::enabled().min_message_size(10), negotiated(false, None), true);
+        let mut deflater =
+            Deflater::new(&Compression::enabled().min_message_size(10), negotiated(false, None), true);
         assert!(!deflater.wants(9));
         assert!(deflater.wants(10));
         deflater.set_skip_next(true);

@@ -116,7 +116,9 @@ impl Inflater {
                     self.state = if left == 0 { ReadState::Header } else { ReadState::PassThrough { left } };
                     n > 0
                 }
-                ReadState::Inflate { left, mask, offset, fin } => self.inflate_payload(left, mask, offset, fin)?,
+                ReadState::Inflate { left, mask, offset, fin } => {
+                    self.inflate_payload(left, mask, offset, fin)?
+                }
                 ReadState::Finish { trailer_fed } => self.finish(trailer_fed)?,
             };
             if !progressed {
@@ -148,14 +150,22 @@ impl Inflater {
         }
         self.input.advance(header.len);
         if starts_compressed {
-            self.message = Some(Message { opcode: header.opcode, started: false, size: 0, stream_ended: false });
+            self.message =
+                Some(Message { opcode: header.opcode, started: false, size: 0, stream_ended: false });
         }
-        self.state = ReadState::Inflate { left: header.payload_len, mask: header.mask, offset: 0, fin: header.fin };
+        self.state =
+            ReadState::Inflate { left: header.payload_len, mask: header.mask, offset: 0, fin: header.fin };
         Ok(true)
     }
 
     /// Inflates what has arrived of a compressed frame's payload, one chunk of output at most.
-    fn inflate_payload(&mut self, left: u64, mask: [u8; 4], offset: usize, fin: bool) -> Result<bool, TransportError> {
+    fn inflate_payload(
+        &mut self,
+        left: u64,
+        mask: [u8; 4],
+        offset: usize,
+        fin: bool,
+    ) -> Result<bool, TransportError> {
         if left == 0 {
             self.state = if fin { ReadState::Finish { trailer_fed: 0 } } else { ReadState::Header };
             return Ok(true);
@@ -189,7 +199,11 @@ impl Inflater {
             let trailer = &SYNC_FLUSH_TRAILER[trailer_fed..];
             let (consumed, produced) = self.inflate_bytes(trailer, FlushDecompress::Sync)?;
             // An inflater that takes none of it has nothing more to give: drain.
-            let fed = if consumed == 0 && produced == 0 { SYNC_FLUSH_TRAILER.len() } else { trailer_fed + consumed };
+            let fed = if consumed == 0 && produced == 0 {
+                SYNC_FLUSH_TRAILER.len()
+            } else {
+                trailer_fed + consumed
+            };
             self.state = ReadState::Finish { trailer_fed: fed };
             return Ok(true);
         }
@@ -224,7 +238,11 @@ impl Inflater {
 
     /// Runs the inflater over `input`, its output bounded by the room left in `pending`, and
     /// writes a frame once a chunk is full. Returns the bytes consumed and produced.
-    fn inflate_bytes(&mut self, input: &[u8], flush: FlushDecompress) -> Result<(usize, usize), TransportError> {
+    fn inflate_bytes(
+        &mut self,
+        input: &[u8],
+        flush: FlushDecompress,
+    ) -> Result<(usize, usize), TransportError> {
         self.make_room();
         let decompress = self.decompress.get_or_insert_with(|| Decompress::new(false));
         let (before_in, before_out) = (decompress.total_in(), decompress.total_out());
@@ -370,7 +388,12 @@ mod tests {
     const MASK: [u8; 4] = [0x37, 0xFA, 0x21, 0x3D];
 
     fn config(max_message_size: Option<usize>) -> InflaterConfig {
-        InflaterConfig { server: true, reset_after_message: false, max_message_size, max_frame_size: Some(1 << 20) }
+        InflaterConfig {
+            server: true,
+            reset_after_message: false,
+            max_message_size,
+            max_frame_size: Some(1 << 20),
+        }
     }
 
     /// Raw deflate of `data` with a sync flush, the trailer removed (or a final block).
@@ -509,15 +532,12 @@ mod tests {
 
     #[test]
     fn rsv1_elsewhere_and_foreign_frames_pass_through_for_tungstenite_to_refuse() {
-        let cases = [
-            frame(true, true, 9, b"ping with rsv1"),
-            frame(true, true, 0, b"continuation with rsv1"),
-            {
+        let cases =
+            [frame(true, true, 9, b"ping with rsv1"), frame(true, true, 0, b"continuation with rsv1"), {
                 let mut rsv2 = frame(true, true, 1, b"rsv2 too");
                 rsv2[0] |= 0x20;
                 rsv2
-            },
-        ];
+            }];
         for input in cases {
             let out = run(&mut Inflater::new(config(None)), &input, 3).unwrap();
             assert_eq!(out, input, "byte for byte");

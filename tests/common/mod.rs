@@ -37,6 +37,8 @@ pub(crate) struct Ended {
     pub closed_by_server: Option<Result<(), Error>>,
     /// Messages echoed.
     pub echoed: usize,
+    /// What the socket negotiated for permessage-deflate.
+    pub compression: Option<tower_websockets::NegotiatedCompression>,
 }
 
 /// What the echo handler does besides echoing.
@@ -80,7 +82,13 @@ pub(crate) fn echo_service(
 
 /// Echoes text and binary until the stream ends, and says how it ended.
 pub(crate) async fn echo(mut socket: WebSocket, behaviour: &Behaviour) -> Ended {
-    let mut ended = Ended { error: None, close: None, closed_by_server: None, echoed: 0 };
+    let mut ended = Ended {
+        error: None,
+        close: None,
+        closed_by_server: None,
+        echoed: 0,
+        compression: socket.compression().copied(),
+    };
     while let Some(item) = socket.recv().await {
         match item {
             Ok(Message::Text(text)) if text == "close-me" && behaviour.close_on_request.is_some() => {

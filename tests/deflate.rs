@@ -1,0 +1,275 @@
+//! permessage-deflate (RFC 7692) end to end: negotiation through the layer and the extractor,
+//! compressed messages both ways through the in-memory client (HTTP/1.1 and HTTP/2), and the
+//! peer's mistakes over real TCP, written as raw frames.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Behaviour, TestServer, echo_service, next_end};
+use flate2::{Compress, FlushCompress};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{
+        Message as TMessage,
+        client::IntoClientRequest,
+        protocol::frame::{
+            Frame, FrameHeader,
+            coding::{Control, Data, OpCode},
+        },
+    },
+};
+use tower_websockets::{Compression, Error, Message, WebSocketLayer, test::TestClient};
+
+fn layer(compression: Compression) -> WebSocketLayer {
+    WebSocketLayer::builder().compression(compression).build().unwrap()
+}
+
+/// JSON-like text that compresses well.
+fn json(n: usize) -> String {
+    (0..n).map(|i| format!(r#"{{"id":{i},"user":"alice","text":"hello, world"}}"#)).collect()
+}
+
+#[tokio::test]
+async fn off_by_default_the_offer_is_ignored() {
+    let (service, mut ends) = echo_service(WebSocketLayer::new(), Behaviour::default());
+    let mut socket =
+        TestClient::new(service).connect("/ws").compression(Compression::enabled()).await.unwrap();
+    assert!(socket.response().headers().get("sec-websocket-extensions").is_none());
+    assert_eq!(socket.compression(), None);
+    socket.send_text(&json(10)).await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), json(10));
+    socket.close().await.unwrap();
+    assert_eq!(next_end(&mut ends).await.compression, None);
+}
+
+#[tokio::test]
+async fn compressed_messages_of_every_size_echo_over_http1_and_http2() {
+    for http2 in [false, true] {
+        let (service, mut ends) = echo_service(layer(Compression::enabled()), Behaviour::default());
+        let client = TestClient::new(service);
+        let connect = client.connect("/ws").compression(Compression::enabled());
+        let mut socket = if http2 { connect.http2().await } else { connect.await }.unwrap();
+        assert_eq!(socket.response().headers()["sec-websocket-extensions"], "permessage-deflate");
+        let negotiated = socket.compression().copied().expect("negotiated");
+        assert!(!negotiated.server_no_context_takeover() && !negotiated.client_no_context_takeover());
+
+        let noise: Vec<u8> = (0..200_000u64).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        let messages = [
+            Message::text("short"),
+            Message::text(json(1)),
+            Message::text(json(20_000)),
+            Message::binary(noise),
+            Message::binary(vec![7u8; 3 << 20]),
+            Message::text(""),
+        ];
+        for message in messages {
+            socket.send(message.clone()).await.unwrap();
+            assert_eq!(socket.recv_data().await.unwrap(), message, "http2: {http2}");
+        }
+        socket.close().await.unwrap();
+        let ended = next_end(&mut ends).await;
+        assert_eq!(ended.echoed, 6);
+        assert_eq!(ended.compression, Some(negotiated));
+        assert!(ended.error.is_none(), "{:?}", ended.error);
+    }
+}
+
+#[tokio::test]
+async fn no_context_takeover_both_ways_and_window_bits() {
+    let server = Compression::enabled().server_no_context_takeover(true).client_max_window_bits(Some(10));
+    let (service, mut ends) = echo_service(layer(server), Behaviour::default());
+    let client = Compression::enabled().server_max_window_bits(9);
+    let mut socket = TestClient::new(service).connect("/ws").compression(client).await.unwrap();
+    assert_eq!(
+        socket.response().headers()["sec-websocket-extensions"],
+        "permessage-deflate; server_no_context_takeover; server_max_window_bits=9; client_max_window_bits=10"
+    );
+    let negotiated = *socket.compression().unwrap();
+    assert!(negotiated.server_no_context_takeover());
+    assert_eq!(
+        (negotiated.server_max_window_bits(), negotiated.client_max_window_bits()),
+        (Some(9), Some(10))
+    );
+    for _ in 0..3 {
+        socket.send_text(&json(500)).await.unwrap();
+        assert_eq!(socket.recv_text().await.unwrap(), json(500));
+    }
+    socket.close().await.unwrap();
+    assert_eq!(next_end(&mut ends).await.echoed, 3);
+}
+
+#[tokio::test]
+async fn per_accept_compression_overrides_the_layer() {
+    use std::convert::Infallible;
+
+    use http::Request;
+    use hyper::body::Incoming;
+    use tower::ServiceBuilder;
+    use tower_websockets::WebSocketUpgrade;
+
+    let service = ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(
+        |mut req: Request<Incoming>| async move {
+            let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+            let compressed = req.uri().path() == "/compressed";
+            let upgrade = if compressed { upgrade.compression(Compression::enabled()) } else { upgrade };
+            Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
+                let said = if socket.compression().is_some() { "compressed" } else { "plain" };
+                let _ = socket.send(said).await;
+            }))
+        },
+    );
+    let client = TestClient::new(service);
+    for (path, said) in [("/compressed", "compressed"), ("/plain", "plain")] {
+        let mut socket = client.connect(path).compression(Compression::enabled()).await.unwrap();
+        assert_eq!(socket.recv_text().await.unwrap(), said);
+        assert_eq!(socket.compression().is_some(), said == "compressed");
+    }
+}
+
+// --- The peer's mistakes, written as raw frames over TCP -------------------------------------
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A server that inflates but never compresses (so that tungstenite, which refuses RSV1, can
+/// read its answers), and a client that offered permessage-deflate.
+async fn raw_client(
+    max_message_size: Option<usize>,
+) -> (TestServer, Client, tokio::sync::mpsc::UnboundedReceiver<common::Ended>) {
+    let compression = Compression::enabled().min_message_size(usize::MAX);
+    let layer = WebSocketLayer::builder()
+        .compression(compression)
+        .max_message_size(max_message_size)
+        .build()
+        .unwrap();
+    let (service, ends) = echo_service(layer, Behaviour::default());
+    let server = TestServer::start(service).await;
+    let mut request = server.ws_url("/ws").into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-extensions", "permessage-deflate".parse().unwrap());
+    let (client, response) = connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-extensions"], "permessage-deflate");
+    (server, client, ends)
+}
+
+fn deflate(compress: &mut Compress, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 100 + 1024);
+    let start = compress.total_in();
+    loop {
+        let taken = (compress.total_in() - start) as usize;
+        compress.compress_vec(&data[taken..], &mut out, FlushCompress::Sync).unwrap();
+        if (compress.total_in() - start) as usize == data.len() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity());
+    }
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// A raw frame; the client masks it when it sends it.
+fn compressed(payload: Vec<u8>, opcode: OpCode, fin: bool, rsv1: bool) -> TMessage {
+    let header = FrameHeader { is_final: fin, rsv1, rsv2: false, rsv3: false, opcode, mask: None };
+    TMessage::Frame(Frame::from_payload(header, Bytes::from(payload)))
+}
+
+async fn next(client: &mut Client) -> TMessage {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the stream is open")
+            .expect("no error");
+        if !matches!(message, TMessage::Ping(_)) {
+            return message;
+        }
+    }
+}
+
+async fn expect_close(client: &mut Client, code: u16) {
+    match next(client).await {
+        TMessage::Close(Some(frame)) => assert_eq!(u16::from(frame.code), code),
+        other => panic!("expected Close {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_fragmented_compressed_message_with_a_ping_between_its_frames() {
+    let (_server, mut client, mut ends) = raw_client(None).await;
+    let mut compress = Compress::new(flate2::Compression::new(6), false);
+    let text = json(300);
+    let payload = deflate(&mut compress, text.as_bytes());
+    let (a, b) = payload.split_at(payload.len() / 2);
+    client.feed(compressed(a.to_vec(), OpCode::Data(Data::Text), false, true)).await.unwrap();
+    client.feed(compressed(b"p".to_vec(), OpCode::Control(Control::Ping), true, false)).await.unwrap();
+    client.feed(compressed(b.to_vec(), OpCode::Data(Data::Continue), true, false)).await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(next(&mut client).await, TMessage::Pong(Bytes::from_static(b"p")));
+    assert_eq!(next(&mut client).await, TMessage::text(text.clone()));
+    // Context takeover: a second message may refer to the first.
+    client
+        .send(compressed(deflate(&mut compress, text.as_bytes()), OpCode::Data(Data::Text), true, true))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut client).await, TMessage::text(text));
+    client.close(None).await.unwrap();
+    assert_eq!(next_end(&mut ends).await.echoed, 2);
+}
+
+#[tokio::test]
+async fn rsv1_misuse_and_corrupt_data_close_with_1002_and_1007() {
+    let cases: [(TMessage, u16); 3] = [
+        // RSV1 on a control frame.
+        (compressed(b"p".to_vec(), OpCode::Control(Control::Ping), true, true), 1002),
+        // RSV1 on a continuation of an uncompressed message (its first frame is sent first).
+        (compressed(b"rest".to_vec(), OpCode::Data(Data::Continue), true, true), 1002),
+        // Compressed data that does not inflate.
+        (compressed(vec![0xFF; 16], OpCode::Data(Data::Binary), true, true), 1007),
+    ];
+    for (i, (frame, code)) in cases.into_iter().enumerate() {
+        let (_server, mut client, mut ends) = raw_client(None).await;
+        if i == 1 {
+            client.feed(compressed(b"first".to_vec(), OpCode::Data(Data::Text), false, false)).await.unwrap();
+        }
+        client.send(frame).await.unwrap();
+        expect_close(&mut client, code).await;
+        let error = next_end(&mut ends).await.error;
+        match code {
+            1007 => assert!(matches!(error, Some(Error::InvalidCompressedData(_))), "{error:?}"),
+            _ => assert!(matches!(error, Some(Error::Protocol(_))), "{error:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn rsv1_without_negotiation_closes_with_1002() {
+    let (service, mut ends) = echo_service(layer(Compression::enabled()), Behaviour::default());
+    let server = TestServer::start(service).await;
+    // No offer: nothing negotiated.
+    let (mut client, response) = connect_async(server.ws_url("/ws")).await.unwrap();
+    assert!(response.headers().get("sec-websocket-extensions").is_none());
+    client.send(compressed(vec![0x4B, 0x04, 0x00], OpCode::Data(Data::Text), true, true)).await.unwrap();
+    expect_close(&mut client, 1002).await;
+    assert!(matches!(next_end(&mut ends).await.error, Some(Error::Protocol(_))));
+}
+
+/// 64 MiB of zeros compress to about 64 KiB: against a 1 MiB limit the socket stops at the
+/// limit and closes with 1009. (`tests/deflate_bomb.rs` asserts the allocations.)
+#[tokio::test]
+async fn a_compression_bomb_closes_with_1009_at_the_limit() {
+    let (_server, mut client, mut ends) = raw_client(Some(1 << 20)).await;
+    let mut compress = Compress::new(flate2::Compression::new(9), false);
+    let bomb = deflate(&mut compress, &vec![0u8; 64 << 20]);
+    assert!(bomb.len() < 100 << 10);
+    client.send(compressed(bomb, OpCode::Data(Data::Binary), true, true)).await.unwrap();
+    expect_close(&mut client, 1009).await;
+    match next_end(&mut ends).await.error {
+        Some(Error::MessageTooBig { size, max }) => {
+            assert_eq!(max, 1 << 20);
+            assert!(size > max && size <= max + (64 << 10), "{size}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
