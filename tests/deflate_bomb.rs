@@ -66,9 +66,8 @@ fn a_compression_bomb_is_refused_having_allocated_about_the_limit() {
         };
         client.send(TMessage::Frame(Frame::from_payload(header, bomb))).await.unwrap();
         let close = loop {
-            match client.next().await.expect("an answer").expect("no error") {
-                TMessage::Close(frame) => break frame,
-                _ => {}
+            if let TMessage::Close(frame) = client.next().await.expect("an answer").expect("no error") {
+                break frame;
             }
         };
         assert_eq!(close.map(|frame| u16::from(frame.code)), Some(1009));
