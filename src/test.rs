@@ -4,7 +4,9 @@
 //! HTTP/2 with [`Connect::http2`]) over an in-memory [`tokio::io::duplex`] pipe. hyper inserts its own `OnUpgrade`, so nothing is mocked:
 //! the handshake, the upgrade and the WebSocket frames are the same as over TCP, without binding
 //! a port. It works under `#[tokio::test]` and with `tokio::time::pause()`, so keep-alive tests
-//! can run in virtual time.
+//! can run in virtual time. Paused time needs Tokio's `test-util` feature, and the client's own
+//! timeouts run in that virtual time too: set [`TestClient::timeout`] longer than what the test
+//! waits for (a 30 s keep-alive Ping comes after the default 5 s timeout).
 //!
 //! Every wait has a timeout (5 seconds unless you set another), so a test that goes wrong fails
 //! with an error that says what happened instead of hanging.
