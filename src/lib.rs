@@ -16,7 +16,9 @@
 //! For your tests, [`test::TestClient`] (feature `test-util`) opens sockets on your service
 //! in memory.
 //!
-//! The other items support these. You meet them as values: [`Error`] from the socket,
+//! The other items support these. [`WebSocketLayerBuilder`] is what `builder()` returns, with
+//! the `DEFAULT_*` constants as its defaults, and [`is_websocket_request`] tells a handshake from
+//! an ordinary request. You meet the rest as values: [`Error`] from the socket,
 //! [`WebSocketUpgradeRejection`] from the extractor, [`ConfigError`] from `build()`,
 //! [`CloseCode`], [`CloseFrame`] and [`Utf8Bytes`] inside a [`Message`], [`AllowedOrigins`]
 //! for the origin policy, and [`ShutdownHandle`], [`ShutdownReport`] and [`WebSocketStats`] for
