@@ -15,6 +15,7 @@
 
 use std::{convert::Infallible, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
+use clap::Parser;
 use http::{Method, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
 use hyper_util::{
@@ -43,139 +44,69 @@ use tracing::Instrument;
 const SERVER: &str = concat!("tower-websockets-echo/", env!("CARGO_PKG_VERSION"));
 const INDEX_HTML: &str = include_str!("echo/index.html");
 
-const USAGE: &str = "\
-The ASP.NET Core WebSocket sample: an echo server and a page to try it.
-
-Usage: echo [OPTIONS]
-
-Options:
-  --bind ADDR                  Address to listen on [default: 127.0.0.1:5000]
-                               (a host name such as localhost:5000 is resolved;
-                               port 0 picks a free port)
-  --allowed-origin ORIGIN      Let WebSockets in only from this origin, as
-                               scheme://host[:port]; repeat for more [default: any]
-  --keep-alive-interval SECS   Ping a silent client after this many seconds; 0 turns
-                               keep-alive off [default: 120]
-  --keep-alive-timeout SECS    Drop a client that does not answer a keep-alive ping
-                               within this many seconds [default: off]
-  --max-message-size BYTES     Largest incoming message [default: 67108864]
-  --protocol NAME              A subprotocol the server speaks, in order of
-                               preference; repeat for more [default: none]
-  --shutdown-timeout SECS      On Ctrl-C or SIGTERM, close every WebSocket with 1001
-                               and wait this long for them to end [default: 10]
-  --tls                        Serve HTTPS and WSS with a self-signed certificate for
-                               localhost, 127.0.0.1 and ::1 made at startup (clients
-                               must be told to accept it); ALPN offers h2, so browsers
-                               can open WebSockets over HTTP/2
-  -h, --help                   Print this help
-
-Logging follows RUST_LOG [default: info]; RUST_LOG=echo=debug,tower_websockets=debug
-also shows refused requests.";
-
-/// The command line.
-#[derive(Debug)]
+/// The ASP.NET Core WebSocket sample: an echo server and a page to try it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "echo",
+    after_help = "Logging follows RUST_LOG [default: info]; RUST_LOG=echo=debug,tower_websockets=debug\n\
+                  also shows refused requests."
+)]
 struct Options {
+    /// Address to listen on (a host name such as localhost:5000 is resolved; port 0 picks a free
+    /// port)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
     bind: String,
+    /// Let WebSockets in only from this origin, as scheme://host[:port]; repeat for more
+    /// [default: any]
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// Ping a silent client after this many seconds; 0 turns keep-alive off [default: 120]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     keep_alive_interval: Option<Duration>,
+    /// Drop a client that does not answer a keep-alive ping within this many seconds
+    /// [default: off]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     keep_alive_timeout: Option<Duration>,
+    /// Largest incoming message [default: 67108864]
+    #[arg(long, value_name = "BYTES")]
     max_message_size: Option<usize>,
+    /// A subprotocol the server speaks, in order of preference; repeat for more [default: none]
+    #[arg(long = "protocol", value_name = "NAME", value_parser = parse_protocol)]
     protocols: Vec<String>,
+    /// On Ctrl-C or SIGTERM, close every WebSocket with 1001 and wait this long for them to end
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true,
+        default_value = "10"
+    )]
     shutdown_timeout: Duration,
+    /// Serve HTTPS and WSS with a self-signed certificate for localhost, 127.0.0.1 and ::1 made
+    /// at startup (clients must be told to accept it); ALPN offers h2, so browsers can open
+    /// WebSockets over HTTP/2
+    #[arg(long)]
     tls: bool,
 }
 
 impl Default for Options {
+    /// The options with no flags given.
     fn default() -> Self {
-        Self {
-            bind: "127.0.0.1:5000".to_owned(),
-            allowed_origins: Vec::new(),
-            keep_alive_interval: None,
-            keep_alive_timeout: None,
-            max_message_size: None,
-            protocols: Vec::new(),
-            shutdown_timeout: Duration::from_secs(10),
-            tls: false,
-        }
+        Self::parse_from(["echo"])
     }
-}
-
-/// What the command line asks for.
-enum Command {
-    Run(Options),
-    Help,
-}
-
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut options = Options::default();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
-        // Both `--flag VALUE` and `--flag=VALUE`.
-        let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
-            _ => (arg, None),
-        };
-        if flag == "--tls" {
-            if inline_value.is_some() {
-                return Err("option `--tls` takes no value".to_owned());
-            }
-            options.tls = true;
-            continue;
-        }
-        let known = [
-            "--bind",
-            "--allowed-origin",
-            "--keep-alive-interval",
-            "--keep-alive-timeout",
-            "--max-message-size",
-            "--protocol",
-            "--shutdown-timeout",
-        ];
-        if !known.contains(&flag.as_str()) {
-            return Err(format!("unknown option `{flag}`"));
-        }
-        let value = match inline_value.or_else(|| args.next()) {
-            Some(value) => value,
-            None => return Err(format!("option `{flag}` needs a value")),
-        };
-        let invalid = |why: &str| format!("invalid value `{value}` for `{flag}`: {why}");
-        match flag.as_str() {
-            "--bind" => options.bind = value,
-            "--allowed-origin" => options.allowed_origins.push(value),
-            "--keep-alive-interval" => {
-                options.keep_alive_interval = Some(parse_seconds(&value).map_err(|e| invalid(&e))?);
-            }
-            "--keep-alive-timeout" => {
-                options.keep_alive_timeout = Some(parse_seconds(&value).map_err(|e| invalid(&e))?);
-            }
-            "--shutdown-timeout" => {
-                options.shutdown_timeout = parse_seconds(&value).map_err(|e| invalid(&e))?;
-            }
-            "--max-message-size" => {
-                let bytes = value.parse().map_err(|_| invalid("expected a number of bytes"))?;
-                options.max_message_size = Some(bytes);
-            }
-            "--protocol" => {
-                let is_token = !value.is_empty()
-                    && value.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
-                if !is_token {
-                    return Err(invalid("a subprotocol name is an HTTP token"));
-                }
-                options.protocols.push(value);
-            }
-            _ => unreachable!("checked against `known`"),
-        }
-    }
-    Ok(Command::Run(options))
 }
 
 /// Decimal seconds, such as `30` or `0.5`.
 fn parse_seconds(value: &str) -> Result<Duration, String> {
     let seconds: f64 = value.parse().map_err(|_| "expected a number of seconds".to_owned())?;
     Duration::try_from_secs_f64(seconds).map_err(|_| "expected a non-negative number of seconds".to_owned())
+}
+
+/// A subprotocol name: an HTTP token.
+fn parse_protocol(value: &str) -> Result<String, String> {
+    let is_token = !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+    if is_token { Ok(value.to_owned()) } else { Err("a subprotocol name is an HTTP token".to_owned()) }
 }
 
 fn layer(options: &Options) -> Result<WebSocketLayer, tower_websockets::ConfigError> {
@@ -214,17 +145,7 @@ async fn bind(bind: &str) -> Result<TcpListener, (String, u8)> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\nRun with --help for the options.");
-            return ExitCode::from(2);
-        }
-    };
+    let options = Options::parse(); // prints --help, or the error with status 2
     let layer = match layer(&options) {
         Ok(layer) => layer,
         Err(e) => {
@@ -544,13 +465,14 @@ async fn echo(mut socket: WebSocket, peer: SocketAddr, version: Version) {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Command, String> {
-        parse_args(args.iter().map(|s| s.to_string()))
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::try_parse_from(std::iter::once("echo").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn parses_flags() {
-        let Ok(Command::Run(options)) = parse(&[
+        let Ok(options) = parse(&[
             "--bind",
             "localhost:0",
             "--allowed-origin=https://a.example",
@@ -574,8 +496,11 @@ mod tests {
         assert_eq!(options.max_message_size, Some(1024));
         assert_eq!(options.protocols, ["chat"]);
         assert!(options.tls);
-        let Ok(Command::Run(options)) = parse(&[]) else { panic!("expected options") };
+        let Ok(options) = parse(&[]) else { panic!("expected options") };
         assert!(!options.tls);
+        assert_eq!(options.bind, "127.0.0.1:5000");
+        assert_eq!(options.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!((options.keep_alive_interval, options.max_message_size), (None, None));
     }
 
     #[test]
@@ -595,9 +520,39 @@ mod tests {
     }
 
     #[test]
+    fn help_documents_every_flag_with_its_default() {
+        use clap::CommandFactory;
+
+        let help = Options::command().render_help().to_string();
+        let flags = [
+            ("--bind <ADDR>", "[default: 127.0.0.1:5000]".to_owned()),
+            ("--allowed-origin <ORIGIN>", "[default: any]".to_owned()),
+            (
+                "--keep-alive-interval <SECS>",
+                format!("[default: {}]", tower_websockets::DEFAULT_KEEP_ALIVE_INTERVAL.as_secs()),
+            ),
+            ("--keep-alive-timeout <SECS>", "[default: off]".to_owned()),
+            (
+                "--max-message-size <BYTES>",
+                format!("[default: {}]", tower_websockets::DEFAULT_MAX_MESSAGE_SIZE),
+            ),
+            ("--protocol <NAME>", "[default: none]".to_owned()),
+            ("--shutdown-timeout <SECS>", "[default: 10]".to_owned()),
+        ];
+        for (flag, default) in flags {
+            // The flag's entry: its line, and the lines up to the next flag.
+            let mut lines = help.lines().skip_while(|line| !line.contains(flag));
+            let first = lines.next().unwrap_or_else(|| panic!("{flag} is missing:\n{help}"));
+            let rest = lines.take_while(|line| !line.trim_start().starts_with('-'));
+            let entry = std::iter::once(first).chain(rest).collect::<Vec<_>>().join(" ");
+            assert!(entry.contains(&default), "{flag} should say {default}:\n{help}");
+        }
+        assert!(help.contains("--tls") && help.contains("-h, --help") && help.contains("RUST_LOG"), "{help}");
+    }
+
+    #[test]
     fn invalid_combinations_come_back_from_build() {
-        let Ok(Command::Run(options)) = parse(&["--keep-alive-interval", "0", "--keep-alive-timeout", "1"])
-        else {
+        let Ok(options) = parse(&["--keep-alive-interval", "0", "--keep-alive-timeout", "1"]) else {
             panic!("expected options");
         };
         assert_eq!(layer(&options).unwrap_err().option(), "keep_alive_timeout");

@@ -1,13 +1,52 @@
 //! WebSockets for the tower ecosystem, after ASP.NET Core's `app.UseWebSockets(options)`.
 //!
-//! - [`WebSocketLayer`] looks at every request. It lets WebSocket handshakes from allowed
-//!   origins through to your service, answers `403` to the others, and passes ordinary requests
-//!   through untouched.
+//! # Where to start
+//!
+//! Three types do the work, and most programs name only these:
+//!
+//! - [`WebSocketLayer`], built once with [`WebSocketLayer::builder`], looks at every request.
+//!   It lets WebSocket handshakes from allowed origins through to your service, answers `403`
+//!   to the others, and passes ordinary requests through untouched. It carries the options.
 //! - [`WebSocketUpgrade`] accepts a handshake in your handler: from a plain `http::Request`, or
 //!   as an axum extractor with the `axum` feature. It negotiates the subprotocol, answers `101`,
 //!   and hands your callback a [`WebSocket`].
 //! - [`WebSocket`] sends and receives [`Message`]s, keeps the connection alive with Pings, drops
 //!   peers that stop answering, enforces size limits and closes cleanly.
+//!
+//! For your tests, [`test::TestClient`] (feature `test-util`) opens sockets on your service
+//! in memory.
+//!
+//! The other items support these. [`WebSocketLayerBuilder`] is what `builder()` returns, with
+//! the `DEFAULT_*` constants as its defaults, and [`is_websocket_request`] tells a handshake from
+//! an ordinary request. You meet the rest as values: [`Error`] from the socket,
+//! [`WebSocketUpgradeRejection`] from the extractor, [`ConfigError`] from `build()`,
+//! [`CloseCode`], [`CloseFrame`] and [`Utf8Bytes`] inside a [`Message`], [`AllowedOrigins`]
+//! for the origin policy, and [`ShutdownHandle`], [`ShutdownReport`] and [`WebSocketStats`] for
+//! the connection lifecycle. [`WebSocketService`], [`ResponseFuture`] and [`ResponseBody`] are
+//! the plumbing of the layer: the service it wraps yours in, and that service's future and
+//! body. You name them only in type signatures, if at all.
+//!
+//! # Guides
+//!
+//! - [The guide](docs::guide): the layer and every option, accepting a socket, per-socket
+//!   overrides, subprotocols, keep-alive, errors and close codes, rejections, closing, the
+//!   connection limit and graceful shutdown, testing, and where we differ from ASP.NET Core.
+//! - [Security](docs::security): the origin policy, cross-site WebSocket hijacking, and
+//!   recommendations for production.
+//! - [gRPC (tonic) and WebSockets on one port](docs::tonic).
+//! - [Conformance](docs::conformance): the Autobahn TestSuite results.
+//! - Benchmarks: against axum's `extract::ws` and fastwebsockets, with the method and the
+//!   profiles, in the package's
+//!   [`docs/benchmarks.md`](https://docs.rs/crate/tower-websockets/latest/source/docs/benchmarks.md).
+//!
+//! # Feature flags
+//!
+//! No feature is on by default.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `axum` | [`WebSocketUpgrade`] as an axum extractor (`FromRequestParts`, and `Option<WebSocketUpgrade>`), and [`WebSocketUpgradeRejection`] as an `IntoResponse`. It depends on axum 0.8 with its default features off. |
+//! | `test-util` | the [`test`][test-module] module: [`test::TestClient`], an in-memory client that runs your service through a real hyper connection, over HTTP/1.1 or HTTP/2. |
 //!
 //! # With axum
 //!
@@ -22,10 +61,8 @@
 //!
 //! async fn echo(mut socket: WebSocket) {
 //!     while let Some(Ok(message)) = socket.recv().await {
-//!         if let Message::Text(_) | Message::Binary(_) = message {
-//!             if socket.send(message).await.is_err() {
-//!                 break;
-//!             }
+//!         if matches!(message, Message::Text(_) | Message::Binary(_)) && socket.send(message).await.is_err() {
+//!             break;
 //!         }
 //!     }
 //! }
@@ -63,8 +100,6 @@
 //!
 //! ```
 //! use std::convert::Infallible;
-//! use bytes::Bytes;
-//! use http_body_util::Full;
 //! use tower::ServiceBuilder;
 //! use tower_websockets::{WebSocket, WebSocketLayer, WebSocketUpgrade};
 //!
@@ -88,6 +123,12 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Without `test-util` there is no `test` module to link to.
+#![cfg_attr(feature = "test-util", doc = "[test-module]: mod@test")]
+#![cfg_attr(
+    not(feature = "test-util"),
+    doc = "[`test::TestClient`]: #feature-flags\n[test-module]: #feature-flags"
+)]
 
 #[cfg(feature = "axum")]
 mod axum;
@@ -123,3 +164,34 @@ pub use response::TextBody;
 pub use service::{ResponseBody, ResponseFuture, WebSocketService};
 pub use socket::WebSocket;
 pub use upgrade::WebSocketUpgrade;
+
+/// The guides, from the crate's `docs/` folder: pages without code of their own, versioned with
+/// the API. Their examples are doctests.
+#[cfg(any(doc, doctest))]
+// Their doctests fail on any warning, an unused import, variable or `mut` included; only a function
+// that an example defines and does not call is let be. (rustdoc reads this attribute on a module
+// since rust-lang/rust#140560, mid-2025; the doctests run on stable.)
+#[doc(test(attr(deny(warnings), allow(dead_code))))]
+pub mod docs {
+    #[cfg_attr(all(feature = "axum", feature = "test-util"), doc = include_str!("../docs/guide.md"))]
+    #[cfg_attr(
+        not(all(feature = "axum", feature = "test-util")),
+        doc = "The guide. Its examples need the `axum` and `test-util` features: build the docs with \
+               `--all-features` to read it here."
+    )]
+    pub mod guide {}
+
+    #[doc = include_str!("../docs/security.md")]
+    pub mod security {}
+
+    #[cfg_attr(feature = "axum", doc = include_str!("../docs/tonic.md"))]
+    #[cfg_attr(
+        not(feature = "axum"),
+        doc = "gRPC (tonic) and WebSockets on one port. Its examples need the `axum` feature: build \
+               the docs with `--all-features` to read it here."
+    )]
+    pub mod tonic {}
+
+    #[doc = include_str!("../docs/conformance.md")]
+    pub mod conformance {}
+}

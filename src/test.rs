@@ -4,7 +4,9 @@
 //! HTTP/2 with [`Connect::http2`]) over an in-memory [`tokio::io::duplex`] pipe. hyper inserts its own `OnUpgrade`, so nothing is mocked:
 //! the handshake, the upgrade and the WebSocket frames are the same as over TCP, without binding
 //! a port. It works under `#[tokio::test]` and with `tokio::time::pause()`, so keep-alive tests
-//! can run in virtual time.
+//! can run in virtual time. Paused time needs Tokio's `test-util` feature, and the client's own
+//! timeouts run in that virtual time too: set [`TestClient::timeout`] longer than what the test
+//! waits for (a 30 s keep-alive Ping comes after the default 5 s timeout).
 //!
 //! Every wait has a timeout (5 seconds unless you set another), so a test that goes wrong fails
 //! with an error that says what happened instead of hanging.
@@ -360,6 +362,11 @@ impl Connect<'_> {
 
     /// Connects over HTTP/2 with an extended CONNECT (RFC 8441) instead of an HTTP/1.1 upgrade.
     /// The server side is a hyper HTTP/2 connection with the extended CONNECT protocol enabled.
+    ///
+    /// That is the test client's own server, not yours: this succeeds even for an app whose
+    /// production server cannot serve WebSockets over HTTP/2. `axum::serve` announces extended
+    /// CONNECT only with axum's `http2` feature; without it, browsers and other HTTP/2 clients
+    /// get their stream reset. Test what your server's builder enables, over TCP, to be sure.
     pub fn http2(mut self) -> Self {
         self.version = HttpVersion::Http2;
         self
@@ -875,12 +882,13 @@ impl TestError {
 impl fmt::Display for TestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Refused(response) => write!(
-                f,
-                "the server refused the WebSocket handshake with {}: {}",
-                response.status,
-                response.text()
-            ),
+            Self::Refused(response) => {
+                write!(f, "the server refused the WebSocket handshake with {}", response.status)?;
+                match response.text().trim() {
+                    "" => Ok(()),
+                    reason => write!(f, ": {reason}"),
+                }
+            }
             Self::Handshake(problem) => write!(f, "invalid WebSocket handshake response: {problem}"),
             Self::Timeout { waiting_for, timeout } => {
                 write!(f, "timed out after {timeout:?} waiting for {waiting_for}")
@@ -929,4 +937,40 @@ async fn within<T>(
     future: impl Future<Output = T>,
 ) -> Result<T, TestError> {
     tokio::time::timeout(timeout, future).await.map_err(|_| TestError::Timeout { waiting_for, timeout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: StatusCode, body: &'static str) -> TestError {
+        TestError::Refused(Box::new(TestResponse {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(body.as_bytes()),
+        }))
+    }
+
+    #[test]
+    fn a_refusal_shows_its_reason() {
+        let error = refused(StatusCode::FORBIDDEN, "origin not allowed");
+        assert_eq!(
+            error.to_string(),
+            "the server refused the WebSocket handshake with 403 Forbidden: origin not allowed"
+        );
+    }
+
+    #[test]
+    fn a_refusal_without_a_body_ends_at_the_status() {
+        for body in ["", " \r\n"] {
+            let error = refused(StatusCode::NOT_FOUND, body);
+            assert_eq!(error.to_string(), "the server refused the WebSocket handshake with 404 Not Found");
+        }
+    }
+
+    #[test]
+    fn a_close_without_a_reason_shows_only_its_code() {
+        let error = TestError::Closed(Some(CloseFrame::new(CloseCode::NORMAL, "")));
+        assert_eq!(error.to_string(), "server closed with 1000 (normal closure)");
+    }
 }
