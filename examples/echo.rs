@@ -38,7 +38,7 @@ use tokio_rustls::{
     },
 };
 use tower::ServiceBuilder;
-use tower_websockets::{Message, TextBody, WebSocket, WebSocketLayer, WebSocketUpgrade};
+use tower_websockets::{Compression, Message, TextBody, WebSocket, WebSocketLayer, WebSocketUpgrade};
 use tracing::Instrument;
 
 const SERVER: &str = concat!("tower-websockets-echo/", env!("CARGO_PKG_VERSION"));
@@ -87,6 +87,17 @@ struct Options {
     /// WebSockets over HTTP/2
     #[arg(long)]
     tls: bool,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it [default: off]
+    #[arg(long)]
+    compression: bool,
+    /// With --compression: start every message the server sends with an empty compression
+    /// context (less memory, less compression)
+    #[arg(long, requires = "compression")]
+    server_no_context_takeover: bool,
+    /// With --compression: the largest window the server compresses with, 9 to 15 bits
+    /// [default: 15]
+    #[arg(long, value_name = "BITS", requires = "compression", value_parser = clap::value_parser!(u8).range(9..=15))]
+    server_max_window_bits: Option<u8>,
 }
 
 impl Default for Options {
@@ -122,6 +133,14 @@ fn layer(options: &Options) -> Result<WebSocketLayer, tower_websockets::ConfigEr
     }
     if let Some(bytes) = options.max_message_size {
         builder = builder.max_message_size(bytes);
+    }
+    if options.compression {
+        let mut compression =
+            Compression::enabled().server_no_context_takeover(options.server_no_context_takeover);
+        if let Some(bits) = options.server_max_window_bits {
+            compression = compression.server_max_window_bits(bits);
+        }
+        builder = builder.compression(compression);
     }
     builder.build()
 }
@@ -421,7 +440,8 @@ fn status(status: StatusCode) -> Response<TextBody> {
 /// Echoes text and binary messages until the client closes, then logs how the connection ended.
 /// `version` is the HTTP version of the handshake, which both log lines show.
 async fn echo(mut socket: WebSocket, peer: SocketAddr, version: Version) {
-    tracing::info!(%peer, http = ?version, protocol = ?socket.protocol(), "WebSocket opened");
+    let compression = socket.compression().is_some();
+    tracing::info!(%peer, http = ?version, protocol = ?socket.protocol(), compression, "WebSocket opened");
     let mut echoed: u64 = 0;
     let mut close_code = None;
     let mut close_reason = None;

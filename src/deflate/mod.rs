@@ -11,7 +11,9 @@ mod negotiate;
 
 pub(crate) use compress::Deflater;
 pub(crate) use inflate::{Inflater, InflaterConfig, READ_SIZE};
-pub(crate) use negotiate::{accept_answer, client_offer, negotiate};
+pub(crate) use negotiate::negotiate;
+#[cfg(feature = "test-util")]
+pub(crate) use negotiate::{accept_answer, client_offer};
 
 use crate::error::ConfigError;
 

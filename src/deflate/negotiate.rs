@@ -57,6 +57,7 @@ pub(crate) fn negotiate(headers: &HeaderMap, config: &Compression) -> Option<Neg
 /// Client side: the offer to send for `config`: always `client_max_window_bits` (we inflate
 /// any window), `server_no_context_takeover` when `config` asks for it, and
 /// `server_max_window_bits=N` when `config` limits the server's window below 15 bits.
+#[cfg(any(test, feature = "test-util"))]
 pub(crate) fn client_offer(config: &Compression) -> HeaderValue {
     let mut offer = format!("{EXTENSION}; {CLIENT_MAX_WINDOW_BITS}");
     if config.server_no_context_takeover {
@@ -71,6 +72,7 @@ pub(crate) fn client_offer(config: &Compression) -> HeaderValue {
 /// Client side: checks the server's answer to our offer ([`client_offer`] of the same
 /// `config`). `Ok(None)` when the server answered no extension; an error naming the problem
 /// when the answer is not one well-formed permessage-deflate element that fits our offer.
+#[cfg(any(test, feature = "test-util"))]
 pub(crate) fn accept_answer(
     headers: &HeaderMap,
     config: &Compression,
