@@ -4,7 +4,8 @@
 # previous ```rust block) as is, with this crate patched in by path. Then, for each snippet:
 #
 # - `rustfmt --check` with the project's rustfmt.toml: it is formatted as the rest of the code;
-# - `cargo clippy --all-targets -- -D warnings`: it compiles, with no warning from rustc or clippy;
+# - `cargo clippy --all-targets -- -D warnings`: it compiles, with no warning from rustc or clippy,
+#   nor from cargo, nor from this crate as the snippet's features build it;
 # - a snippet with `#[tokio::test]` or `#[test]` goes to `tests/snippet.rs` and runs with
 #   `cargo test`; one with `fn main` goes to `src/main.rs` and is built with `cargo build` (not
 #   run: the quick starts are servers); anything else goes to `src/lib.rs` and is built.
@@ -98,6 +99,20 @@ if errors:
 PY
 )
 
+# Runs cargo with its output on stderr. Any warning fails, the crate's own included: it is built by
+# path, so its warnings show (a user would not see them, but they mean the library warns with the
+# features this snippet chose).
+cargo_clean() {
+    local log=$WORK/cargo.log status=0
+    cargo "$@" 2>"$log" || status=$?
+    cat "$log" >&2
+    if grep -q '^warning' "$log"; then
+        say "warnings above, from: cargo $*"
+        return 1
+    fi
+    return "$status"
+}
+
 passed=0
 failed=0
 while read -r name kind line file heading; do
@@ -106,11 +121,12 @@ while read -r name kind line file heading; do
     ok=true
     # In the project's style (rustfmt.toml), as the rest of the code.
     rustfmt --edition 2024 --check --config-path "$ROOT/rustfmt.toml" "$WORK/$name/$file" || ok=false
-    cargo clippy --manifest-path "$WORK/Cargo.toml" -p "readme-$name" --all-targets -- -D warnings || ok=false
+    cargo_clean clippy --manifest-path "$WORK/Cargo.toml" -p "readme-$name" --all-targets -- -D warnings ||
+        ok=false
     if $ok && [[ $kind == test ]]; then
-        cargo test --manifest-path "$WORK/Cargo.toml" -p "readme-$name" --test snippet || ok=false
+        cargo_clean test --manifest-path "$WORK/Cargo.toml" -p "readme-$name" --test snippet || ok=false
     elif $ok; then
-        cargo build --manifest-path "$WORK/Cargo.toml" -p "readme-$name" || ok=false
+        cargo_clean build --manifest-path "$WORK/Cargo.toml" -p "readme-$name" || ok=false
     fi
     if $ok; then
         passed=$((passed + 1))
