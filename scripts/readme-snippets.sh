@@ -3,7 +3,9 @@
 # fresh crate whose manifest takes the ```toml block printed before it (between it and the
 # previous ```rust block) as is, with this crate patched in by path. Then, for each snippet:
 #
-# - `cargo clippy --all-targets -- -D warnings`: it compiles, with no warning from rustc or clippy;
+# - `rustfmt --check` with the project's rustfmt.toml: it is formatted as the rest of the code;
+# - `cargo clippy --all-targets -- -D warnings`: it compiles, with no warning from rustc or clippy,
+#   nor from cargo, nor from this crate as the snippet's features build it;
 # - a snippet with `#[tokio::test]` or `#[test]` goes to `tests/snippet.rs` and runs with
 #   `cargo test`; one with `fn main` goes to `src/main.rs` and is built with `cargo build` (not
 #   run: the quick starts are servers); anything else goes to `src/lib.rs` and is built.
@@ -30,7 +32,8 @@ mkdir -p "$WORK"
 rm -rf "$WORK"/snippet-*
 cp "$ROOT/Cargo.lock" "$WORK/Cargo.lock"
 
-# Writes the workspace and one crate per ```rust block; prints `NAME KIND LINE HEADING` per crate.
+# Writes the workspace and one crate per ```rust block; prints `NAME KIND LINE FILE HEADING` for
+# each crate (FILE: where the snippet went in it).
 list=$(python3 - "$README" "$WORK" "$ROOT" <<'PY'
 import json, pathlib, re, sys
 
@@ -83,7 +86,7 @@ for lang, line, heading, body in blocks:
             f"publish = false\n\n# {readme.name}, before line {line}\n{toml}"
         )
         members.append(name)
-        print(name, kind, line, heading)
+        print(name, kind, line, path.relative_to(crate), heading)
         toml = None  # each ```rust block needs its own ```toml block
 
 if errors:
@@ -96,17 +99,34 @@ if errors:
 PY
 )
 
+# Runs cargo with its output on stderr. Any warning fails, the crate's own included: it is built by
+# path, so its warnings show (a user would not see them, but they mean the library warns with the
+# features this snippet chose).
+cargo_clean() {
+    local log=$WORK/cargo.log status=0
+    cargo "$@" 2>"$log" || status=$?
+    cat "$log" >&2
+    if grep -q '^warning' "$log"; then
+        say "warnings above, from: cargo $*"
+        return 1
+    fi
+    return "$status"
+}
+
 passed=0
 failed=0
-while read -r name kind line heading; do
+while read -r name kind line file heading; do
     [[ -n $name ]] || continue
     say "$name: README line $line ($heading), $kind"
     ok=true
-    cargo clippy --manifest-path "$WORK/Cargo.toml" -p "readme-$name" --all-targets -- -D warnings || ok=false
+    # In the project's style (rustfmt.toml), as the rest of the code.
+    rustfmt --edition 2024 --check --config-path "$ROOT/rustfmt.toml" "$WORK/$name/$file" || ok=false
+    cargo_clean clippy --manifest-path "$WORK/Cargo.toml" -p "readme-$name" --all-targets -- -D warnings ||
+        ok=false
     if $ok && [[ $kind == test ]]; then
-        cargo test --manifest-path "$WORK/Cargo.toml" -p "readme-$name" --test snippet || ok=false
+        cargo_clean test --manifest-path "$WORK/Cargo.toml" -p "readme-$name" --test snippet || ok=false
     elif $ok; then
-        cargo build --manifest-path "$WORK/Cargo.toml" -p "readme-$name" || ok=false
+        cargo_clean build --manifest-path "$WORK/Cargo.toml" -p "readme-$name" || ok=false
     fi
     if $ok; then
         passed=$((passed + 1))
