@@ -2,8 +2,8 @@
 # Benchmarks tower-websockets side by side with axum, tokio-tungstenite, fastwebsockets and
 # uWebSockets (issues #7 and #12), and writes the markdown table.
 #
-#     scripts/bench.sh            # full run (~7 minutes on a quiet machine): updates docs/benchmarks.md
-#     scripts/bench.sh --quick    # short windows (~2 minutes): writes target/bench/table.md only
+#     scripts/bench.sh            # full run (~10 minutes on a quiet machine): updates docs/benchmarks.md
+#     scripts/bench.sh --quick    # short windows (~3 minutes): writes target/bench/table.md only
 #
 # Options:
 #   --quick             0.5 s warm-up, 1.5 s windows, 2,000 idle sockets, one run of each

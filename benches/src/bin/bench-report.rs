@@ -168,6 +168,8 @@ impl Results {
 
 fn ratio(value: Option<f64>, base: Option<f64>) -> String {
     match (value, base) {
+        // Small ratios (uWebSockets' idle memory against axum's) keep a significant digit.
+        (Some(v), Some(b)) if b > 0.0 && v / b < 0.095 => format!("{:.3}×", v / b),
         (Some(v), Some(b)) if b > 0.0 => format!("{:.2}×", v / b),
         _ => "–".to_owned(),
     }
@@ -814,6 +816,14 @@ mod tests {
         assert!(t.contains("| uWebSockets | uWebSockets from libuwebsockets-sys 0.0.10 |"));
         // No load_test run, no load_test table.
         assert!(!t.contains("measured by uWebSockets' `load_test`"));
+    }
+
+    #[test]
+    fn small_ratios_keep_a_significant_digit() {
+        assert_eq!(ratio(Some(246.0), Some(132_384.0)), "0.002×");
+        assert_eq!(ratio(Some(90.0), Some(60.0)), "1.50×");
+        assert_eq!(ratio(Some(1.0), Some(0.0)), "–");
+        assert_eq!(ratio(None, Some(1.0)), "–");
     }
 
     #[test]
