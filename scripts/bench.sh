@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Benchmarks tower-websockets side by side with axum, tokio-tungstenite and fastwebsockets
-# (issue #7), and writes the markdown table.
+# Benchmarks tower-websockets side by side with axum, tokio-tungstenite, fastwebsockets and
+# uWebSockets (issues #7 and #12), and writes the markdown table.
 #
-#     scripts/bench.sh            # full run (~7 minutes on a quiet machine): updates docs/benchmarks.md
-#     scripts/bench.sh --quick    # short windows (~2 minutes): writes target/bench/table.md only
+#     scripts/bench.sh            # full run (~10 minutes on a quiet machine): updates docs/benchmarks.md
+#     scripts/bench.sh --quick    # short windows (~3 minutes): writes target/bench/table.md only
 #
 # Options:
 #   --quick             0.5 s warm-up, 1.5 s windows, 2,000 idle sockets, one run of each
@@ -14,8 +14,13 @@
 #   --idle N            idle sockets to open [default: 10000]
 #   --http-runs N       runs of each plain-HTTP app, in rotating order [default: 3]
 #   --churn-conns N     concurrent connections of the handshake churn [default: 32]
-#   --only LIST         comma-separated scenarios: echo,latency,churn,idle,http,micro
-#   --servers LIST      comma-separated WebSocket servers [default: all five]
+#   --only LIST         comma-separated scenarios: echo,latency,churn,idle,http,micro,uwsload
+#                       [default: all of these]; also fanout (a hook: no fan-out server yet)
+#   --servers LIST      comma-separated WebSocket servers: ours-axum,ours-hyper,axum,
+#                       tungstenite,fastwebsockets,uws [default: all six]
+#   --no-uws            leave uWebSockets out (its server and the uwsload scenario)
+#   --uws-windows N     uwsload: 4-second windows of uWebSockets' load_test to average, after
+#                       the first one (a warm-up) [default: 2, or 1 with --quick]
 #   --docs / --no-docs  update docs/benchmarks.md or not [default: yes, except with --quick]
 #   --noise PCT         a run during which other processes used more than PCT % of a core is
 #                       run again, up to --tries times in all, keeping the quietest [default: 10]
@@ -25,6 +30,12 @@
 # Each server (benches/src/bin/bench-server.rs) runs on a current_thread tokio runtime pinned to
 # core 0; the load generator (bench-load) is pinned to core 1. Both are built in release. The
 # raw results are kept in target/bench/results.jsonl, the table in target/bench/table.md.
+#
+# uWebSockets (`uws`) is its EchoServer example, pinned to core 0 like ours; the `uwsload`
+# scenario runs uWebSockets' own benchmarks/load_test.c on core 1, as a second load generator,
+# against ours-hyper, ours-axum and uws (100 × 20 B and 200 × 16 KiB). scripts/uws-build.sh
+# builds them with gcc/g++ into target/uws/ from the sources vendored in the crates.io package
+# libuwebsockets-sys 0.0.10 (fetched through cargo); nothing of uWebSockets is committed.
 
 set -euo pipefail
 
@@ -39,8 +50,10 @@ REPEAT=2
 IDLE=10000
 HTTP_RUNS=3
 CHURN_CONNS=32
-ONLY=echo,latency,churn,idle,http,micro
-SERVERS=ours-axum,ours-hyper,axum,tungstenite,fastwebsockets
+ONLY=echo,latency,churn,idle,http,micro,uwsload
+SERVERS=ours-axum,ours-hyper,axum,tungstenite,fastwebsockets,uws
+NO_UWS=
+UWS_WINDOWS=2
 QUICK=
 DOCS=
 NOISE=10
@@ -55,7 +68,7 @@ die() {
 
 while (($#)); do
     case $1 in
-    --quick) QUICK=1 WARMUP=0.5 DURATION=1.5 IDLE=2000 HTTP_RUNS=1 TRIES=1 QUIET_WAIT=2 REPEAT=1 ;;
+    --quick) QUICK=1 WARMUP=0.5 DURATION=1.5 IDLE=2000 HTTP_RUNS=1 TRIES=1 QUIET_WAIT=2 REPEAT=1 UWS_WINDOWS=1 ;;
     --repeat) REPEAT=$2 && shift ;;
     --noise) NOISE=$2 && shift ;;
     --tries) TRIES=$2 && shift ;;
@@ -67,6 +80,8 @@ while (($#)); do
     --churn-conns) CHURN_CONNS=$2 && shift ;;
     --only) ONLY=$2 && shift ;;
     --servers) SERVERS=$2 && shift ;;
+    --no-uws) NO_UWS=1 ;;
+    --uws-windows) UWS_WINDOWS=$2 && shift ;;
     --docs) DOCS=1 ;;
     --no-docs) DOCS=0 ;;
     -h | --help)
@@ -80,6 +95,23 @@ done
 [[ -z $DOCS ]] && DOCS=$([[ -n $QUICK ]] && echo 0 || echo 1)
 wants() { [[ ,$ONLY, == *,$1,* ]]; }
 IFS=, read -r -a SERVER_LIST <<<"$SERVERS"
+if [[ -n $NO_UWS ]]; then
+    KEPT=()
+    for server in "${SERVER_LIST[@]}"; do [[ $server == uws ]] || KEPT+=("$server"); done
+    SERVER_LIST=("${KEPT[@]}")
+    ONLY=$(sed 's/\(^\|,\)uwsload\(,\|$\)/\1/; s/,$//' <<<"$ONLY")
+fi
+for server in "${SERVER_LIST[@]}"; do
+    case $server in
+    ours-axum | ours-hyper | axum | tungstenite | fastwebsockets | uws) ;;
+    *) die "unknown server $server (see --help)" ;;
+    esac
+done
+[[ $UWS_WINDOWS =~ ^[1-9][0-9]*$ ]] || die "--uws-windows needs a whole number of windows, at least 1"
+# uWebSockets is built when a scenario needs it.
+needs_uws() {
+    [[ " ${SERVER_LIST[*]} " == *" uws "* ]] || wants uwsload || wants fanout
+}
 
 # --- processes: every server started is killed at exit --------------------------------------
 
@@ -117,7 +149,13 @@ fi
 start_server() {
     local name=$1
     local out=$WORK_DIR/server-$name.out
-    "${PIN_SERVER[@]}" "$BIN/bench-server" --server "$name" >"$out" 2>"$WORK_DIR/server-$name.err" &
+    if [[ $name == uws ]]; then
+        # uWebSockets' EchoServer example, patched to listen on 127.0.0.1 at $UWS_PORT (0: any
+        # free port) and to print that port first, as bench-server does (scripts/uws-build.sh).
+        UWS_PORT=0 "${PIN_SERVER[@]}" "$UWS_BIN/uws-echo-server" >"$out" 2>"$WORK_DIR/server-$name.err" &
+    else
+        "${PIN_SERVER[@]}" "$BIN/bench-server" --server "$name" >"$out" 2>"$WORK_DIR/server-$name.err" &
+    fi
     SERVER_PID=$!
     SERVER_PORT=
     local _
@@ -153,19 +191,26 @@ wait_quiet() {
 # A numeric field of a result line (empty when absent or null).
 field() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" <<<"$1"; }
 
-# run_load SCENARIO SERVER MODE [bench-load options...]: one measurement against a fresh server,
-# run again (up to TRIES times) while other processes disturbed it; the quietest run is kept.
+# run_load SCENARIO SERVER MODE [options...]: one measurement against a fresh server, run again
+# (up to TRIES times) while other processes disturbed it; the quietest run is kept. MODE is one
+# of bench-load's (echo, churn, idle, http), or uws-load / uws-broadcast for uWebSockets'
+# load_test / broadcast_test through bench-uws-load.
 run_load() {
     local scenario=$1 server=$2 mode=$3
     shift 3
-    local try best= best_noise= line noise
+    local try best= best_noise= line noise load
+    case $mode in
+    uws-load) load=("$BIN/bench-uws-load" --tool load_test --bin "$UWS_BIN/uws-load-test" --windows "$UWS_WINDOWS") ;;
+    uws-broadcast) load=("$BIN/bench-uws-load" --tool broadcast_test --bin "$UWS_BIN/uws-broadcast-test" --windows "$UWS_WINDOWS") ;;
+    *) load=("$BIN/bench-load" "$mode" --warmup "$WARMUP" --duration "$DURATION") ;;
+    esac
     for ((try = 1; try <= TRIES; try++)); do
         wait_quiet
         start_server "$server"
-        if ! line=$("${PIN_LOAD[@]}" "$BIN/bench-load" "$mode" --port "$SERVER_PORT" --server-pid "$SERVER_PID" \
-            --scenario "$scenario" --server-name "$server" --warmup "$WARMUP" --duration "$DURATION" "$@"); then
+        if ! line=$("${PIN_LOAD[@]}" "${load[@]}" --port "$SERVER_PORT" --server-pid "$SERVER_PID" \
+            --scenario "$scenario" --server-name "$server" "$@"); then
             stop_server
-            die "bench-load $mode failed against $server (server log: $(tail -n 5 "$WORK_DIR/server-$server.err"))"
+            die "$(basename "${load[0]}") $mode failed against $server (server log: $(tail -n 5 "$WORK_DIR/server-$server.err"))"
         fi
         stop_server
         noise=$(field "$line" other_cpu)
@@ -187,6 +232,8 @@ python_free_summary() {
     for name in per_second mb_per_second p50_us p99_us server_cpu server_us_per_op client_cpu other_cpu \
         rss_per_socket_bytes; do
         value=$(field "$line" "$name")
+        # uWebSockets' load_test measures no latency: its records carry 0 there.
+        [[ $name == p*_us && $value =~ ^0(\.0*)?$ ]] && continue
         [[ -n $value ]] && out+=" $name=$(printf '%.1f' "$value")"
     done
     say "  $(sed -n 's/.*"scenario":"\([^"]*\)".*"server":"\([^"]*\)".*/\1 \2/p' <<<"$line"):$out"
@@ -209,6 +256,14 @@ fi
 cd "$ROOT"
 say "building the harness (release)"
 cargo build --release -p tower-websockets-benches --bins >&2
+UWS_BIN=
+UWS_META=
+if needs_uws; then
+    say "building uWebSockets (scripts/uws-build.sh)"
+    UWS_BIN=$("$ROOT/scripts/uws-build.sh") ||
+        die "uWebSockets could not be built (see above); to run without it: --no-uws"
+    UWS_META="uWebSockets from libuwebsockets-sys 0.0.10 ($(gcc --version | head -n 1), -O3 -flto${UWS_EXTRA_FLAGS:+ $UWS_EXTRA_FLAGS})"
+fi
 
 mkdir -p "$OUT_DIR"
 RESULTS=$OUT_DIR/results.jsonl
@@ -266,6 +321,50 @@ if wants idle; then
     done
 fi
 
+if wants uwsload; then
+    # uWebSockets' own load generator against ours and its own EchoServer. It always asks for
+    # `GET /`, so bench-server's axum servers route `/` too.
+    UWSLOAD_SERVERS=()
+    for server in ours-axum ours-hyper uws; do
+        [[ " ${SERVER_LIST[*]} " == *" $server "* || $server == uws ]] && UWSLOAD_SERVERS+=("$server")
+    done
+    for spec in uwsload-100x20:100:20 uwsload-200x16k:200:16384; do
+        IFS=: read -r scenario connections size <<<"$spec"
+        say "uWebSockets' load_test: $connections connections × $size B ($UWS_WINDOWS × 4 s after a warm-up window)"
+        for ((pass = 0; pass < REPEAT; pass++)); do
+            order=("${UWSLOAD_SERVERS[@]}")
+            if ((pass % 2)); then
+                order=()
+                for ((i = ${#UWSLOAD_SERVERS[@]} - 1; i >= 0; i--)); do order+=("${UWSLOAD_SERVERS[i]}"); done
+            fi
+            for server in "${order[@]}"; do
+                run_load "$scenario" "$server" uws-load --connections "$connections" --size "$size"
+            done
+        done
+    done
+fi
+
+# Fan-out (a hook, not run by default): uWebSockets' benchmarks/broadcast_test.c, already built
+# by scripts/uws-build.sh, against servers that send every message they receive to every open
+# socket. None exists yet: add its name to FANOUT_SERVERS once bench-server (or uWebSockets'
+# examples/BroadcastingEchoServer.cpp, built like the EchoServer) serves it; bench-report then
+# prints a fan-out table from the `uws-broadcast` records. Run it with `--only fanout`.
+FANOUT_SERVERS=()
+run_fanout() {
+    if ((${#FANOUT_SERVERS[@]} == 0)); then
+        say "fan-out: no broadcasting server yet (FANOUT_SERVERS in scripts/bench.sh): skipped"
+        return 0
+    fi
+    local connections
+    for connections in 100 1000; do
+        say "fan-out: uWebSockets' broadcast_test, $connections connections × 20 B to all"
+        for server in "${FANOUT_SERVERS[@]}"; do
+            run_load "fanout-$connections" "$server" uws-broadcast --connections "$connections"
+        done
+    done
+}
+wants fanout && run_fanout
+
 if wants http; then
     say "plain HTTP through axum: without WebSocketLayer, on the Router, around it ($HTTP_RUNS runs each)"
     # Runs drift (the first of a series tends to be the fastest): rotate the order every round,
@@ -291,6 +390,7 @@ REPORT_ARGS=(
     --meta "load_before=$LOAD_BEFORE" --meta "load_after=$LOAD_AFTER"
     --meta "kernel=Linux $(uname -r)"
     --meta "rustc=$(rustc --version)"
+    --meta "uws=${UWS_META:-not run}"
     --meta "git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ', src/ modified')"
 )
 ((DOCS)) && REPORT_ARGS+=(--docs "$ROOT/docs/benchmarks.md")

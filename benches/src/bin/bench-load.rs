@@ -961,13 +961,18 @@ fn idle(options: &Options) -> io::Result<Record> {
     let opened = started.elapsed();
     std::thread::sleep(Duration::from_secs_f64(options.settle));
     let after = rss_kib(pid)?;
-    // Are they all still open? A closed one would read 0 bytes; an open idle one would block.
+    // Are they all still open? A closed one would read 0 bytes; an open idle one would block, or
+    // hold a Ping: a server may ping a silent socket (uWebSockets' EchoServer does after 4–8 s),
+    // and that socket is still open.
     for socket in &sockets {
         socket.set_nonblocking(true)?;
         let mut byte = [0u8; 1];
-        match (&*socket).read(&mut byte) {
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            other => return Err(io::Error::other(format!("an idle socket was not idle: {other:?}"))),
+        let read = (&*socket).read(&mut byte);
+        if !still_open(&read, byte[0]) {
+            return Err(io::Error::other(format!(
+                "an idle socket was not idle: {read:?}, first byte {:#04x}",
+                byte[0]
+            )));
         }
     }
     eprintln!(
@@ -984,6 +989,16 @@ fn idle(options: &Options) -> io::Result<Record> {
     record.rss_after_kib = Some(after);
     record.rss_per_socket_bytes = Some((after as f64 - before as f64) * 1024.0 / sockets.len() as f64);
     Ok(record)
+}
+
+/// Whether a non-blocking one-byte read of an idle WebSocket shows it still open: nothing to
+/// read, or the first byte of a Ping frame (FIN + opcode 0x9).
+fn still_open(read: &io::Result<usize>, first: u8) -> bool {
+    match read {
+        Err(e) => e.kind() == ErrorKind::WouldBlock,
+        Ok(1) => first == 0x89,
+        Ok(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -1047,5 +1062,16 @@ mod tests {
             format!("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n").as_bytes(),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn an_idle_socket_is_open_while_silent_or_pinged() {
+        let would_block = || Err(io::Error::from(ErrorKind::WouldBlock));
+        assert!(still_open(&would_block(), 0));
+        assert!(still_open(&Ok(1), 0x89), "a Ping");
+        assert!(!still_open(&Ok(0), 0), "the end of the stream");
+        assert!(!still_open(&Ok(1), 0x88), "a Close");
+        assert!(!still_open(&Ok(1), 0x82), "a data frame");
+        assert!(!still_open(&Err(io::Error::from(ErrorKind::ConnectionReset)), 0));
     }
 }

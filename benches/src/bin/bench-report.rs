@@ -8,7 +8,8 @@
 //!
 //! `--out` writes the table alone; `--docs` replaces what lies between the
 //! `<!-- bench-table:start -->` and `<!-- bench-table:end -->` markers of that file. Every figure
-//! is given with its ratio to axum's and to fastwebsockets' from the same run.
+//! is given with its ratio to axum's, fastwebsockets' and uWebSockets' from the same run, and
+//! every ratio column's header says which way is better.
 
 use std::{collections::BTreeMap, fmt::Write as _, fs, path::PathBuf, process::ExitCode};
 
@@ -20,13 +21,18 @@ const START: &str = "<!-- bench-table:start -->";
 const END: &str = "<!-- bench-table:end -->";
 
 /// The servers in table order, with how the table names them.
-const SERVERS: [(&str, &str); 5] = [
+const SERVERS: [(&str, &str); 6] = [
     ("ours-axum", "**tower-websockets** (axum)"),
     ("ours-hyper", "**tower-websockets** (hyper `service_fn`)"),
     ("axum", "axum 0.8 `extract::ws`"),
     ("tungstenite", "tokio-tungstenite (raw hyper upgrade)"),
     ("fastwebsockets", "fastwebsockets"),
+    ("uws", "uWebSockets (`EchoServer` example)"),
 ];
+
+/// Ratio column headers, with the direction that is better.
+const UP: &str = "higher is better";
+const DOWN: &str = "lower is better";
 const OURS: [&str; 2] = ["ours-axum", "ours-hyper"];
 
 struct Args {
@@ -162,6 +168,8 @@ impl Results {
 
 fn ratio(value: Option<f64>, base: Option<f64>) -> String {
     match (value, base) {
+        // Small ratios (uWebSockets' idle memory against axum's) keep a significant digit.
+        (Some(v), Some(b)) if b > 0.0 && v / b < 0.095 => format!("{:.3}×", v / b),
         (Some(v), Some(b)) if b > 0.0 => format!("{:.2}×", v / b),
         _ => "–".to_owned(),
     }
@@ -228,6 +236,103 @@ const ECHO: [(&str, &str); 4] = [
 ];
 const LATENCY: [(&str, &str); 2] = [("latency-1x20", "1 conn × 20 B"), ("echo-100x20", "100 conn × 20 B")];
 
+/// uWebSockets' `load_test` runs (`bench-uws-load`, mode `uws-load`).
+const UWS_LOAD: [(&str, &str); 2] =
+    [("uwsload-100x20", "100 conn × 20 B"), ("uwsload-200x16k", "200 conn × 16 KiB")];
+
+/// Issue #12's goals against uWebSockets: (bench-load scenario, load_test scenario), label, goal.
+const UWS_GOALS: [((&str, &str), &str, f64); 2] = [
+    (("echo-100x20", "uwsload-100x20"), "100 conn × 20 B", 0.9),
+    (("echo-200x16k", "uwsload-200x16k"), "200 conn × 16 KiB", 0.8),
+];
+
+/// The tables of uWebSockets' own load generators: `load_test` against ours and uWebSockets'
+/// EchoServer, and `broadcast_test` (fan-out) when a run has any.
+fn uws_load_tables(t: &mut String, results: &Results) {
+    let has = |mode: &str| results.by_key.values().flatten().any(|r| r.mode == mode);
+    if has("uws-load") {
+        let _ = writeln!(t, "\n### Echo throughput, measured by uWebSockets' `load_test`\n");
+        let _ = writeln!(
+            t,
+            "The second load generator: uWebSockets' `benchmarks/load_test.c`, unchanged, on core 1 \
+             (`GET /`, one message in flight per connection, echoes counted by their byte count). \
+             Its own figure: the mean of its 4-second windows after a first one (warm-up); CPU from \
+             `/proc` over the same windows.\n"
+        );
+        let _ = writeln!(
+            t,
+            "| scenario | server | echoes/s | windows (echoes/s) | MB/s | × uWS ({UP}) | server CPU | server µs/echo | client CPU | others' CPU |"
+        );
+        let _ = writeln!(t, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|");
+        for (scenario, label) in UWS_LOAD {
+            let uws = results.get(scenario, "uws").map(|r| r.per_second);
+            for (server, name) in SERVERS {
+                let Some(r) = results.get(scenario, server) else { continue };
+                let windows: Vec<String> = r.slices.iter().map(|w| thousands(*w)).collect();
+                let _ = writeln!(
+                    t,
+                    "| {label} | {name} | {} | {} | {:.1} | {} | {} | {} | {} | {} |",
+                    thousands(r.per_second),
+                    windows.join(", "),
+                    r.mb_per_second,
+                    ratio(Some(r.per_second), uws),
+                    cpu(r.server_cpu),
+                    us(r.server_us_per_op),
+                    cpu(Some(r.client_cpu)),
+                    cpu(r.other_cpu),
+                );
+            }
+        }
+    }
+    if has("uws-broadcast") {
+        let _ = writeln!(t, "\n### Fan-out, measured by uWebSockets' `broadcast_test`\n");
+        let _ = writeln!(
+            t,
+            "Each round, every connection sends one 20 B message and receives all of the round's \
+             (connections² deliveries).\n"
+        );
+        let _ = writeln!(
+            t,
+            "| scenario | server | rounds/s | deliveries/s | × uWS ({UP}) | server CPU | server µs/round | client CPU | others' CPU |"
+        );
+        let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        let mut scenarios: Vec<&String> = results
+            .by_key
+            .iter()
+            .filter(|(_, runs)| runs.iter().any(|r| r.mode == "uws-broadcast"))
+            .map(|((scenario, _), _)| scenario)
+            .collect();
+        scenarios.dedup();
+        for scenario in scenarios {
+            let uws = results.get(scenario, "uws").map(|r| r.per_second);
+            let mut servers: Vec<(&str, String)> =
+                SERVERS.iter().map(|(s, n)| (*s, (*n).to_owned())).collect();
+            // Fan-out servers need not be among the echo servers: list the others by name.
+            for (_, server) in results.by_key.keys().filter(|(s, _)| s == scenario) {
+                if !servers.iter().any(|(known, _)| known == server) {
+                    servers.push((server.as_str(), format!("`{server}`")));
+                }
+            }
+            for (server, name) in servers {
+                let Some(r) = results.get(scenario, server) else { continue };
+                let deliveries = r.per_second * (r.connections * r.connections) as f64;
+                let _ = writeln!(
+                    t,
+                    "| {scenario} ({} conn) | {name} | {} | {} | {} | {} | {} | {} | {} |",
+                    r.connections,
+                    thousands(r.per_second),
+                    thousands(deliveries),
+                    ratio(Some(r.per_second), uws),
+                    cpu(r.server_cpu),
+                    us(r.server_us_per_op),
+                    cpu(Some(r.client_cpu)),
+                    cpu(r.other_cpu),
+                );
+            }
+        }
+    }
+}
+
 fn render(results: &Results, lock: &str, args: &Args) -> String {
     let mut t = String::new();
     let meta = |key: &str| args.meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
@@ -252,6 +357,9 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
     );
     let _ = writeln!(t, "| timing | {} |", meta("timing").unwrap_or("?"));
     let _ = writeln!(t, "| rustc | {} |", meta("rustc").unwrap_or("?"));
+    if let Some(uws) = meta("uws") {
+        let _ = writeln!(t, "| uWebSockets | {uws} |");
+    }
     let _ = writeln!(
         t,
         "| versions | tower-websockets {} ({}), axum {}, tokio-tungstenite {}, tungstenite {}, fastwebsockets {}, hyper {}, hyper-util {}, tokio {} |",
@@ -268,8 +376,9 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
     let _ = writeln!(t);
     let _ = writeln!(
         t,
-        "Ratios compare with axum's and fastwebsockets' figure in the same scenario of the same run; \
-         above 1× is better for rates, below 1× is better for latency and memory. \
+        "Ratios divide a server's figure by axum's, fastwebsockets' or uWebSockets' in the same \
+         scenario of the same run; each ratio column's header says which way is better (higher \
+         for rates, lower for latency, time and memory). \
          \"Server CPU\" is the server's utime+stime over the window (`/proc/PID/stat`) in % of \
          its one core; \"client CPU\" is the load generator's; \"others' CPU\" is what the rest of \
          the machine used meanwhile (`/proc/stat`), in % of a core: the noise (a run above 10 % is \
@@ -280,21 +389,23 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
     let _ = writeln!(t, "### Echo throughput\n");
     let _ = writeln!(
         t,
-        "| scenario | server | echoes/s | MB/s | × axum | × fastwebsockets | server CPU | server µs/echo | client CPU | others' CPU |"
+        "| scenario | server | echoes/s | MB/s | × axum ({UP}) | × fastwebsockets ({UP}) | × uWS ({UP}) | server CPU | server µs/echo | client CPU | others' CPU |"
     );
-    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (scenario, label) in ECHO {
         let axum = results.get(scenario, "axum").map(|r| r.per_second);
         let fast = results.get(scenario, "fastwebsockets").map(|r| r.per_second);
+        let uws = results.get(scenario, "uws").map(|r| r.per_second);
         for (server, name) in SERVERS {
             let Some(r) = results.get(scenario, server) else { continue };
             let _ = writeln!(
                 t,
-                "| {label} | {name} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+                "| {label} | {name} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
                 thousands(r.per_second),
                 r.mb_per_second,
                 ratio(Some(r.per_second), axum),
                 ratio(Some(r.per_second), fast),
+                ratio(Some(r.per_second), uws),
                 cpu(r.server_cpu),
                 us(r.server_us_per_op),
                 cpu(Some(r.client_cpu)),
@@ -308,23 +419,26 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
     let _ = writeln!(t, "### Round-trip latency (20 B messages)\n");
     let _ = writeln!(
         t,
-        "| connections | server | p50 µs | p99 µs | p50 × axum | p99 × axum | p50 × fastwebsockets | p99 × fastwebsockets |"
+        "| connections | server | p50 µs | p99 µs | p50 × axum ({DOWN}) | p99 × axum ({DOWN}) | p50 × fastwebsockets ({DOWN}) | p99 × fastwebsockets ({DOWN}) | p50 × uWS ({DOWN}) | p99 × uWS ({DOWN}) |"
     );
-    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (scenario, label) in LATENCY {
         let axum = results.get(scenario, "axum");
         let fast = results.get(scenario, "fastwebsockets");
+        let uws = results.get(scenario, "uws");
         for (server, name) in SERVERS {
             let Some(r) = results.get(scenario, server) else { continue };
             let _ = writeln!(
                 t,
-                "| {label} | {name} | {:.1} | {:.1} | {} | {} | {} | {} |",
+                "| {label} | {name} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
                 r.p50_us,
                 r.p99_us,
                 ratio(Some(r.p50_us), axum.as_ref().map(|a| a.p50_us)),
                 ratio(Some(r.p99_us), axum.as_ref().map(|a| a.p99_us)),
                 ratio(Some(r.p50_us), fast.as_ref().map(|a| a.p50_us)),
                 ratio(Some(r.p99_us), fast.as_ref().map(|a| a.p99_us)),
+                ratio(Some(r.p50_us), uws.as_ref().map(|a| a.p50_us)),
+                ratio(Some(r.p99_us), uws.as_ref().map(|a| a.p99_us)),
             );
         }
     }
@@ -348,19 +462,21 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
     );
     let _ = writeln!(
         t,
-        "| server | handshakes/s | × axum | × fastwebsockets | server CPU | server µs/handshake | client CPU | others' CPU |"
+        "| server | handshakes/s | × axum ({UP}) | × fastwebsockets ({UP}) | × uWS ({UP}) | server CPU | server µs/handshake | client CPU | others' CPU |"
     );
-    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let axum = results.get("churn", "axum").map(|r| r.per_second);
     let fast = results.get("churn", "fastwebsockets").map(|r| r.per_second);
+    let uws = results.get("churn", "uws").map(|r| r.per_second);
     for (server, name) in SERVERS {
         let Some(r) = results.get("churn", server) else { continue };
         let _ = writeln!(
             t,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
             thousands(r.per_second),
             ratio(Some(r.per_second), axum),
             ratio(Some(r.per_second), fast),
+            ratio(Some(r.per_second), uws),
             cpu(r.server_cpu),
             us(r.server_us_per_op),
             cpu(Some(r.client_cpu)),
@@ -369,37 +485,48 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
     }
 
     // Idle memory.
-    let idle_count = results.get("idle", "axum").map_or(10_000, |r| r.count);
+    let idle_count = results
+        .by_key
+        .iter()
+        .find(|((scenario, _), _)| scenario == "idle")
+        .and_then(|(_, runs)| runs.first())
+        .map_or(10_000, |r| r.count);
     let _ = writeln!(
         t,
         "\n### Idle memory ({} idle WebSockets, default options)\n",
         thousands(idle_count as f64)
     );
-    let _ =
-        writeln!(t, "| server | RSS before | RSS after | growth per socket | × axum | × fastwebsockets |");
-    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        t,
+        "| server | RSS before | RSS after | growth per socket | × axum ({DOWN}) | × fastwebsockets ({DOWN}) | × uWS ({DOWN}) |"
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|");
     let axum = results.get("idle", "axum").and_then(|r| r.rss_per_socket_bytes);
     let fast = results.get("idle", "fastwebsockets").and_then(|r| r.rss_per_socket_bytes);
+    let uws = results.get("idle", "uws").and_then(|r| r.rss_per_socket_bytes);
     for (server, name) in SERVERS {
         let Some(r) = results.get("idle", server) else { continue };
         let per = r.rss_per_socket_bytes.unwrap_or(0.0);
         let _ = writeln!(
             t,
-            "| {name} | {:.1} MiB | {:.1} MiB | {:.1} KiB | {} | {} |",
+            "| {name} | {:.1} MiB | {:.1} MiB | {:.1} KiB | {} | {} | {} |",
             r.rss_before_kib.unwrap_or(0) as f64 / 1024.0,
             r.rss_after_kib.unwrap_or(0) as f64 / 1024.0,
             per / 1024.0,
             ratio(Some(per), axum),
             ratio(Some(per), fast),
+            ratio(Some(per), uws),
         );
     }
+
+    uws_load_tables(&mut t, results);
 
     // Plain HTTP.
     let _ = writeln!(t, "\n### The layer on plain HTTP (axum app, `GET /`, no upgrade)\n");
     let base = results.get("http", "http-axum").map(|r| r.per_second);
     let _ = writeln!(
         t,
-        "| app | requests/s (median) | runs | × axum | p50 µs | p99 µs | server CPU | server µs/request | others' CPU |"
+        "| app | requests/s (median) | runs | × axum ({UP}) | p50 µs | p99 µs | server CPU | server µs/request | others' CPU |"
     );
     let _ = writeln!(t, "|---|---:|---|---:|---:|---:|---:|---:|---:|");
     for (server, name) in [
@@ -473,6 +600,22 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
             );
         }
     }
+    // Issue #12: against uWebSockets, with both load generators.
+    for (scenario, label, goal) in UWS_GOALS {
+        for (generator, scenario) in [("bench-load", scenario.0), ("load_test", scenario.1)] {
+            let uws = results.get(scenario, "uws").map(|r| r.per_second);
+            for ours in OURS {
+                let Some(r) = results.get(scenario, ours) else { continue };
+                let x = uws.map(|u| r.per_second / u);
+                let _ = writeln!(
+                    t,
+                    "| throughput ≥ {goal:.1}× uWS: {label}, {ours}, {generator} | {} | {} |",
+                    ratio(Some(r.per_second), uws),
+                    met(x.map(|x| x >= goal))
+                );
+            }
+        }
+    }
     let churn_axum = results.get("churn", "axum").map(|r| r.per_second);
     for ours in OURS {
         if let Some(r) = results.get("churn", ours) {
@@ -528,15 +671,20 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
         let r = results.get(scenario, "ours-axum")?;
         let axum = results.get(scenario, "axum")?.per_second;
         let fast = results.get(scenario, "fastwebsockets")?.per_second;
+        let uws = results.get(scenario, "uws").map(|u| u.per_second);
         Some(format!(
-            "| {label} | {} | {:.2}× | {:.2}× |",
+            "| {label} | {} | {:.2}× | {:.2}× | {} |",
             thousands(r.per_second),
             r.per_second / axum,
-            r.per_second / fast
+            r.per_second / fast,
+            ratio(Some(r.per_second), uws),
         ))
     };
-    headline.push("| echo, on axum | tower-websockets | × axum | × fastwebsockets |".to_owned());
-    headline.push("|---|---:|---:|---:|".to_owned());
+    headline.push(
+        "| echo, on axum (ratios: higher is better; for memory, lower) | tower-websockets | × axum | × fastwebsockets | × uWS |"
+            .to_owned(),
+    );
+    headline.push("|---|---:|---:|---:|---:|".to_owned());
     for (scenario, label) in ECHO {
         headline.extend(line(scenario, &format!("{label}, echoes/s")));
     }
@@ -546,11 +694,13 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
         results.get("idle", "axum").and_then(|r| r.rss_per_socket_bytes),
         results.get("idle", "fastwebsockets").and_then(|r| r.rss_per_socket_bytes),
     ) {
+        let u = results.get("idle", "uws").and_then(|r| r.rss_per_socket_bytes);
         headline.push(format!(
-            "| idle memory per socket | {:.1} KiB | {:.2}× | {:.2}× |",
+            "| idle memory per socket | {:.1} KiB | {:.2}× | {:.2}× | {} |",
             o / 1024.0,
             o / a,
-            o / f
+            o / f,
+            ratio(Some(o), u),
         ));
     }
     let _ = writeln!(t, "\nHeadline figures (for the README):\n");
@@ -597,4 +747,127 @@ fn criterion_rows(dir: &std::path::Path) -> Vec<(String, f64)> {
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(mode: &str, scenario: &str, server: &str, per_second: f64) -> Record {
+        Record {
+            mode: mode.to_owned(),
+            scenario: scenario.to_owned(),
+            server: server.to_owned(),
+            connections: 100,
+            size: 20,
+            per_second,
+            p50_us: per_second / 1000.0,
+            p99_us: per_second / 500.0,
+            slices: vec![per_second],
+            ..Record::default()
+        }
+    }
+
+    fn render_records(records: Vec<Record>) -> String {
+        let args = Args {
+            results: PathBuf::new(),
+            lock: PathBuf::new(),
+            criterion: None,
+            meta: vec![("uws".to_owned(), "uWebSockets from libuwebsockets-sys 0.0.10".to_owned())],
+            out: None,
+            docs: None,
+        };
+        render(&Results::new(records), "", &args)
+    }
+
+    fn row<'a>(table: &'a str, starts: &str) -> &'a str {
+        table
+            .lines()
+            .find(|l| l.starts_with(starts))
+            .unwrap_or_else(|| panic!("no row {starts:?} in\n{table}"))
+    }
+
+    #[test]
+    fn echo_and_latency_tables_have_the_uws_ratio_and_say_which_way_is_better() {
+        let t = render_records(vec![
+            record("echo", "echo-100x20", "ours-axum", 90_000.0),
+            record("echo", "echo-100x20", "axum", 60_000.0),
+            record("echo", "echo-100x20", "fastwebsockets", 100_000.0),
+            record("echo", "echo-100x20", "uws", 120_000.0),
+        ]);
+        assert!(t.contains(
+            "| × axum (higher is better) | × fastwebsockets (higher is better) | × uWS (higher is better) |"
+        ));
+        assert!(t.contains("| p50 × uWS (lower is better) | p99 × uWS (lower is better) |"));
+        // 90,000 / 60,000, / 100,000, / 120,000.
+        assert!(
+            row(&t, "| 100 conn × 20 B | **tower-websockets** (axum) | 90,000 |")
+                .contains("| 1.50× | 0.90× | 0.75× |")
+        );
+        assert!(
+            row(&t, "| 100 conn × 20 B | uWebSockets (`EchoServer` example) | 120,000 |")
+                .contains("| 2.00× | 1.20× | 1.00× |")
+        );
+        assert!(
+            row(&t, "| throughput ≥ 0.9× uWS: 100 conn × 20 B, ours-axum, bench-load |")
+                .contains("| 0.75× | **no** |")
+        );
+        assert!(row(&t, "| 100 conn × 20 B, echoes/s |").ends_with("| 1.50× | 0.90× | 0.75× |"));
+        assert!(t.contains("| uWebSockets | uWebSockets from libuwebsockets-sys 0.0.10 |"));
+        // No load_test run, no load_test table.
+        assert!(!t.contains("measured by uWebSockets' `load_test`"));
+    }
+
+    #[test]
+    fn small_ratios_keep_a_significant_digit() {
+        assert_eq!(ratio(Some(246.0), Some(132_384.0)), "0.002×");
+        assert_eq!(ratio(Some(90.0), Some(60.0)), "1.50×");
+        assert_eq!(ratio(Some(1.0), Some(0.0)), "–");
+        assert_eq!(ratio(None, Some(1.0)), "–");
+    }
+
+    #[test]
+    fn a_missing_uws_figure_gives_a_dash_not_a_ratio() {
+        let t = render_records(vec![
+            record("echo", "echo-100x20", "ours-axum", 90_000.0),
+            record("echo", "echo-100x20", "axum", 60_000.0),
+        ]);
+        assert!(
+            row(&t, "| 100 conn × 20 B | **tower-websockets** (axum) | 90,000 |")
+                .contains("| 1.50× | – | – |")
+        );
+    }
+
+    #[test]
+    fn load_test_runs_get_their_own_table_and_goals() {
+        let t = render_records(vec![
+            record("uws-load", "uwsload-200x16k", "ours-hyper", 40_000.0),
+            record("uws-load", "uwsload-200x16k", "uws", 50_000.0),
+        ]);
+        assert!(t.contains("### Echo throughput, measured by uWebSockets' `load_test`"));
+        assert!(
+            row(&t, "| 200 conn × 16 KiB | **tower-websockets** (hyper `service_fn`) | 40,000 | 40,000 |")
+                .contains("| 0.80× |")
+        );
+        assert!(
+            row(&t, "| throughput ≥ 0.8× uWS: 200 conn × 16 KiB, ours-hyper, load_test |")
+                .contains("| 0.80× | yes |")
+        );
+        // The load_test records are not echo-table rows.
+        assert!(!t.contains("| 200 conn × 16 KiB | uWebSockets (`EchoServer` example) | 50,000 | 50.0 |"));
+    }
+
+    #[test]
+    fn broadcast_test_runs_get_a_fan_out_table_with_any_server_name() {
+        let t = render_records(vec![
+            record("uws-broadcast", "fanout-100", "hub", 300.0),
+            record("uws-broadcast", "fanout-100", "uws", 600.0),
+        ]);
+        assert!(t.contains("### Fan-out, measured by uWebSockets' `broadcast_test`"));
+        // 300 rounds/s of 100 × 100 deliveries.
+        assert!(row(&t, "| fanout-100 (100 conn) | `hub` | 300 | 3,000,000 | 0.50× |").contains("0.50×"));
+        assert!(
+            row(&t, "| fanout-100 (100 conn) | uWebSockets (`EchoServer` example) | 600 |").contains("1.00×")
+        );
+    }
 }

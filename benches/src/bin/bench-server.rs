@@ -8,7 +8,8 @@
 //! (default `127.0.0.1:0`), prints the port it got on stdout, then serves until killed. Pin it
 //! to a core with `taskset`.
 //!
-//! WebSocket echo servers (any path; the axum ones route `/ws`):
+//! WebSocket echo servers (any path; the axum ones route `/ws`, and `/` for uWebSockets'
+//! `load_test`, which always asks for `GET /`):
 //!
 //! - `ours-axum`: tower-websockets' `WebSocketLayer` + `WebSocketUpgrade` on an axum `Router`.
 //! - `ours-hyper`: the same on a plain tower `service_fn` served by hyper's http1 connection.
@@ -244,7 +245,7 @@ mod ours {
     }
 
     pub(super) async fn serve_axum(listener: TcpListener) -> std::io::Result<()> {
-        let app: Router = Router::new().route("/ws", any(ws)).layer(layer());
+        let app: Router = Router::new().route("/ws", any(ws)).route("/", any(ws)).layer(layer());
         axum::serve(axum_listener(listener), app).await
     }
 
@@ -291,7 +292,7 @@ mod axum_ws {
     }
 
     pub(super) async fn serve(listener: TcpListener) -> std::io::Result<()> {
-        let app: Router = Router::new().route("/ws", any(ws));
+        let app: Router = Router::new().route("/ws", any(ws)).route("/", any(ws));
         axum::serve(axum_listener(listener), app).await
     }
 }
