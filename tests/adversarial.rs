@@ -108,6 +108,8 @@ async fn assert_back(what: &str, before: Usage, rss_margin_mib: u64, now: impl F
 const MAX_MESSAGE: usize = 64 * 1024;
 const MAX_FRAME: usize = 16 * 1024;
 const ALLOWED_ORIGIN: &str = "https://example.com";
+/// Another allowed origin, with a port.
+const ALLOWED_ORIGIN_WITH_PORT: &str = "http://localhost:3000";
 /// How long the server waits for a request head (hyper's `header_read_timeout`).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -141,7 +143,7 @@ impl Drop for Server {
 impl Server {
     async fn start() -> Self {
         let layer = WebSocketLayer::builder()
-            .allowed_origins([ALLOWED_ORIGIN])
+            .allowed_origins([ALLOWED_ORIGIN, ALLOWED_ORIGIN_WITH_PORT])
             .max_message_size(MAX_MESSAGE)
             .max_frame_size(MAX_FRAME)
             .build()
@@ -647,6 +649,8 @@ fn malformed_handshakes_get_their_status() {
             ),
             ("another scheme", handshake_request("Origin: http://example.com\r\n"), 403),
             ("the null origin", handshake_request("Origin: null\r\n"), 403),
+            // Found by the handshake fuzz target: once read as http://localhost:3000.
+            ("a port after the port", handshake_request("Origin: http://localhost:3000:80\r\n"), 403),
             ("two allowed origins", handshake_request(&two_origins), 403),
             (
                 "a 40 KiB header line",
@@ -666,11 +670,14 @@ fn malformed_handshakes_get_their_status() {
             }
             server.assert_serves_a_client().await;
         }
-        // The allowed origin, in another case and with its default port, is let in.
-        let head = exchange(&addr, handshake_request("Origin: HTTPS://Example.com:443\r\n").as_bytes()).await;
-        assert_eq!(status_of(&head), 101, "{head}");
-        server.wait_ends(1).await;
-        assert_eq!(server.stats().refused_by_origin, 7);
+        // The allowed origins, in another case and with the default port, are let in.
+        for origin in ["HTTPS://Example.com:443", "http://LOCALHOST:3000/"] {
+            let request = handshake_request(&format!("Origin: {origin}\r\n"));
+            let head = exchange(&addr, request.as_bytes()).await;
+            assert_eq!(status_of(&head), 101, "{origin}: {head}");
+            server.wait_ends(1).await;
+        }
+        assert_eq!(server.stats().refused_by_origin, 8);
         server.settle().await;
         assert_back("malformed handshakes", before, 16, usage).await;
     });
