@@ -264,7 +264,7 @@ fn normalize(origin: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Is `authority` a host (a name, or an IPv6 literal in brackets) and at most one `:port` of
-/// digits? (Found by fuzzing: `http://localhost:3000:80` was read as `http://localhost:3000`.)
+/// digits? (`http://localhost:3000:80` was once read as `http://localhost:3000`.)
 fn host_port_ok(authority: &str) -> bool {
     let (host, port) = match authority.rfind(':') {
         Some(colon) if !authority[colon..].contains(']') => {
