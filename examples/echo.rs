@@ -19,7 +19,7 @@ use clap::Parser;
 use http::{Method, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{
         conn::auto,
         graceful::{GracefulShutdown, Watcher},
@@ -215,6 +215,14 @@ async fn main() -> ExitCode {
     // it. Over TLS, HTTP/2 is what ALPN `h2` picks; in the clear, a client that starts with the
     // HTTP/2 preface (h2c with prior knowledge) gets it too.
     http.http2().enable_connect_protocol();
+    // Kestrel's limits on a request head (docs/security.md): 32 KiB at most, else 431 (hyper's
+    // default buffer lets about 400 KiB in); 100 header lines; and 30 seconds to send it, so that
+    // a slow client cannot hold a connection for ever (the timeout needs hyper's timer).
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(32 * 1024)
+        .max_headers(100);
 
     let websockets = layer.shutdown_handle();
     let connections = GracefulShutdown::new();
@@ -596,6 +604,14 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http2().enable_connect_protocol();
+        // Kestrel's limits on a request head (docs/security.md): 32 KiB at most, else 431 (hyper's
+        // default buffer lets about 400 KiB in); 100 header lines; and 30 seconds to send it, so that
+        // a slow client cannot hold a connection for ever (the timeout needs hyper's timer).
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_buf_size(32 * 1024)
+            .max_headers(100);
         let layer = layer(&Options::default()).unwrap();
         let server = Server { http, layer, protocols: Arc::from([]) };
         let connections = GracefulShutdown::new();

@@ -246,7 +246,7 @@ fn normalize(origin: &[u8]) -> Option<Vec<u8>> {
         .enumerate()
         .all(|(i, b)| b.is_ascii_alphabetic() || (i > 0 && (b.is_ascii_digit() || b"+-.".contains(&b))));
     let authority_ok = authority.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@\\*".contains(&b));
-    if scheme.is_empty() || authority.is_empty() || !scheme_ok || !authority_ok {
+    if scheme.is_empty() || authority.is_empty() || !scheme_ok || !authority_ok || !host_port_ok(authority) {
         return None;
     }
     let scheme = scheme.to_ascii_lowercase();
@@ -262,6 +262,23 @@ fn normalize(origin: &[u8]) -> Option<Vec<u8>> {
         }
     }
     Some(format!("{scheme}://{authority}").into_bytes())
+}
+
+/// Is `authority` a host (a name, or an IPv6 literal in brackets) and at most one `:port` of
+/// digits? (`http://localhost:3000:80` was once read as `http://localhost:3000`.)
+fn host_port_ok(authority: &str) -> bool {
+    let (host, port) = match authority.rfind(':') {
+        Some(colon) if !authority[colon..].contains(']') => {
+            (&authority[..colon], Some(&authority[colon + 1..]))
+        }
+        _ => (authority, None),
+    };
+    let port_ok = port.is_none_or(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    let host_ok = match host.strip_prefix('[') {
+        Some(literal) => literal.strip_suffix(']').is_some_and(|ip| !ip.contains(['[', ']'])),
+        None => !host.is_empty() && !host.contains([':', '[', ']']),
+    };
+    port_ok && host_ok
 }
 
 #[cfg(test)]
@@ -294,6 +311,11 @@ mod tests {
             "://a",
             "1x://a",
             "https://*.a.com",
+            "http://localhost:3000:80",
+            "https://a.com:",
+            "https://a.com:44x",
+            "http://::1",
+            "http://[::1",
         ] {
             assert!(normalize(bad.as_bytes()).is_none(), "{bad}");
         }

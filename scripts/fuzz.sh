@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Fuzzing (issue #14): for each target in fuzz/, replays the committed corpus (fuzz/corpus/TARGET),
+# then fuzzes for SECONDS.
+#
+#     scripts/fuzz.sh [SECONDS] [TARGET...]     # default: 60 seconds, every target
+#
+# Needs the nightly toolchain (cargo-fuzz builds with -Zsanitizer); installs cargo-fuzz with
+# `cargo install cargo-fuzz --locked` when it is missing. New inputs go to a scratch corpus,
+# $TARGET_DIR/fuzz-corpus/TARGET, which later runs start from; the committed corpus is only
+# read (see docs/security.md to refresh it). A crash, a failed invariant or a timeout is saved
+# under fuzz/artifacts/TARGET/ and fails the script; replay one with
+# `cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/crash-...`.
+#
+# FUZZ_SANITIZER: address (default) or none (about twice the executions per second; for long
+# runs where memory errors in dependencies' unsafe code are not the point).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+SECONDS_EACH=${1:-60}
+shift || true
+SANITIZER=${FUZZ_SANITIZER:-address}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+[[ $SECONDS_EACH =~ ^[0-9]+$ ]] || die "SECONDS must be a whole number, not '$SECONDS_EACH'"
+cd "$ROOT"
+
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    die "the nightly toolchain is missing: cargo-fuzz needs it (rustup toolchain install nightly)"
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+fi
+
+targets=("$@")
+if ((${#targets[@]} == 0)); then
+    mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+
+# Per target: the largest input, and extra libFuzzer options.
+options_for() {
+    case $1 in
+        # Room for a few messages at the 64 KiB limit.
+        frames) echo "-max_len=160000" ;;
+        handshake) echo "-max_len=8192 -dict=fuzz/handshake.dict" ;;
+        *) echo "" ;;
+    esac
+}
+
+say "building the fuzz targets (sanitizer: $SANITIZER)"
+cargo +nightly fuzz build --sanitizer "$SANITIZER" 2>&1
+
+status=0
+for target in "${targets[@]}"; do
+    corpus=fuzz/corpus/$target
+    scratch=$TARGET_DIR/fuzz-corpus/$target
+    artifacts=fuzz/artifacts/$target/
+    mkdir -p "$corpus" "$scratch" "$artifacts"
+    # shellcheck disable=SC2046 # options_for's words are separate options
+    common=(-timeout=30 -artifact_prefix="$artifacts" $(options_for "$target"))
+
+    say "$target: replaying $(find "$corpus" -type f | wc -l) committed inputs"
+    if ! cargo +nightly fuzz run --sanitizer "$SANITIZER" "$target" "$corpus" -- "${common[@]}" -runs=0 2>&1; then
+        say "$target: FAILED on the committed corpus"
+        status=1
+        continue
+    fi
+
+    if ((SECONDS_EACH > 0)); then
+        say "$target: fuzzing for ${SECONDS_EACH}s"
+        log=$TARGET_DIR/fuzz-$target.log
+        # New inputs go to the first directory, the scratch one.
+        if cargo +nightly fuzz run --sanitizer "$SANITIZER" "$target" "$scratch" "$corpus" -- "${common[@]}" \
+            -max_total_time="$SECONDS_EACH" -print_final_stats=1 >"$log" 2>&1; then
+            runs=$(grep -o '^Done [0-9]* runs in [0-9]* second' "$log" | tail -1 || true)
+            say "$target: ${runs:-done}; no finding"
+        else
+            tail -60 "$log" >&2
+            say "$target: FINDING (input saved under $artifacts; full log in $log)"
+            status=1
+        fi
+    fi
+done
+exit "$status"
