@@ -538,7 +538,6 @@ fn valid_edge_cases_are_accepted() {
 /// Gap 1 of issue #14: RFC 6455 §5.2 says the most significant bit of a 64-bit length MUST be 0.
 /// tungstenite reads such a header as a huge length, and the frame limit answers 1009.
 #[test]
-#[ignore = "gap 1 of issue #14: answered with 1009 until the transport seam checks the bit"]
 fn a_64_bit_length_with_its_top_bit_set_gets_1002() {
     serial(|| async {
         let mut server = Server::start().await;
@@ -893,15 +892,10 @@ impl Echo {
 
 /// Raises this process's soft limit on open files to `needed` (the echo process inherits it).
 fn raise_nofile(needed: u64) {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit only write to and read from a valid, owned `rlimit`.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        if limit.rlim_cur < needed {
-            assert!(limit.rlim_max >= needed, "RLIMIT_NOFILE hard limit {} < {needed}", limit.rlim_max);
-            limit.rlim_cur = needed;
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-        }
+    let (soft, hard) = rlimit::Resource::NOFILE.get().expect("getrlimit");
+    if soft < needed {
+        assert!(hard >= needed, "RLIMIT_NOFILE hard limit {hard} < {needed}");
+        rlimit::Resource::NOFILE.set(needed, hard).expect("setrlimit");
     }
 }
 

@@ -11,7 +11,7 @@ use crate::{MAX_FRAME_SIZE, MAX_MESSAGE_SIZE};
 /// Gap 1 of issue #14: a 64-bit length with its most significant bit set must fail the
 /// connection with 1002 (RFC 6455 §5.2), but tungstenite reads it as a length and the frame limit
 /// answers 1009. Set to `true` once the transport seam checks the bit; until then both codes pass.
-pub const GAP1_FIXED: bool = false;
+pub const GAP1_FIXED: bool = true;
 
 /// How the server must end the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
