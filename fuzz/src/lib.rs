@@ -3,15 +3,13 @@
 //!
 //! Targets (`fuzz_targets/`):
 //! - `handshake`: a request head, as text, through `WebSocketLayer` and the extractor;
-//! - `frames`: bytes from a peer to an accepted `WebSocket` over a real hyper connection.
-//!
-//! A third target, `deflate_offer`, belongs here once the permessage-deflate offer parser
-//! exists: random `Sec-WebSocket-Extensions` offers through the layer and the extractor, with
-//! the accept/decline decision checked against a reference written from RFC 7692 §7 (a module
-//! `deflate` beside `reference` below, and a `[[bin]]` in Cargo.toml).
+//! - `frames`: bytes from a peer to an accepted `WebSocket` over a real hyper connection;
+//! - `deflate_offer`: permessage-deflate offers, built by a grammar, through the layer and the
+//!   extractor, the answer checked against a reference decision (`deflate`).
 #![deny(unsafe_code)]
 
 pub mod alloc;
+pub mod deflate;
 pub mod handshake;
 pub mod reference;
 pub mod wire;
