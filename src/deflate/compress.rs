@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use flate2::{Compress, FlushCompress};
 
-use super::{Compression, NegotiatedCompression};
+use super::{Compression, NegotiatedCompression, pool};
 
 /// The four bytes a sync flush ends with, which the sender removes and the receiver adds back.
 pub(crate) const SYNC_FLUSH_TRAILER: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
@@ -20,7 +20,8 @@ pub(crate) struct Deflater {
     /// Start every message with an empty context (our side's `no_context_takeover`).
     reset_after_message: bool,
     min_message_size: usize,
-    /// `None` until the first compressed message.
+    /// `None` until the first compressed message; always `None` without context takeover (a
+    /// compressor is then borrowed from the pool for each message).
     compress: Option<Compress>,
     /// Send the next message uncompressed ([`WebSocket::send_uncompressed`](crate::WebSocket::send_uncompressed)).
     skip_next: bool,
@@ -67,36 +68,46 @@ impl Deflater {
     /// goes out uncompressed, which the protocol allows).
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
         let (level, window_bits) = (self.level, self.window_bits);
+        if self.reset_after_message {
+            // Every message stands alone: borrow a compressor for this one only.
+            let mut compress = pool::take_compressor(level, window_bits);
+            let output = compress_message(&mut compress, payload);
+            pool::give_compressor(level, window_bits, compress);
+            return output;
+        }
         let compress = self.compress.get_or_insert_with(|| {
             Compress::new_with_window_bits(flate2::Compression::new(level), false, window_bits)
         });
-        let mut output = Vec::with_capacity(payload.len() / 2 + 64);
-        let mut input = payload;
-        loop {
-            let before = compress.total_in();
-            if compress.compress_vec(input, &mut output, FlushCompress::Sync).is_err() {
-                compress.reset();
-                return None;
-            }
-            let consumed = usize::try_from(compress.total_in() - before).unwrap_or(input.len());
-            input = input.get(consumed..).unwrap_or_default();
-            // The flush is complete once all input is in and the output did not fill up.
-            if input.is_empty() && output.len() < output.capacity() {
-                break;
-            }
-            output.reserve(output.capacity().max(64));
-        }
-        if self.reset_after_message {
+        let output = compress_message(compress, payload);
+        if output.is_none() {
             compress.reset();
         }
-        if !output.ends_with(&SYNC_FLUSH_TRAILER) {
-            // Cannot happen after a sync flush; should it, send the message plainly.
-            compress.reset();
-            return None;
-        }
-        output.truncate(output.len() - SYNC_FLUSH_TRAILER.len());
-        Some(Bytes::from(output))
+        output
     }
+}
+
+/// Compresses one message with `compress`: a sync flush, the trailer removed. `None` if the
+/// compressor failed (it must then be reset).
+fn compress_message(compress: &mut Compress, payload: &[u8]) -> Option<Bytes> {
+    let mut output = Vec::with_capacity(payload.len() / 2 + 64);
+    let mut input = payload;
+    loop {
+        let before = compress.total_in();
+        compress.compress_vec(input, &mut output, FlushCompress::Sync).ok()?;
+        let consumed = usize::try_from(compress.total_in() - before).unwrap_or(input.len());
+        input = input.get(consumed..).unwrap_or_default();
+        // The flush is complete once all input is in and the output did not fill up.
+        if input.is_empty() && output.len() < output.capacity() {
+            break;
+        }
+        output.reserve(output.capacity().max(64));
+    }
+    if !output.ends_with(&SYNC_FLUSH_TRAILER) {
+        // Cannot happen after a sync flush; should it, send the message plainly.
+        return None;
+    }
+    output.truncate(output.len() - SYNC_FLUSH_TRAILER.len());
+    Some(Bytes::from(output))
 }
 
 #[cfg(test)]
@@ -143,6 +154,7 @@ mod tests {
         let first = deflater.compress(&text).unwrap();
         let second = deflater.compress(&text).unwrap();
         assert_eq!(first, second);
+        assert!(deflater.compress.is_none(), "no compressor held between messages: it is pooled");
         // A fresh inflater reads the second message alone.
         assert_eq!(inflate(&mut Decompress::new(false), &second), text);
     }

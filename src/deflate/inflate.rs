@@ -19,7 +19,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::compress::SYNC_FLUSH_TRAILER;
+use super::{compress::SYNC_FLUSH_TRAILER, pool};
 use crate::socket::TransportError;
 
 /// The most inflated bytes in one re-emitted frame.
@@ -244,7 +244,7 @@ impl Inflater {
         flush: FlushDecompress,
     ) -> Result<(usize, usize), TransportError> {
         self.make_room();
-        let decompress = self.decompress.get_or_insert_with(|| Decompress::new(false));
+        let decompress = self.decompress.get_or_insert_with(pool::take_inflater);
         let (before_in, before_out) = (decompress.total_in(), decompress.total_out());
         // `decompress_vec` writes into the spare capacity only, never growing the vector.
         let status = decompress
@@ -301,7 +301,12 @@ impl Inflater {
     fn end_message(&mut self) {
         self.emit(true);
         let ended = self.message.take().is_some_and(|m| m.stream_ended);
-        if self.config.reset_after_message || ended {
+        if self.config.reset_after_message {
+            // The next message starts afresh: hold no inflater until it comes.
+            if let Some(decompress) = self.decompress.take() {
+                pool::give_inflater(decompress);
+            }
+        } else if ended {
             if let Some(decompress) = self.decompress.as_mut() {
                 decompress.reset(false);
             }
@@ -514,6 +519,19 @@ mod tests {
             messages(&frames(&out)),
             [(2, b"plain".to_vec()), (9, b"ping".to_vec()), (1, text), (1, b"after".to_vec())]
         );
+    }
+
+    #[test]
+    fn without_context_takeover_no_inflater_is_held_between_messages() {
+        let mut compress = Compress::new(flate2::Compression::new(6), false);
+        let mut inflater = Inflater::new(InflaterConfig { reset_after_message: true, ..config(None) });
+        for text in [&b"first message"[..], b"second message"] {
+            let payload = deflate(&mut compress, text, false);
+            compress.reset();
+            let out = run(&mut inflater, &frame(true, true, 1, &payload), 64).unwrap();
+            assert_eq!(messages(&frames(&out)), [(1, text.to_vec())]);
+            assert!(inflater.decompress.is_none(), "given back to the pool");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod compress;
 mod inflate;
 mod negotiate;
+mod pool;
 
 pub(crate) use compress::Deflater;
 pub(crate) use inflate::{Inflater, InflaterConfig, READ_SIZE};
