@@ -17,8 +17,6 @@ mod common;
 
 use std::{
     future::Future,
-    path::PathBuf,
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -31,12 +29,12 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncReadExt, AsyncWriteExt},
     net::{
         TcpListener, TcpStream,
         tcp::{OwnedReadHalf, OwnedWriteHalf},
     },
-    process::{Child, Command},
+    process::Child,
     sync::mpsc,
     task::JoinHandle,
 };
@@ -824,23 +822,6 @@ fn five_hundred_resets_mid_frame_leak_nothing() {
 // ---------------------------------------------------------------------------------------------
 // The echo example as a process.
 
-/// `target/<profile>/examples/echo`, built beside the test binaries by `cargo test`; built here
-/// if this test runs alone.
-fn echo_binary() -> PathBuf {
-    let mut dir = std::env::current_exe().unwrap();
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let binary = dir.join("examples").join("echo");
-    if !binary.exists() {
-        let status =
-            std::process::Command::new(env!("CARGO")).args(["build", "--example", "echo"]).status().unwrap();
-        assert!(status.success(), "cargo build --example echo");
-    }
-    binary
-}
-
 struct Echo {
     child: Child,
     addr: String,
@@ -849,31 +830,7 @@ struct Echo {
 
 impl Echo {
     async fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(echo_binary())
-            .args(["--bind", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (tx, mut log) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = tx.send(line);
-            }
-        });
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
-            loop {
-                let line = log.recv().await.expect("the echo example exited early");
-                if let Some((_, rest)) = line.split_once("listening on http://") {
-                    return rest.trim().to_owned();
-                }
-            }
-        })
-        .await
-        .expect("the listening line");
+        let (child, addr, log) = common::echo_process::start(args).await;
         Self { child, addr, log }
     }
 

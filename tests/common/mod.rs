@@ -2,6 +2,8 @@
 //! a real TCP server on 127.0.0.1 with port 0, and a raw HTTP exchange over an in-memory pipe.
 #![allow(dead_code)]
 
+pub(crate) mod echo_process;
+
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{Request, Response};
