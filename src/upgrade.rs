@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::{
     config::{SocketConfig, socket_option_setters},
-    deflate,
+    deflate::{self, NegotiatedCompression},
     error::{ConfigError, Error},
     handshake::{self, Handshake},
     lifecycle::OpenSocket,
@@ -313,28 +313,19 @@ impl WebSocketUpgrade {
             span.record("protocol", protocol);
         }
         let shared = context.shared.clone();
+        // What opening the socket takes is boxed and consumed by the opening: the task then holds
+        // only the callback's future for the socket's whole life (idle memory per socket).
+        let opening = Box::new(Opening {
+            config,
+            slot: context.slot,
+            on_upgrade,
+            protocol: selected_protocol,
+            compression,
+            on_failed_upgrade,
+        });
         let task = async move {
-            let upgraded = match on_upgrade.await {
-                Ok(upgraded) => upgraded,
-                Err(e) => {
-                    let error = Error::UpgradeFailed(Box::new(e));
-                    match on_failed_upgrade {
-                        Some(callback) => callback(error),
-                        None => tracing::debug!(%error, "WebSocket upgrade failed"),
-                    }
-                    return;
-                }
-            };
-            let open = OpenSocket::new(context.slot);
-            let socket = WebSocket::from_upgraded(
-                upgraded,
-                Role::Server,
-                selected_protocol,
-                &config,
-                compression,
-                Some(open),
-            )
-            .await;
+            // `let else`, not `if let`: the scrutinee would live beside the callback's future.
+            let Some(socket) = Box::pin(opening.open()).await else { return };
             tracing::debug!("WebSocket opened");
             callback(socket).await;
         };
@@ -357,6 +348,40 @@ impl WebSocketUpgrade {
             response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol.clone());
         }
         response
+    }
+}
+
+/// What a socket's task needs until the connection is handed over and the socket opened.
+struct Opening {
+    config: SocketConfig,
+    slot: std::sync::Arc<crate::lifecycle::Slot>,
+    on_upgrade: OnUpgrade,
+    protocol: Option<HeaderValue>,
+    compression: Option<NegotiatedCompression>,
+    on_failed_upgrade: Option<OnFailedUpgrade>,
+}
+
+impl Opening {
+    /// Waits for hyper to hand the connection over, and opens the socket on it; `None` (after
+    /// telling `on_failed_upgrade`) when it is not handed over.
+    async fn open(self: Box<Self>) -> Option<WebSocket> {
+        let Self { config, slot, on_upgrade, protocol, compression, on_failed_upgrade } = *self;
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                let error = Error::UpgradeFailed(Box::new(e));
+                match on_failed_upgrade {
+                    Some(callback) => callback(error),
+                    None => tracing::debug!(%error, "WebSocket upgrade failed"),
+                }
+                return None;
+            }
+        };
+        let open = OpenSocket::new(slot);
+        Some(
+            WebSocket::from_upgraded(upgraded, Role::Server, protocol, &config, compression, Some(open))
+                .await,
+        )
     }
 }
 

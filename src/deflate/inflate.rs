@@ -77,6 +77,8 @@ pub(crate) struct Inflater {
     pending: Vec<u8>,
     state: ReadState,
     message: Option<Message>,
+    /// A fault found after output that is still delivered: reads fail with it once that is done.
+    pub(crate) fault: Option<TransportError>,
 }
 
 impl Inflater {
@@ -89,6 +91,7 @@ impl Inflater {
             pending: Vec::new(),
             state: ReadState::Header,
             message: None,
+            fault: None,
         }
     }
 

@@ -32,25 +32,19 @@ pub(crate) struct Transport {
     read: ReadPath,
 }
 
+/// Kept small: it is part of every idle socket.
 #[derive(Debug)]
 enum ReadPath {
-    Scan {
-        scanner: FrameScanner,
-        /// A fault found after bytes that were still delivered: the next read fails with it.
-        fault: Option<TransportError>,
-    },
-    Inflate {
-        inflater: Box<Inflater>,
-        fault: Option<TransportError>,
-    },
+    Scan(FrameScanner),
+    Inflate(Box<Inflater>),
 }
 
 impl Transport {
     /// A transport over `upgraded`; with `inflate`, compressed messages are inflated.
     pub(crate) fn new(upgraded: Upgraded, inflate: Option<InflaterConfig>) -> Self {
         let read = match inflate {
-            Some(config) => ReadPath::Inflate { inflater: Box::new(Inflater::new(config)), fault: None },
-            None => ReadPath::Scan { scanner: FrameScanner::default(), fault: None },
+            Some(config) => ReadPath::Inflate(Box::new(Inflater::new(config))),
+            None => ReadPath::Scan(FrameScanner::default()),
         };
         Self { io: TokioIo::new(upgraded), read }
     }
@@ -60,23 +54,23 @@ impl AsyncRead for Transport {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         match &mut this.read {
-            ReadPath::Scan { scanner, fault } => {
-                if let Some(fault) = fault.clone() {
-                    return Poll::Ready(Err(fault.into()));
+            ReadPath::Scan(scanner) => {
+                if scanner.failed {
+                    return Poll::Ready(Err(TransportError::LengthTopBit.into()));
                 }
                 let before = buf.filled().len();
                 ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
                 if let Err(offset) = scanner.scan(&buf.filled()[before..]) {
                     // Deliver what came before the bad header; fail now if that is nothing.
                     buf.set_filled(before + offset);
+                    scanner.failed = true;
                     if offset == 0 {
                         return Poll::Ready(Err(TransportError::LengthTopBit.into()));
                     }
-                    *fault = Some(TransportError::LengthTopBit);
                 }
                 Poll::Ready(Ok(()))
             }
-            ReadPath::Inflate { inflater, fault } => loop {
+            ReadPath::Inflate(inflater) => loop {
                 if !inflater.output.is_empty() {
                     let n = inflater.output.len().min(buf.remaining());
                     buf.put_slice(&inflater.output.split_to(n));
@@ -86,12 +80,12 @@ impl AsyncRead for Transport {
                     }
                     return Poll::Ready(Ok(()));
                 }
-                if let Some(fault) = fault.clone() {
+                if let Some(fault) = inflater.fault.clone() {
                     return Poll::Ready(Err(fault.into()));
                 }
                 let before = inflater.input.len();
                 if let Err(error) = inflater.process() {
-                    *fault = Some(error);
+                    inflater.fault = Some(error);
                     continue;
                 }
                 if !inflater.output.is_empty() || inflater.input.len() != before {
@@ -195,6 +189,8 @@ struct FrameScanner {
     header: [u8; 10],
     /// How many bytes of `header` have arrived.
     header_len: u8,
+    /// A bad header was found: every later read fails.
+    failed: bool,
 }
 
 impl FrameScanner {
