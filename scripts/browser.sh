@@ -4,12 +4,15 @@
 # server that refuses the page's origin (the page shows the failure; the server answered 403), and
 # the same page over HTTPS (`echo --tls`: self-signed certificate, ALPN h2) in a Chromium with
 # --ignore-certificate-errors, whose WebSocket must go over HTTP/2 (RFC 8441 extended CONNECT, as
-# the server's log line for the socket shows).
+# the server's log line for the socket shows). These servers have compression off: the page must
+# show `Extensions: none`. Then the page against `echo --compression`, over HTTP/1.1 and over
+# HTTP/2 (`--tls`): Chromium negotiates permessage-deflate (the page shows it, the server logs
+# compression=true), and 1 MiB of JSON echoes with a fraction of that on the wire each way.
 #
 #     scripts/browser.sh [--update-screenshot]
 #
 # Installs Chromium (Debian packages chromium, chromium-driver) when missing and playwright-core
-# (npm ci in scripts/browser), builds the echo example (or takes ECHO_BIN), starts three echo
+# (npm ci in scripts/browser), builds the echo example (or takes ECHO_BIN), starts five echo
 # servers on free ports, runs scripts/browser/echo-page.test.mjs, and stops them. A screenshot of
 # the finished page goes to target/browser/echo-page.png, or with --update-screenshot to
 # docs/echo-page.png. Ends with `N passed, M failed`; exits non-zero on failure.
@@ -63,6 +66,7 @@ fi
 echo_bin
 start_echo browser
 ECHO_URL=http://127.0.0.1:$ECHO_PORT
+PLAIN_LOG=$ECHO_LOG
 # Debug logs from the layer show each refused origin.
 ECHO_RUST_LOG=info,tower_websockets=debug start_echo browser-refusing --allowed-origin https://somewhere.else
 REFUSING_URL=http://127.0.0.1:$ECHO_PORT
@@ -72,9 +76,18 @@ ECHO_RUST_LOG=info,echo=debug start_echo browser-tls --tls
 [[ $ECHO_SCHEME == https ]] || die "the echo server with --tls did not listen on https://"
 TLS_URL=https://127.0.0.1:$ECHO_PORT
 TLS_LOG=$ECHO_LOG
+start_echo browser-deflate --compression
+DEFLATE_URL=http://127.0.0.1:$ECHO_PORT
+DEFLATE_LOG=$ECHO_LOG
+start_echo browser-deflate-tls --compression --tls
+[[ $ECHO_SCHEME == https ]] || die "the echo server with --tls did not listen on https://"
+DEFLATE_TLS_URL=https://127.0.0.1:$ECHO_PORT
+DEFLATE_TLS_LOG=$ECHO_LOG
 
 status=0
-ECHO_URL=$ECHO_URL REFUSING_URL=$REFUSING_URL REFUSING_LOG=$REFUSING_LOG TLS_URL=$TLS_URL TLS_LOG=$TLS_LOG \
+ECHO_URL=$ECHO_URL ECHO_LOG=$PLAIN_LOG REFUSING_URL=$REFUSING_URL REFUSING_LOG=$REFUSING_LOG \
+    TLS_URL=$TLS_URL TLS_LOG=$TLS_LOG DEFLATE_URL=$DEFLATE_URL DEFLATE_LOG=$DEFLATE_LOG \
+    DEFLATE_TLS_URL=$DEFLATE_TLS_URL DEFLATE_TLS_LOG=$DEFLATE_TLS_LOG \
     SCREENSHOT=$SCREENSHOT CHROMIUM=$CHROMIUM node "$BROWSER_DIR/echo-page.test.mjs" || status=$?
 if ((status != 0)); then
     for log in "$WORK_DIR"/browser*.log; do

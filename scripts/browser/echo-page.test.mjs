@@ -1,7 +1,8 @@
 // Drives headless Chromium through the echo example's page, with the page's own controls.
 //
-// Run through scripts/browser.sh, which starts two echo servers and sets:
-//   ECHO_URL       http://127.0.0.1:PORT of a server with the default options
+// Run through scripts/browser.sh, which starts five echo servers and sets:
+//   ECHO_URL       http://127.0.0.1:PORT of a server with the default options (compression off)
+//   ECHO_LOG       that server's log file
 //   REFUSING_URL   http://127.0.0.1:PORT of a server started with
 //                  --allowed-origin https://somewhere.else (so it refuses its own page)
 //   REFUSING_LOG   that server's log file (it logs at debug level)
@@ -9,22 +10,35 @@
 //                  certificate, ALPN h2 and http/1.1), opened in a second Chromium launched with
 //                  --ignore-certificate-errors: its page's WebSocket must go over HTTP/2
 //   TLS_LOG        that server's log file
+//   DEFLATE_URL    http://127.0.0.1:PORT of a server started with --compression
+//   DEFLATE_LOG    that server's log file
+//   DEFLATE_TLS_URL, DEFLATE_TLS_LOG
+//                  the same with --compression --tls (HTTP/2)
 //   SCREENSHOT     where to save a screenshot of the finished page
 //   CHROMIUM       the browser (default /usr/bin/chromium)
+//
+// The compressing servers are reached through a TCP proxy here that counts the bytes each way,
+// to check that Chromium and the server both compressed a large message.
 //
 // Prints one line per test and a final `N passed, M failed`; exits 1 when a test failed.
 
 import { mkdtempSync, readFileSync, rmSync, mkdirSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
 
 const ECHO_URL = required("ECHO_URL");
+const ECHO_LOG = required("ECHO_LOG");
 const REFUSING_URL = required("REFUSING_URL");
 const REFUSING_LOG = required("REFUSING_LOG");
 const TLS_URL = required("TLS_URL");
 const TLS_LOG = required("TLS_LOG");
+const DEFLATE_URL = required("DEFLATE_URL");
+const DEFLATE_LOG = required("DEFLATE_LOG");
+const DEFLATE_TLS_URL = required("DEFLATE_TLS_URL");
+const DEFLATE_TLS_LOG = required("DEFLATE_TLS_LOG");
 const SCREENSHOT = process.env.SCREENSHOT;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TIMEOUT = 15_000;
@@ -34,6 +48,19 @@ const NON_ASCII = "привет 👋";
 const TEN_KB = Array.from({ length: 160 }, (_, i) => `line ${String(i).padStart(3, "0")} `.padEnd(64, "."))
     .join("")
     .slice(0, 10 * 1024);
+// 1 MiB of JSON chat messages: what compression is for (issue 11: such traffic shrinks 5–15×).
+const JSON_MIB = (() => {
+    const entries = [];
+    let length = 2;
+    for (let i = 0; length < 1024 * 1024; i += 1) {
+        const entry = JSON.stringify({ id: i, user: `user${i % 37}`, room: "general", text: `message number ${i}` });
+        entries.push(entry);
+        length += entry.length + 1;
+    }
+    return `[${entries.join(",")}]`;
+})();
+// The page's log line when the socket opens without an extension.
+const OPENED_PLAIN = "Connection opened. Extensions: none";
 
 function required(name) {
     const value = process.env[name];
@@ -215,12 +242,13 @@ async function tlsScenario(consoleLines) {
             check(url === expected, `connection URL ${url}, expected ${expected}`);
         });
 
-        await test("TLS: Connect opens the socket over HTTP/2 (extended CONNECT)", async () => {
+        await test("TLS: Connect opens the socket over HTTP/2 (extended CONNECT), no extension", async () => {
             await page.click("#connectButton");
             await waitForState(page, "Open");
-            await waitForLog(page, "open", "Connection opened");
+            await waitForLog(page, "open", OPENED_PLAIN);
             const [opened] = await waitForServerLog(TLS_LOG, "WebSocket opened");
-            const http = logFields(opened, "WebSocket opened").http;
+            const { http, compression } = logFields(opened, "WebSocket opened");
+            check(compression === "false", `the server logged compression=${compression}`);
             if (process.env.VERBOSE) {
                 console.log(`     server: ${opened.trim()}`);
                 console.log(`     Chromium saw handshake status(es): ${handshakes.join(", ") || "none"}`);
@@ -265,11 +293,126 @@ async function tlsScenario(consoleLines) {
     }
 }
 
+// A TCP proxy on the loopback to `targetUrl`'s port, counting the bytes each way: `up` from the
+// browser to the server, `down` back. The returned `url` has the proxy's port.
+async function countingProxy(targetUrl) {
+    const target = new URL(targetUrl);
+    const counts = { up: 0, down: 0 };
+    const sockets = new Set();
+    const server = net.createServer((client) => {
+        const upstream = net.connect(Number(target.port), target.hostname);
+        for (const socket of [client, upstream]) {
+            sockets.add(socket);
+            socket.on("close", () => {
+                sockets.delete(socket);
+                client.destroy();
+                upstream.destroy();
+            });
+            socket.on("error", () => {});
+        }
+        client.on("data", (chunk) => {
+            counts.up += chunk.length;
+        });
+        upstream.on("data", (chunk) => {
+            counts.down += chunk.length;
+        });
+        client.pipe(upstream);
+        upstream.pipe(client);
+    });
+    await new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", resolve);
+    });
+    return {
+        url: `${target.protocol}//127.0.0.1:${server.address().port}`,
+        counts,
+        async close() {
+            for (const socket of sockets) {
+                socket.destroy();
+            }
+            await new Promise((resolve) => server.close(resolve));
+        },
+    };
+}
+
+// The echo page against a server started with --compression (`tls`: with --tls too, so the
+// socket goes over HTTP/2): Chromium negotiates permessage-deflate, the page shows it, the server
+// logs compression=true, messages echo, and 1 MiB of JSON takes a fraction of that on the wire
+// each way (through a counting proxy), which only compression on both sides can do.
+async function compressionScenario(label, url, serverLog, consoleLines) {
+    const tls = url.startsWith("https:");
+    const proxy = await countingProxy(url);
+    const browser = await launch(tls ? ["--ignore-certificate-errors"] : []);
+    try {
+        const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+        page.setDefaultTimeout(TIMEOUT);
+        page.on("console", (message) => consoleLines.push(`[${label} ${message.type()}] ${message.text()}`));
+        page.on("pageerror", (error) => consoleLines.push(`[${label} pageerror] ${error.message}`));
+
+        await test(`${label}: Connect negotiates permessage-deflate`, async () => {
+            const response = await page.goto(proxy.url);
+            check(response?.status() === 200, `GET / answered ${response?.status()}`);
+            await page.click("#connectButton");
+            await waitForState(page, "Open");
+            await page.waitForSelector("#commsLog tr.log-open", { timeout: TIMEOUT });
+            const [opened] = await logTexts(page, "open");
+            if (process.env.VERBOSE) {
+                console.log(`     page: ${opened}`);
+            }
+            check(
+                /^Connection opened\. Extensions: permessage-deflate(;|$)/.test(opened),
+                `the page logged: ${opened}`,
+            );
+            const [line] = await waitForServerLog(serverLog, "WebSocket opened");
+            const fields = logFields(line, "WebSocket opened");
+            check(fields.compression === "true", `the server logged: ${line.trim()}`);
+            const http = tls ? "HTTP/2.0" : "HTTP/1.1";
+            check(fields.http === http, `the socket came over ${fields.http}, expected ${http}`);
+        });
+
+        await test(`${label}: \`hello\` is echoed`, () => sendThroughPage(page, "hello"));
+        await test(`${label}: non-ASCII text is echoed`, () => sendThroughPage(page, NON_ASCII));
+        await test(`${label}: 1 MiB of JSON is echoed, compressed both ways`, async () => {
+            const before = { ...proxy.counts };
+            await sendThroughPage(page, JSON_MIB);
+            const received = await logTexts(page, "receive");
+            check(received.at(-1)?.length === JSON_MIB.length, "the echo has another length");
+            const up = proxy.counts.up - before.up;
+            const down = proxy.counts.down - before.down;
+            if (process.env.VERBOSE) {
+                console.log(`     ${JSON_MIB.length} bytes of JSON: ${up} bytes to the server, ${down} back`);
+            }
+            // Uncompressed, each way would carry more than the message itself.
+            const bound = JSON_MIB.length / 4;
+            check(up < bound, `Chromium sent ${up} bytes for ${JSON_MIB.length} of JSON`);
+            check(down < bound, `the server sent ${down} bytes for ${JSON_MIB.length} of JSON`);
+        });
+
+        await test(`${label}: Close Socket closes with 1000; the server logs 3 echoes`, async () => {
+            await page.click("#closeButton");
+            await waitForLog(page, "close", "Connection closed. Code: 1000. Reason: Closing from client");
+            await waitForState(page, "Closed");
+            const errors = await logTexts(page, "error");
+            check(errors.length === 0, `errors logged: ${errors.join("; ")}`);
+            const [ended] = await waitForServerLog(serverLog, "WebSocket connection ended");
+            const fields = logFields(ended, "WebSocket connection ended");
+            check(fields.echoed === "3", `the server echoed ${fields.echoed} messages, expected 3`);
+            check(fields.close_code === "1000", `the server saw close code ${fields.close_code}, expected 1000`);
+        });
+    } finally {
+        await browser.close();
+        await proxy.close();
+    }
+}
+
 async function main() {
     const browser = await launch();
     const context = browser.context;
     const browserVersion = context.browser()?.version() ?? "unknown";
-    console.log(`Chromium ${browserVersion} (${CHROMIUM}) against ${ECHO_URL}, then ${TLS_URL}`);
+    console.log(
+        `Chromium ${browserVersion} (${CHROMIUM}) against ${ECHO_URL}, then ${TLS_URL}, ` +
+            `then with compression ${DEFLATE_URL} and ${DEFLATE_TLS_URL}`,
+    );
     const consoleLines = [];
     try {
         const page = context.pages()[0] ?? (await context.newPage());
@@ -289,12 +432,16 @@ async function main() {
             check(await page.isDisabled("#sendButton"), "Send is enabled before connecting");
         });
 
-        await test("Connect opens the socket", async () => {
+        await test("Connect opens the socket, no extension (compression off)", async () => {
             await page.click("#connectButton");
             await waitForState(page, "Open");
-            await waitForLog(page, "open", "Connection opened");
+            await waitForLog(page, "open", OPENED_PLAIN);
             check(await page.isEnabled("#sendButton"), "Send is disabled when open");
             check(await page.isDisabled("#connectButton"), "Connect is enabled when open");
+            // Chromium offers permessage-deflate on every handshake; this server declines it.
+            const [opened] = await waitForServerLog(ECHO_LOG, "WebSocket opened");
+            const { compression } = logFields(opened, "WebSocket opened");
+            check(compression === "false", `the server logged compression=${compression}`);
         });
 
         await test("`hello` is echoed", () => sendThroughPage(page, "hello"));
@@ -367,6 +514,8 @@ async function main() {
         await browser.close();
     }
     await tlsScenario(consoleLines);
+    await compressionScenario("deflate", DEFLATE_URL, DEFLATE_LOG, consoleLines);
+    await compressionScenario("deflate TLS", DEFLATE_TLS_URL, DEFLATE_TLS_LOG, consoleLines);
     if (results.failed && consoleLines.length) {
         console.log("browser console:");
         for (const line of consoleLines) {
