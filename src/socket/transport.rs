@@ -210,6 +210,16 @@ impl FrameScanner {
                 continue;
             }
             let header_start = (start - bytes.len()).saturating_sub(usize::from(self.header_len));
+            if self.header_len == 0 {
+                // The common case: the whole header is in this read. Read it in place.
+                if let Some((length, masked, used)) = whole_header(bytes) {
+                    let length = length.ok_or(header_start)?;
+                    self.payload_left = length + if masked { 4 } else { 0 };
+                    bytes = &bytes[used..];
+                    continue;
+                }
+            }
+            // A header split across reads: gather it byte by byte.
             let Some((&byte, rest)) = bytes.split_first() else { break };
             bytes = rest;
             self.header[usize::from(self.header_len)] = byte;
@@ -218,19 +228,9 @@ impl FrameScanner {
             if usize::from(self.header_len) < needed {
                 continue;
             }
-            let masked = self.header[1] & 0x80 != 0;
-            let length = match self.header[1] & 0x7F {
-                126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
-                127 => {
-                    let [_, _, length @ ..] = self.header;
-                    let length = u64::from_be_bytes(length);
-                    if length >> 63 != 0 {
-                        return Err(header_start);
-                    }
-                    length
-                }
-                short => u64::from(short),
-            };
+            let header = self.header;
+            let Some((length, masked, _)) = whole_header(&header[..needed]) else { continue };
+            let length = length.ok_or(header_start)?;
             self.header_len = 0;
             self.payload_left = length + if masked { 4 } else { 0 };
         }
@@ -245,6 +245,27 @@ impl FrameScanner {
             127 => 10,
             _ => 2,
         })
+    }
+}
+
+/// The frame header at the start of `bytes`, if it is there whole (the mask key aside): the
+/// payload length (`None` when a 64-bit length has its most significant bit set), whether the
+/// frame is masked, and the header's length up to the mask key.
+fn whole_header(bytes: &[u8]) -> Option<(Option<u64>, bool, usize)> {
+    let [_, b1, rest @ ..] = bytes else { return None };
+    let masked = b1 & 0x80 != 0;
+    match b1 & 0x7F {
+        126 => match rest {
+            [a, b, ..] => Some((Some(u64::from(u16::from_be_bytes([*a, *b]))), masked, 4)),
+            _ => None,
+        },
+        127 => {
+            let mut length = [0; 8];
+            length.copy_from_slice(rest.get(..8)?);
+            let length = u64::from_be_bytes(length);
+            Some(((length >> 63 == 0).then_some(length), masked, 10))
+        }
+        short => Some((Some(u64::from(short)), masked, 2)),
     }
 }
 
