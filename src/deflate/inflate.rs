@@ -13,7 +13,7 @@
 //!
 //! Inflation is bounded: output is made one chunk at a time, only once tungstenite has taken
 //! the previous one, and a message whose inflated size passes `max_message_size` fails with
-//! [`TransportError::MessageTooBig`] as soon as it does. Compressed frames are held to
+//! [`TransportError::TooBig`] as soon as it does. Compressed frames are held to
 //! `max_frame_size` on the wire.
 
 use bytes::{Buf, BufMut, BytesMut};
