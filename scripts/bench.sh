@@ -3,7 +3,7 @@
 # uWebSockets (issues #7 and #12), and its permessage-deflate beside sockudo-ws's (issue 11), and
 # writes the markdown table.
 #
-#     scripts/bench.sh            # full run (~10 minutes on a quiet machine): updates docs/benchmarks.md
+#     scripts/bench.sh            # full run (~12 minutes on a quiet machine): updates docs/benchmarks.md
 #     scripts/bench.sh --quick    # short windows (~3 minutes): writes target/bench/table.md only
 #
 # Options:
