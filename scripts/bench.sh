@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks tower-websockets side by side with axum, tokio-tungstenite, fastwebsockets and
-# uWebSockets (issues #7 and #12), and writes the markdown table.
+# uWebSockets (issues #7 and #12), and its permessage-deflate beside sockudo-ws's (issue 11), and
+# writes the markdown table.
 #
-#     scripts/bench.sh            # full run (~10 minutes on a quiet machine): updates docs/benchmarks.md
+#     scripts/bench.sh            # full run (~12 minutes on a quiet machine): updates docs/benchmarks.md
 #     scripts/bench.sh --quick    # short windows (~3 minutes): writes target/bench/table.md only
 #
 # Options:
-#   --quick             0.5 s warm-up, 1.5 s windows, 2,000 idle sockets, one run of each
+#   --quick             0.5 s warm-up, 1.5 s windows, 2,000 idle sockets, 200 compressing
+#                       sockets, one run of each
 #   --warmup SECS       warm-up before each measuring window [default: 1.5]
 #   --duration SECS     measuring window [default: 4]
 #   --repeat N          runs of each echo scenario per server, every other pass in reverse
@@ -14,8 +16,10 @@
 #   --idle N            idle sockets to open [default: 10000]
 #   --http-runs N       runs of each plain-HTTP app, in rotating order [default: 3]
 #   --churn-conns N     concurrent connections of the handshake churn [default: 32]
-#   --only LIST         comma-separated scenarios: echo,latency,churn,idle,http,micro,uwsload
-#                       [default: all of these]; also fanout (a hook: no fan-out server yet)
+#   --only LIST         comma-separated scenarios: echo,latency,churn,idle,http,micro,uwsload,
+#                       deflate [default: all of these]; also fanout (a hook: no fan-out server
+#                       yet)
+#   --deflate-sockets N deflate: sockets of the memory measurement [default: 1000]
 #   --servers LIST      comma-separated WebSocket servers: ours-axum,ours-hyper,axum,
 #                       tungstenite,fastwebsockets,uws [default: all six]
 #   --no-uws            leave uWebSockets out (its server and the uwsload scenario)
@@ -36,6 +40,14 @@
 # against ours-hyper, ours-axum and uws (100 × 20 B and 200 × 16 KiB). scripts/uws-build.sh
 # builds them with gcc/g++ into target/uws/ from the sources vendored in the crates.io package
 # libuwebsockets-sys 0.0.10 (fetched through cargo); nothing of uWebSockets is committed.
+#
+# The `deflate` scenario echoes JSON text with permessage-deflate: ours on axum with compression
+# (`ours-deflate`), sockudo-ws on axum with compression (`sockudo-deflate`, the peer) and ours
+# without (`ours-plain`, the baseline), at 100 × 1 KiB and 10 × 64 KiB; bench-load offers
+# permessage-deflate, compresses what it sends and inflates every echo. Then the memory of
+# --deflate-sockets sockets that each echoed one 1 KiB message, for both libraries with and
+# without server_no_context_takeover (`*-nct`) and ours without compression. The --servers list
+# does not apply to it.
 
 set -euo pipefail
 
@@ -50,10 +62,11 @@ REPEAT=2
 IDLE=10000
 HTTP_RUNS=3
 CHURN_CONNS=32
-ONLY=echo,latency,churn,idle,http,micro,uwsload
+ONLY=echo,latency,churn,idle,http,micro,uwsload,deflate
 SERVERS=ours-axum,ours-hyper,axum,tungstenite,fastwebsockets,uws
 NO_UWS=
 UWS_WINDOWS=2
+DEFLATE_SOCKETS=1000
 QUICK=
 DOCS=
 NOISE=10
@@ -68,7 +81,7 @@ die() {
 
 while (($#)); do
     case $1 in
-    --quick) QUICK=1 WARMUP=0.5 DURATION=1.5 IDLE=2000 HTTP_RUNS=1 TRIES=1 QUIET_WAIT=2 REPEAT=1 UWS_WINDOWS=1 ;;
+    --quick) QUICK=1 WARMUP=0.5 DURATION=1.5 IDLE=2000 HTTP_RUNS=1 TRIES=1 QUIET_WAIT=2 REPEAT=1 UWS_WINDOWS=1 DEFLATE_SOCKETS=200 ;;
     --repeat) REPEAT=$2 && shift ;;
     --noise) NOISE=$2 && shift ;;
     --tries) TRIES=$2 && shift ;;
@@ -82,6 +95,7 @@ while (($#)); do
     --servers) SERVERS=$2 && shift ;;
     --no-uws) NO_UWS=1 ;;
     --uws-windows) UWS_WINDOWS=$2 && shift ;;
+    --deflate-sockets) DEFLATE_SOCKETS=$2 && shift ;;
     --docs) DOCS=1 ;;
     --no-docs) DOCS=0 ;;
     -h | --help)
@@ -108,9 +122,11 @@ for server in "${SERVER_LIST[@]}"; do
     esac
 done
 [[ $UWS_WINDOWS =~ ^[1-9][0-9]*$ ]] || die "--uws-windows needs a whole number of windows, at least 1"
-# uWebSockets is built when a scenario needs it.
+[[ $DEFLATE_SOCKETS =~ ^[1-9][0-9]*$ ]] || die "--deflate-sockets needs a whole number of sockets, at least 1"
+# uWebSockets is built when a scenario needs it (deflate does not use the --servers list).
 needs_uws() {
-    [[ " ${SERVER_LIST[*]} " == *" uws "* ]] || wants uwsload || wants fanout
+    { [[ " ${SERVER_LIST[*]} " == *" uws "* ]] && { wants echo || wants latency || wants churn || wants idle; }; } ||
+        wants uwsload || wants fanout
 }
 
 # --- processes: every server started is killed at exit --------------------------------------
@@ -146,15 +162,30 @@ else
     PIN_LOAD=()
 fi
 
+# bench-server's arguments for a server name: the deflate scenario's names are bench-server
+# servers with permessage-deflate options.
+server_args() {
+    case $1 in
+    ours-deflate) echo --server ours-axum --compression ;;
+    ours-deflate-nct) echo --server ours-axum --compression --server-no-context-takeover ;;
+    ours-plain) echo --server ours-axum ;;
+    sockudo-deflate) echo --server sockudo --compression ;;
+    sockudo-deflate-nct) echo --server sockudo --compression --server-no-context-takeover ;;
+    *) echo --server "$1" ;;
+    esac
+}
+
 start_server() {
     local name=$1
     local out=$WORK_DIR/server-$name.out
+    local args
+    read -r -a args <<<"$(server_args "$name")"
     if [[ $name == uws ]]; then
         # uWebSockets' EchoServer example, patched to listen on 127.0.0.1 at $UWS_PORT (0: any
         # free port) and to print that port first, as bench-server does (scripts/uws-build.sh).
         UWS_PORT=0 "${PIN_SERVER[@]}" "$UWS_BIN/uws-echo-server" >"$out" 2>"$WORK_DIR/server-$name.err" &
     else
-        "${PIN_SERVER[@]}" "$BIN/bench-server" --server "$name" >"$out" 2>"$WORK_DIR/server-$name.err" &
+        "${PIN_SERVER[@]}" "$BIN/bench-server" "${args[@]}" >"$out" 2>"$WORK_DIR/server-$name.err" &
     fi
     SERVER_PID=$!
     SERVER_PORT=
@@ -230,7 +261,7 @@ python_free_summary() {
     local line=$1 value out=
     local name
     for name in per_second mb_per_second p50_us p99_us server_cpu server_us_per_op client_cpu other_cpu \
-        rss_per_socket_bytes; do
+        rss_per_socket_bytes wire_up_bytes wire_down_bytes; do
         value=$(field "$line" "$name")
         # uWebSockets' load_test measures no latency: its records carry 0 there.
         [[ $name == p*_us && $value =~ ^0(\.0*)?$ ]] && continue
@@ -242,7 +273,7 @@ python_free_summary() {
 # --- setup ----------------------------------------------------------------------------------
 
 # 10,000 sockets on each side, and some room.
-NEED_FILES=$((IDLE + 1000))
+NEED_FILES=$(((IDLE > DEFLATE_SOCKETS ? IDLE : DEFLATE_SOCKETS) + 1000))
 if (($(ulimit -n) < NEED_FILES)); then
     HARD=$(ulimit -Hn)
     if [[ $HARD != unlimited ]] && ((HARD < NEED_FILES)); then
@@ -364,6 +395,33 @@ run_fanout() {
     done
 }
 wants fanout && run_fanout
+
+if wants deflate; then
+    # The peer and the baseline (scripts/bench.sh's header; docs/benchmarks.md). bench-load offers
+    # permessage-deflate to all; ours-plain must decline it.
+    DEFLATE_SERVERS=(ours-deflate sockudo-deflate ours-plain)
+    deflate_mode() { [[ $1 == ours-plain ]] && echo refused || echo require; }
+    for spec in deflate-100x1k:100:1024 deflate-10x64k:10:65536; do
+        IFS=: read -r scenario connections size <<<"$spec"
+        say "permessage-deflate: $connections connections × $size B of JSON text"
+        for ((pass = 0; pass < REPEAT; pass++)); do
+            order=("${DEFLATE_SERVERS[@]}")
+            if ((pass % 2)); then
+                order=()
+                for ((i = ${#DEFLATE_SERVERS[@]} - 1; i >= 0; i--)); do order+=("${DEFLATE_SERVERS[i]}"); done
+            fi
+            for server in "${order[@]}"; do
+                run_load "$scenario" "$server" echo --connections "$connections" --size "$size" \
+                    --payload json --deflate "$(deflate_mode "$server")"
+            done
+        done
+    done
+    say "permessage-deflate: memory of $DEFLATE_SOCKETS sockets that each echoed one 1 KiB JSON message"
+    for server in ours-deflate ours-deflate-nct sockudo-deflate sockudo-deflate-nct ours-plain; do
+        run_load deflate-memory "$server" idle --connections "$DEFLATE_SOCKETS" --settle 1 --size 1024 \
+            --payload json --deflate "$(deflate_mode "$server")" --exchange
+    done
+fi
 
 if wants http; then
     say "plain HTTP through axum: without WebSocketLayer, on the Router, around it ($HTTP_RUNS runs each)"

@@ -102,4 +102,178 @@ pub struct Record {
     pub rss_after_kib: Option<u64>,
     /// Idle memory: the RSS growth per open socket, in bytes.
     pub rss_per_socket_bytes: Option<f64>,
+    /// Echo: bytes on the wire per message, client to server (the frame, header and mask
+    /// included).
+    pub wire_up_bytes: Option<f64>,
+    /// Echo: bytes on the wire per echo, server to client (its data frames, headers included).
+    pub wire_down_bytes: Option<f64>,
+    /// With `--deflate`: the server's permessage-deflate answer, or `declined`.
+    pub deflate: Option<String>,
+    /// `json` for JSON text messages; absent for the binary pattern.
+    pub payload: Option<String>,
+}
+
+/// A small deterministic generator (xorshift64*), so that every run sends the same bytes.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed (0 is replaced: xorshift needs a non-zero state).
+    pub fn new(seed: u64) -> Self {
+        Self(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// One of `items` (not empty).
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const SYMBOLS: [(&str, u64); 8] = [
+    ("BTC-USD", 4_312_500),
+    ("ETH-USD", 318_725),
+    ("SOL-USD", 14_210),
+    ("ADA-USD", 61),
+    ("AAPL", 23_412),
+    ("MSFT", 41_890),
+    ("EUR-USD", 108),
+    ("XAU-USD", 263_050),
+];
+const VENUES: [&str; 4] = ["XNAS", "XNYS", "BATS", "ARCX"];
+const TIERS: [&str; 3] = ["basic", "gold", "platinum"];
+const WORDS: [&str; 16] = [
+    "market", "update", "order", "filled", "partial", "cancel", "price", "level", "book", "depth", "spread",
+    "quote", "trade", "stream", "client", "session",
+];
+
+/// `count` distinct messages of JSON text of exactly `size` bytes each (as a dashboard or a
+/// trading feed sends: an envelope, then an array of records whose keys repeat and whose
+/// values vary), the same on every call. Text like this compresses 5–15× with
+/// permessage-deflate; the records' values come from a fixed-seed generator, so consecutive
+/// messages differ and a compressor with context takeover cannot just point back at the last
+/// one. Sizes below about 40 bytes give letters only (not JSON).
+pub fn json_messages(size: usize, count: usize) -> Vec<Vec<u8>> {
+    let mut rng = Rng::new(0x5eed_0000_0000_0000 ^ size as u64);
+    let mut id = 100_000u64;
+    (0..count).map(|seq| json_message(size, seq as u64, &mut id, &mut rng)).collect()
+}
+
+fn json_message(size: usize, seq: u64, id: &mut u64, rng: &mut Rng) -> Vec<u8> {
+    use std::fmt::Write as _;
+    // Room the envelope's end needs: `],"note":"` and `"}`, plus at least one letter of note.
+    const TAIL: usize = 13;
+    let mut out = String::with_capacity(size + 256);
+    let _ = write!(
+        out,
+        r#"{{"type":"trades","seq":{seq},"sent":"2026-11-29T18:{:02}:{:02}.{:03}Z","items":["#,
+        seq / 3600 % 60,
+        seq / 60 % 60,
+        rng.below(1000)
+    );
+    if out.len() + TAIL > size {
+        // Too small for the envelope: letters only.
+        return (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    }
+    let mut record = String::with_capacity(256);
+    let mut first = true;
+    loop {
+        record.clear();
+        let (symbol, base) = SYMBOLS[rng.below(SYMBOLS.len() as u64) as usize];
+        let price = base + rng.below(100);
+        let user = 4_000 + rng.below(16);
+        *id += 1 + rng.below(3);
+        let _ = write!(
+            record,
+            r#"{}{{"id":{id},"symbol":"{symbol}","side":"{}","price":{}.{:02},"qty":{},"venue":"{}","user":{{"id":{user},"name":"user-{user}","tier":"{}"}},"status":"filled"}}"#,
+            if first { "" } else { "," },
+            rng.pick(&["buy", "sell"]),
+            price / 100,
+            price % 100,
+            rng.pick(&["0.25", "0.5", "1", "2", "5", "10"]),
+            rng.pick(&VENUES),
+            rng.pick(&TIERS),
+        );
+        if out.len() + record.len() + TAIL > size {
+            break;
+        }
+        out.push_str(&record);
+        first = false;
+    }
+    out.push_str(r#"],"note":""#);
+    let end = size - 2;
+    let mut space = false;
+    while out.len() < end {
+        if space {
+            out.push(' ');
+        } else {
+            let word = rng.pick(&WORDS);
+            out.push_str(&word[..word.len().min(end - out.len())]);
+        }
+        space = !space;
+    }
+    out.push_str("\"}");
+    debug_assert_eq!(out.len(), size);
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use flate2::{Compress, Compression, FlushCompress};
+
+    use super::*;
+
+    /// Compressed size with a sync flush, one compressor for all messages (context takeover).
+    fn deflated(messages: &[Vec<u8>]) -> usize {
+        let mut compress = Compress::new_with_window_bits(Compression::new(1), false, 15);
+        let mut total = 0;
+        for message in messages {
+            let mut out = Vec::with_capacity(message.len() + 64);
+            compress.compress_vec(message, &mut out, FlushCompress::Sync).unwrap();
+            total += out.len() - 4;
+        }
+        total
+    }
+
+    #[test]
+    fn json_messages_have_the_size_asked_for_and_parse() {
+        for size in [400usize, 1024, 4000, 65_536] {
+            let messages = json_messages(size, 8);
+            for message in &messages {
+                assert_eq!(message.len(), size);
+                let value: serde_json::Value = serde_json::from_slice(message)
+                    .unwrap_or_else(|e| panic!("size {size}: {e}: {}", String::from_utf8_lossy(message)));
+                assert!(value["items"].as_array().is_some_and(|items| !items.is_empty()), "size {size}");
+            }
+            assert!(messages.windows(2).all(|w| w[0] != w[1]), "size {size}: consecutive messages repeat");
+        }
+        assert_eq!(json_messages(10, 2), vec![b"abcdefghij".to_vec(); 2]);
+    }
+
+    #[test]
+    fn json_messages_are_deterministic() {
+        assert_eq!(json_messages(1024, 4), json_messages(1024, 4));
+        assert_ne!(json_messages(1024, 4)[0][..200], json_messages(2048, 4)[0][..200]);
+    }
+
+    #[test]
+    fn json_messages_compress_5_to_15_times() {
+        for (size, count) in [(1024usize, 256usize), (65_536, 4)] {
+            let messages = json_messages(size, count);
+            let ratio = (size * count) as f64 / deflated(&messages) as f64;
+            assert!((5.0..=15.0).contains(&ratio), "{size} B: compresses {ratio:.1}×");
+        }
+    }
 }

@@ -24,6 +24,20 @@
 //!
 //! With `--server-pid`, the server's CPU use over the window comes from `/proc/PID/stat`. The
 //! result is one JSON line on stdout; progress goes to stderr.
+//!
+//! Compression (`--payload json --deflate require`): the messages are JSON text
+//! ([`bench_common::json_messages`]), and the upgrade offers `permessage-deflate;
+//! client_max_window_bits` (RFC 7692). Once the server accepts, every message goes out compressed
+//! (raw deflate, a sync flush, its `00 00 ff ff` removed, RSV1 set) and every echo is inflated and
+//! checked. The messages are a fixed pool that every connection sends in the same order, from
+//! the first, round and round; the pool is compressed once, up front, by one compressor that
+//! keeps its context from message to message (or one reset per message, if the server asks for
+//! `client_no_context_takeover`). Replaying those frames is a valid compressed stream for the
+//! server's decompressor: a message refers back only to the messages before it in the pool,
+//! which the server has just received again in the same order. So the client compresses like a
+//! browser and yet costs nothing per message to compress; it inflates what it receives, with
+//! one decompressor per connection. `--deflate refused` offers the same and requires the server
+//! to decline: the baseline, uncompressed, with the same messages.
 
 use std::{
     io::{self, ErrorKind, Read, Write},
@@ -33,6 +47,7 @@ use std::{
 };
 
 use bench_common::{Record, cpu_percent, cpu_ticks, machine_busy_ticks, rss_kib};
+use flate2::{Compress, Decompress, FlushCompress, FlushDecompress};
 use mio::{Events, Interest, Poll, Token, net::TcpStream};
 
 const USAGE: &str = "\
@@ -46,6 +61,12 @@ Options:
   --path PATH          request path [default: /ws, or / for http]
   --connections N      concurrent connections [default: 100]
   --size BYTES         echo payload size [default: 20]
+  --payload KIND       binary: a fixed byte pattern in Binary messages [default]
+                       json: JSON text in Text messages, a pool of distinct messages
+  --deflate MODE       offer permessage-deflate (echo, idle); MODE is require (the server
+                       must accept: messages go out compressed, echoes are inflated) or
+                       refused (the server must decline)
+  --exchange           idle: each socket echoes one message before it idles
   --warmup SECS        warm-up before measuring [default: 2]
   --duration SECS      measuring window [default: 5]
   --settle SECS        idle: wait before reading the RSS [default: 1]
@@ -72,6 +93,25 @@ struct Options {
     server_pid: Option<String>,
     scenario: String,
     server_name: String,
+    payload: PayloadKind,
+    deflate: Option<DeflateMode>,
+    exchange: bool,
+}
+
+/// What the messages carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PayloadKind {
+    /// [`payload`]: a byte pattern, in Binary messages.
+    Binary,
+    /// [`bench_common::json_messages`]: JSON text, in Text messages.
+    Json,
+}
+
+/// What the server must answer to our permessage-deflate offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeflateMode {
+    Require,
+    Refused,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +161,9 @@ fn parse_args() -> Result<Options, String> {
         server_pid: None,
         scenario: String::new(),
         server_name: String::new(),
+        payload: PayloadKind::Binary,
+        deflate: None,
+        exchange: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -139,6 +182,21 @@ fn parse_args() -> Result<Options, String> {
             "--server-pid" => options.server_pid = Some(value()?),
             "--scenario" => options.scenario = value()?,
             "--server-name" => options.server_name = value()?,
+            "--payload" => {
+                options.payload = match value()?.as_str() {
+                    "binary" => PayloadKind::Binary,
+                    "json" => PayloadKind::Json,
+                    other => return Err(format!("--payload: {other:?} is not binary or json")),
+                }
+            }
+            "--deflate" => {
+                options.deflate = Some(match value()?.as_str() {
+                    "require" => DeflateMode::Require,
+                    "refused" => DeflateMode::Refused,
+                    other => return Err(format!("--deflate: {other:?} is not require or refused")),
+                })
+            }
+            "--exchange" => options.exchange = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -154,6 +212,12 @@ fn parse_args() -> Result<Options, String> {
     if options.duration <= 0.0 {
         return Err("--duration must be above 0".into());
     }
+    if options.deflate.is_some() && !["echo", "idle"].contains(&options.mode.as_str()) {
+        return Err("--deflate is for the echo and idle modes".into());
+    }
+    if options.exchange && options.mode != "idle" {
+        return Err("--exchange is for the idle mode".into());
+    }
     Ok(options)
 }
 
@@ -165,9 +229,14 @@ impl Options {
     fn upgrade_request(&self) -> Vec<u8> {
         format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{}\r\n",
             self.path(),
-            self.addr
+            self.addr,
+            if self.deflate.is_some() {
+                format!("Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n")
+            } else {
+                String::new()
+            },
         )
         .into_bytes()
     }
@@ -178,7 +247,8 @@ impl Options {
             scenario: self.scenario.clone(),
             server: self.server_name.clone(),
             connections: self.connections,
-            size: if self.mode == "echo" { self.size } else { 0 },
+            size: if self.mode == "echo" || self.exchange { self.size } else { 0 },
+            payload: (self.payload == PayloadKind::Json).then(|| "json".to_owned()),
             ..Record::default()
         }
     }
@@ -192,10 +262,15 @@ fn payload(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i % 251) as u8).collect()
 }
 
-/// A masked binary frame carrying `payload`, ready to write as many times as needed.
+/// A masked frame, FIN set, carrying `payload`, ready to write as many times as needed.
 fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    masked_frame_with(0x80 | opcode, payload)
+}
+
+/// A masked frame whose first byte (FIN, RSV bits, opcode) is `first`.
+fn masked_frame_with(first: u8, payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(payload.len() + 14);
-    frame.push(0x80 | opcode);
+    frame.push(first);
     match payload.len() {
         len @ 0..=125 => frame.push(0x80 | len as u8),
         len @ 126..=0xffff => {
@@ -212,29 +287,129 @@ fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// Checks the server's answer to the upgrade request.
-fn check_upgrade_response(head: &[u8]) -> io::Result<()> {
+/// Our offer: permessage-deflate, and we accept any window the server wants us to use.
+const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+/// What a sync flush ends with, removed by the sender and added back by the receiver.
+const SYNC_TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+/// RSV1: the first frame of a compressed message.
+const RSV1: u8 = 0x40;
+
+/// The server's permessage-deflate answer (RFC 7692 §7.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct DeflateAnswer {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: Option<u8>,
+    client_max_window_bits: Option<u8>,
+}
+
+impl DeflateAnswer {
+    /// Parses the server's `Sec-WebSocket-Extensions` values: exactly one `permessage-deflate`
+    /// element, each parameter once, window bits 8 to 15.
+    fn parse(values: &[&str]) -> io::Result<Self> {
+        let elements: Vec<&str> =
+            values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|e| !e.is_empty()).collect();
+        let [element] = elements[..] else {
+            return Err(io::Error::other(format!(
+                "the server answered {} extensions: {values:?}",
+                elements.len()
+            )));
+        };
+        let mut params = element.split(';').map(str::trim);
+        if params.next() != Some("permessage-deflate") {
+            return Err(io::Error::other(format!(
+                "the server answered an extension we did not offer: {element:?}"
+            )));
+        }
+        let mut answer = Self::default();
+        let mut seen = Vec::new();
+        for param in params {
+            let (name, value) = match param.split_once('=') {
+                Some((name, value)) => (name.trim(), Some(value.trim().trim_matches('"'))),
+                None => (param, None),
+            };
+            if seen.contains(&name) {
+                return Err(io::Error::other(format!("{name} twice in the answer {element:?}")));
+            }
+            seen.push(name);
+            let bits = || -> io::Result<u8> {
+                value
+                    .filter(|v| !v.starts_with('0'))
+                    .and_then(|v| v.parse().ok())
+                    .filter(|bits| (8..=15).contains(bits))
+                    .ok_or_else(|| io::Error::other(format!("bad {name} in the answer {element:?}")))
+            };
+            match (name, value) {
+                ("server_no_context_takeover", None) => answer.server_no_context_takeover = true,
+                ("client_no_context_takeover", None) => answer.client_no_context_takeover = true,
+                ("server_max_window_bits", Some(_)) => answer.server_max_window_bits = Some(bits()?),
+                ("client_max_window_bits", Some(_)) => answer.client_max_window_bits = Some(bits()?),
+                _ => {
+                    return Err(io::Error::other(format!(
+                        "bad parameter {param:?} in the answer {element:?}"
+                    )));
+                }
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The answer as the server gave it, normalised, for the result record.
+    fn describe(&self) -> String {
+        let mut out = "permessage-deflate".to_owned();
+        if self.server_no_context_takeover {
+            out.push_str("; server_no_context_takeover");
+        }
+        if self.client_no_context_takeover {
+            out.push_str("; client_no_context_takeover");
+        }
+        if let Some(bits) = self.server_max_window_bits {
+            out.push_str(&format!("; server_max_window_bits={bits}"));
+        }
+        if let Some(bits) = self.client_max_window_bits {
+            out.push_str(&format!("; client_max_window_bits={bits}"));
+        }
+        out
+    }
+}
+
+/// Checks the server's answer to the upgrade request; the permessage-deflate answer, if any.
+/// An extension we did not offer is an error.
+fn check_upgrade_response(head: &[u8], offered_deflate: bool) -> io::Result<Option<DeflateAnswer>> {
     let text = String::from_utf8_lossy(head);
     if !text.starts_with("HTTP/1.1 101") {
         let status = text.lines().next().unwrap_or("");
         return Err(io::Error::other(format!("upgrade refused: {status:?}")));
     }
-    let accept = text.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("sec-websocket-accept").then(|| value.trim().to_owned())
-    });
-    if accept.as_deref() != Some(ACCEPT) {
+    let header = |wanted: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.trim().eq_ignore_ascii_case(wanted).then(|| value.trim().to_owned())
+            })
+            .collect()
+    };
+    let accept = header("sec-websocket-accept");
+    if accept != [ACCEPT] {
         return Err(io::Error::other(format!("wrong Sec-WebSocket-Accept: {accept:?}")));
     }
-    Ok(())
+    let extensions = header("sec-websocket-extensions");
+    if extensions.is_empty() {
+        return Ok(None);
+    }
+    if !offered_deflate {
+        return Err(io::Error::other(format!("an extension we did not offer: {extensions:?}")));
+    }
+    DeflateAnswer::parse(&extensions.iter().map(String::as_str).collect::<Vec<_>>()).map(Some)
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
-/// Connects and upgrades one connection, blocking, then hands back a non-blocking stream.
-fn connect_upgraded(options: &Options, request: &[u8]) -> io::Result<StdTcpStream> {
+/// Connects and upgrades one connection, blocking, then hands back a non-blocking stream and
+/// the permessage-deflate answer, checked against `--deflate`.
+fn connect_upgraded(options: &Options, request: &[u8]) -> io::Result<(StdTcpStream, Option<DeflateAnswer>)> {
     let mut stream = StdTcpStream::connect(options.addr)?;
     stream.set_nodelay(true)?;
     stream.write_all(request)?;
@@ -250,13 +425,172 @@ fn connect_upgraded(options: &Options, request: &[u8]) -> io::Result<StdTcpStrea
             if end != head.len() {
                 return Err(io::Error::other("data after the 101 response"));
             }
-            check_upgrade_response(&head)?;
-            return Ok(stream);
+            let answer = check_upgrade_response(&head, options.deflate.is_some())?;
+            match (options.deflate, answer) {
+                (Some(DeflateMode::Require), None) => {
+                    return Err(io::Error::other(
+                        "the server declined permessage-deflate (--deflate require)",
+                    ));
+                }
+                (Some(DeflateMode::Refused), Some(answer)) => {
+                    return Err(io::Error::other(format!(
+                        "the server accepted permessage-deflate ({}) (--deflate refused)",
+                        answer.describe()
+                    )));
+                }
+                _ => {}
+            }
+            return Ok((stream, answer));
         }
     }
 }
 
-/// Reads the server's frames in place: headers are parsed, payloads skipped (or compared).
+/// What every connection sends: a pool of messages, each with the masked frame that carries it
+/// (compressed when permessage-deflate was negotiated), sent in order, round and round.
+struct Outgoing {
+    messages: Vec<Vec<u8>>,
+    frames: Vec<Vec<u8>>,
+    text: bool,
+    /// The negotiated permessage-deflate, if any.
+    deflate: Option<DeflateAnswer>,
+}
+
+impl Outgoing {
+    /// The pool for `options`, framed for the negotiated `deflate`.
+    fn new(options: &Options, deflate: Option<DeflateAnswer>) -> io::Result<Self> {
+        let (messages, text) = match options.payload {
+            PayloadKind::Binary => (vec![payload(options.size)], false),
+            // Enough distinct messages that the pool spans 256 KiB (at least 4): a server's
+            // compressor with a 32 KiB window never sees the same message twice within it.
+            PayloadKind::Json => {
+                let count = (256 * 1024 / options.size.max(1)).clamp(4, 1024);
+                (bench_common::json_messages(options.size, count), true)
+            }
+        };
+        let opcode = if text { 0x1 } else { 0x2 };
+        let frames = match &deflate {
+            None => messages.iter().map(|m| masked_frame(opcode, m)).collect(),
+            Some(answer) => compress_pool(&messages, answer)?
+                .iter()
+                .map(|c| masked_frame_with(0x80 | RSV1 | opcode, c))
+                .collect(),
+        };
+        Ok(Self { messages, frames, text, deflate })
+    }
+
+    /// A reader for the echoes of these messages.
+    fn reader(&self) -> FrameReader {
+        FrameReader::new(self.text, self.deflate.is_some())
+    }
+}
+
+/// Compresses the pool as a browser would, in order, with one compressor (zlib's default
+/// level 6) that keeps its context from message to message, unless the server asked for
+/// `client_no_context_takeover`, within the window the server allowed (zlib-rs's raw deflate
+/// needs at least 9 bits: a server's 8 gets 9, whose distances stay within 250 bytes). Each
+/// message ends with a sync flush, its `00 00 ff ff` removed.
+fn compress_pool(messages: &[Vec<u8>], answer: &DeflateAnswer) -> io::Result<Vec<Vec<u8>>> {
+    let bits = answer.client_max_window_bits.unwrap_or(15).clamp(9, 15);
+    let mut compress = Compress::new_with_window_bits(flate2::Compression::default(), false, bits);
+    let mut pool = Vec::with_capacity(messages.len());
+    for message in messages {
+        if answer.client_no_context_takeover {
+            compress.reset();
+        }
+        let start = compress.total_in();
+        let mut out = Vec::with_capacity(message.len() / 2 + 64);
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(1024));
+            }
+            let consumed = (compress.total_in() - start) as usize;
+            compress
+                .compress_vec(&message[consumed..], &mut out, FlushCompress::Sync)
+                .map_err(|e| io::Error::other(format!("deflate: {e}")))?;
+            if (compress.total_in() - start) as usize == message.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if !out.ends_with(&SYNC_TRAILER) {
+            return Err(io::Error::other("a sync flush that does not end with 00 00 ff ff"));
+        }
+        out.truncate(out.len() - SYNC_TRAILER.len());
+        pool.push(out);
+    }
+    Ok(pool)
+}
+
+/// The receiving side of permessage-deflate: one decompressor per connection, kept from message
+/// to message (the server's context takeover), and the compressed payload of the current
+/// message.
+struct Inflater {
+    decompress: Decompress,
+    compressed: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater").field("compressed", &self.compressed.len()).finish_non_exhaustive()
+    }
+}
+
+impl Inflater {
+    fn new() -> Self {
+        Self {
+            decompress: Decompress::new_with_window_bits(false, 15),
+            compressed: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Inflates the message gathered in `compressed` (the trailer added back). More than `limit`
+    /// bytes is an error, found without inflating much beyond it.
+    fn inflate(&mut self, limit: usize) -> io::Result<&[u8]> {
+        self.compressed.extend_from_slice(&SYNC_TRAILER);
+        self.out.clear();
+        self.out.reserve(limit + 1);
+        let start = self.decompress.total_in();
+        let mut ended = false;
+        loop {
+            let consumed = (self.decompress.total_in() - start) as usize;
+            let before = (consumed, self.out.len());
+            let status = self
+                .decompress
+                .decompress_vec(&self.compressed[consumed..], &mut self.out, FlushDecompress::Sync)
+                .map_err(|e| io::Error::other(format!("the echo does not inflate: {e}")))?;
+            let consumed = (self.decompress.total_in() - start) as usize;
+            if self.out.len() > limit {
+                return Err(io::Error::other(format!(
+                    "the echo inflates to more than the {limit} bytes sent"
+                )));
+            }
+            if status == flate2::Status::StreamEnd {
+                // A final block (BFINAL): the sender starts a new deflate stream next time.
+                ended = true;
+                break;
+            }
+            if consumed == self.compressed.len() {
+                break;
+            }
+            if (consumed, self.out.len()) == before {
+                if self.out.len() == self.out.capacity() {
+                    self.out.reserve(1);
+                    continue;
+                }
+                return Err(io::Error::other("the echo's deflate data makes no progress"));
+            }
+        }
+        self.compressed.clear();
+        if ended {
+            self.decompress.reset(false);
+        }
+        Ok(&self.out)
+    }
+}
+
+/// Reads the server's frames in place: headers are parsed, payloads skipped (or compared), or,
+/// for compressed messages, gathered and inflated.
 #[derive(Debug, Default)]
 struct FrameReader {
     header: [u8; 14],
@@ -270,6 +604,16 @@ struct FrameReader {
     in_message: bool,
     /// Payload bytes of the current message so far.
     message_len: u64,
+    /// Data messages are Text (opcode 0x1), not Binary (0x2, the default).
+    text: bool,
+    /// permessage-deflate was negotiated: a message may come compressed.
+    inflater: Option<Inflater>,
+    /// The current message is compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// Bytes on the wire of the current message's frames, headers included.
+    wire_len: u64,
+    /// The same, for the last complete message.
+    last_wire_len: u64,
 }
 
 enum Parsed {
@@ -280,10 +624,15 @@ enum Parsed {
 }
 
 impl FrameReader {
+    fn new(text: bool, deflate: bool) -> Self {
+        Self { text, inflater: deflate.then(Inflater::new), ..Self::default() }
+    }
+
     /// Consumes bytes from `input` up to the end of one message. `expected` is the payload the
     /// message must carry; it is compared when `compare` is set.
     fn feed(&mut self, input: &[u8], expected: &[u8], compare: bool) -> io::Result<Parsed> {
         let mut at = 0;
+        let data_opcode = if self.text { 0x1 } else { 0x2 };
         while at < input.len() {
             match self.payload_left {
                 None => {
@@ -293,11 +642,24 @@ impl FrameReader {
                     if let Some((len, header_len)) = self.header_complete()? {
                         debug_assert_eq!(header_len, self.header_len);
                         let opcode = self.header[0] & 0x0f;
+                        let rsv = self.header[0] & 0x70;
                         self.fin = self.header[0] & 0x80 != 0;
+                        if rsv & !RSV1 != 0 {
+                            return Err(io::Error::other("the server set RSV2 or RSV3"));
+                        }
+                        let first_data = opcode == data_opcode && !self.in_message;
+                        if rsv != 0 && (self.inflater.is_none() || !first_data) {
+                            return Err(io::Error::other(if self.inflater.is_none() {
+                                "RSV1 without permessage-deflate"
+                            } else {
+                                "RSV1 on a continuation or control frame"
+                            }));
+                        }
                         match opcode {
-                            0x2 if !self.in_message => {
+                            _ if first_data => {
                                 self.data = true;
                                 self.in_message = true;
+                                self.compressed = rsv != 0;
                             }
                             0x0 if self.in_message => self.data = true,
                             0x9 | 0xa => self.data = false,
@@ -306,10 +668,13 @@ impl FrameReader {
                                 return Err(io::Error::other(format!("unexpected opcode {other:#x}")));
                             }
                         }
+                        if self.data {
+                            self.wire_len += header_len as u64 + len;
+                        }
                         self.header_len = 0;
                         self.payload_left = Some(len);
                         if len == 0 {
-                            if let Some(done) = self.frame_done(expected)? {
+                            if let Some(done) = self.frame_done(expected, compare)? {
                                 return Ok(Parsed::Message(at + done));
                             }
                         }
@@ -317,7 +682,18 @@ impl FrameReader {
                 }
                 Some(left) => {
                     let take = (left as usize).min(input.len() - at);
-                    if self.data {
+                    if self.data && self.compressed {
+                        let inflater = self.inflater.as_mut().expect("compressed only with an inflater");
+                        // A compressed echo may be a little longer than the message (stored
+                        // blocks), never twice as long.
+                        if inflater.compressed.len() + take > 2 * expected.len() + 1024 {
+                            return Err(io::Error::other(
+                                "a compressed echo far longer than the message sent",
+                            ));
+                        }
+                        inflater.compressed.extend_from_slice(&input[at..at + take]);
+                        self.message_len += take as u64;
+                    } else if self.data {
                         let offset = self.message_len as usize;
                         if offset + take > expected.len() {
                             return Err(io::Error::other(format!(
@@ -333,7 +709,7 @@ impl FrameReader {
                     at += take;
                     self.payload_left = Some(left - take as u64);
                     if left == take as u64 {
-                        if let Some(done) = self.frame_done(expected)? {
+                        if let Some(done) = self.frame_done(expected, compare)? {
                             return Ok(Parsed::Message(at + done));
                         }
                     }
@@ -344,7 +720,7 @@ impl FrameReader {
     }
 
     /// A frame ended: `Some(0)` when it completed a message (checked against `expected`).
-    fn frame_done(&mut self, expected: &[u8]) -> io::Result<Option<usize>> {
+    fn frame_done(&mut self, expected: &[u8], compare: bool) -> io::Result<Option<usize>> {
         self.payload_left = None;
         if !self.data || !self.fin {
             return Ok(None);
@@ -352,6 +728,22 @@ impl FrameReader {
         let len = std::mem::take(&mut self.message_len);
         self.data = false;
         self.in_message = false;
+        self.last_wire_len = std::mem::take(&mut self.wire_len);
+        if std::mem::take(&mut self.compressed) {
+            let inflater = self.inflater.as_mut().expect("compressed only with an inflater");
+            let inflated = inflater.inflate(expected.len())?;
+            if inflated.len() != expected.len() {
+                return Err(io::Error::other(format!(
+                    "echo inflates to {} bytes; {} were sent",
+                    inflated.len(),
+                    expected.len()
+                )));
+            }
+            if compare && inflated != expected {
+                return Err(io::Error::other("inflated echo differs from the message sent"));
+            }
+            return Ok(Some(0));
+        }
         if len != expected.len() as u64 {
             return Err(io::Error::other(format!("echo of {len} bytes; {} were sent", expected.len())));
         }
@@ -543,32 +935,74 @@ fn write_some(stream: &mut TcpStream, data: &[u8], offset: &mut usize) -> io::Re
 
 struct EchoConn {
     stream: TcpStream,
-    /// How much of the current frame has been written; `frame.len()` when it all has.
+    /// The message in flight: an index into the pool.
+    next: usize,
+    /// How much of its frame has been written; the frame's length when it all has.
     written: usize,
     reader: FrameReader,
     sent_at: Instant,
 }
 
-fn echo(options: &Options) -> io::Result<Record> {
-    let expected = payload(options.size);
-    let frame = masked_frame(0x2, &expected);
+/// Opens the connections and agrees on what they send: every connection must get the same
+/// permessage-deflate answer.
+fn open_connections(options: &Options, poll: &Poll) -> io::Result<(Vec<EchoConn>, Outgoing)> {
     let request = options.upgrade_request();
-    let mut poll = Poll::new()?;
     let mut conns = Vec::with_capacity(options.connections);
+    let mut outgoing: Option<Outgoing> = None;
     for i in 0..options.connections {
-        let stream = connect_upgraded(options, &request)?;
+        let (stream, answer) = connect_upgraded(options, &request)?;
+        let outgoing = match &outgoing {
+            Some(outgoing) if outgoing.deflate != answer => {
+                return Err(io::Error::other(format!(
+                    "connection {i} got another permessage-deflate answer: {answer:?}, not {:?}",
+                    outgoing.deflate
+                )));
+            }
+            Some(outgoing) => outgoing,
+            None => outgoing.insert(Outgoing::new(options, answer)?),
+        };
         stream.set_nonblocking(true)?;
         let mut stream = TcpStream::from_std(stream);
         poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
-        conns.push(EchoConn { stream, written: 0, reader: FrameReader::default(), sent_at: Instant::now() });
+        conns.push(EchoConn {
+            stream,
+            next: 0,
+            written: 0,
+            reader: outgoing.reader(),
+            sent_at: Instant::now(),
+        });
     }
+    let outgoing = outgoing.ok_or_else(|| io::Error::other("no connection"))?;
+    Ok((conns, outgoing))
+}
+
+fn echo(options: &Options) -> io::Result<Record> {
+    let mut poll = Poll::new()?;
+    let (mut conns, outgoing) = open_connections(options, &poll)?;
+    let Outgoing { messages, frames, .. } = &outgoing;
     eprintln!(
-        "bench-load: {} connections upgraded on {}; {} B messages",
-        options.connections, options.server_name, options.size
+        "bench-load: {} connections upgraded on {}; {} B messages{}",
+        options.connections,
+        options.server_name,
+        options.size,
+        match &outgoing.deflate {
+            Some(answer) => {
+                let wire: usize = frames.iter().map(Vec::len).sum();
+                let sent: usize = messages.iter().map(Vec::len).sum();
+                format!(
+                    ", {} ({:.1}× smaller on the wire, client to server)",
+                    answer.describe(),
+                    sent as f64 / wire as f64
+                )
+            }
+            None if options.deflate.is_some() => ", permessage-deflate declined".to_owned(),
+            None => String::new(),
+        }
     );
 
     let mut clock = Clock::new(options);
     let mut count: u64 = 0;
+    let (mut wire_up, mut wire_down) = (0u64, 0u64);
     let mut latencies: Vec<u32> = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut events = Events::with_capacity(1024);
@@ -576,7 +1010,7 @@ fn echo(options: &Options) -> io::Result<Record> {
     // Start: one message in flight on every connection.
     for conn in &mut conns {
         conn.sent_at = Instant::now();
-        write_some(&mut conn.stream, &frame, &mut conn.written)?;
+        write_some(&mut conn.stream, &frames[0], &mut conn.written)?;
     }
 
     while !clock.done {
@@ -586,8 +1020,9 @@ fn echo(options: &Options) -> io::Result<Record> {
         let compare = !clock.measuring;
         for event in &events {
             let conn = &mut conns[event.token().0];
+            let frame = &frames[conn.next];
             if conn.written < frame.len() && event.is_writable() {
-                write_some(&mut conn.stream, &frame, &mut conn.written)?;
+                write_some(&mut conn.stream, frame, &mut conn.written)?;
             }
             if !event.is_readable() && !event.is_read_closed() {
                 continue;
@@ -597,7 +1032,8 @@ fn echo(options: &Options) -> io::Result<Record> {
                 if n == 0 {
                     return Err(io::Error::new(ErrorKind::UnexpectedEof, "the server closed the connection"));
                 }
-                let Parsed::Message(used) = conn.reader.feed(&buf[..n], &expected, compare)? else {
+                let Parsed::Message(used) = conn.reader.feed(&buf[..n], &messages[conn.next], compare)?
+                else {
                     continue;
                 };
                 if used < n {
@@ -609,18 +1045,22 @@ fn echo(options: &Options) -> io::Result<Record> {
                 if clock.measuring {
                     count += 1;
                     latencies.push(ns_since(conn.sent_at, now));
+                    wire_up += frame.len() as u64;
+                    wire_down += conn.reader.last_wire_len;
                 }
                 // Next message. With one in flight, nothing else is coming: no need to read on
                 // until WouldBlock (epoll is edge-triggered, and the next echo's arrival is a
                 // new edge).
+                conn.next = (conn.next + 1) % frames.len();
                 conn.written = 0;
                 conn.sent_at = Instant::now();
-                write_some(&mut conn.stream, &frame, &mut conn.written)?;
+                write_some(&mut conn.stream, &frames[conn.next], &mut conn.written)?;
                 break;
             }
         }
         if clock.tick(Instant::now(), count) {
             count = 0;
+            (wire_up, wire_down) = (0, 0);
             latencies.clear();
             latencies.reserve(1 << 20);
         }
@@ -628,6 +1068,12 @@ fn echo(options: &Options) -> io::Result<Record> {
     let mut record = options.record();
     clock.finish(&mut record, count, latencies);
     record.mb_per_second = record.per_second * options.size as f64 / 1e6;
+    if count > 0 {
+        record.wire_up_bytes = Some(wire_up as f64 / count as f64);
+        record.wire_down_bytes = Some(wire_down as f64 / count as f64);
+    }
+    record.deflate =
+        options.deflate.map(|_| outgoing.deflate.map_or("declined".to_owned(), |a| a.describe()));
     Ok(record)
 }
 
@@ -879,7 +1325,7 @@ fn churn_step(slot: &mut ChurnSlot, close: &[u8], buf: &mut [u8]) -> io::Result<
                 }
                 slot.head.extend_from_slice(&buf[..n]);
                 if let Some(end) = find_head_end(&slot.head) {
-                    check_upgrade_response(&slot.head[..end])?;
+                    check_upgrade_response(&slot.head[..end], false)?;
                     if end != slot.head.len() {
                         return Err(io::Error::other("data after the 101 response"));
                     }
@@ -936,11 +1382,12 @@ fn churn_step(slot: &mut ChurnSlot, close: &[u8], buf: &mut [u8]) -> io::Result<
 fn idle(options: &Options) -> io::Result<Record> {
     let pid = options.server_pid.as_deref().ok_or_else(|| io::Error::other("idle needs --server-pid"))?;
     let request = options.upgrade_request();
+    let mut outgoing = None;
     // Warm-up: a few sockets opened and closed, so that one-time allocations are not counted.
     let warm = options.connections.min(100);
     let mut warm_sockets = Vec::with_capacity(warm);
     for _ in 0..warm {
-        warm_sockets.push(connect_upgraded(options, &request)?);
+        warm_sockets.push(open_idle(options, &request, &mut outgoing)?);
     }
     let close = masked_frame(0x8, &1000u16.to_be_bytes());
     for mut socket in warm_sockets {
@@ -953,7 +1400,7 @@ fn idle(options: &Options) -> io::Result<Record> {
     let started = Instant::now();
     let mut sockets = Vec::with_capacity(options.connections);
     for i in 0..options.connections {
-        match connect_upgraded(options, &request) {
+        match open_idle(options, &request, &mut outgoing) {
             Ok(socket) => sockets.push(socket),
             Err(e) => return Err(io::Error::new(e.kind(), format!("socket {i}: {e}"))),
         }
@@ -975,11 +1422,17 @@ fn idle(options: &Options) -> io::Result<Record> {
             )));
         }
     }
+    let deflate = options.deflate.map(|_| match outgoing.as_ref().and_then(|o| o.deflate) {
+        Some(answer) => answer.describe(),
+        None => "declined".to_owned(),
+    });
     eprintln!(
-        "bench-load: {} idle WebSockets opened in {:.2} s on {}; VmRSS {before} -> {after} KiB",
+        "bench-load: {} idle WebSockets opened in {:.2} s on {}{}{}; VmRSS {before} -> {after} KiB",
         sockets.len(),
         opened.as_secs_f64(),
-        options.server_name
+        options.server_name,
+        if options.exchange { format!(", each after a {} B echo", options.size) } else { String::new() },
+        deflate.as_ref().map_or(String::new(), |d| format!(", {d}")),
     );
     let mut record = options.record();
     record.seconds = opened.as_secs_f64();
@@ -988,7 +1441,45 @@ fn idle(options: &Options) -> io::Result<Record> {
     record.rss_before_kib = Some(before);
     record.rss_after_kib = Some(after);
     record.rss_per_socket_bytes = Some((after as f64 - before as f64) * 1024.0 / sockets.len() as f64);
+    record.deflate = deflate;
     Ok(record)
+}
+
+/// Opens one socket for the idle mode, blocking; with `--exchange`, echoes one message on it
+/// first (the first of the pool, compressed when permessage-deflate was negotiated), so that
+/// the server has made whatever state a socket that has talked keeps.
+fn open_idle(options: &Options, request: &[u8], outgoing: &mut Option<Outgoing>) -> io::Result<StdTcpStream> {
+    let (mut socket, answer) = connect_upgraded(options, request)?;
+    if !options.exchange {
+        return Ok(socket);
+    }
+    let outgoing = match outgoing {
+        Some(outgoing) if outgoing.deflate != answer => {
+            return Err(io::Error::other(format!(
+                "another permessage-deflate answer: {answer:?}, not {:?}",
+                outgoing.deflate
+            )));
+        }
+        Some(outgoing) => outgoing,
+        None => outgoing.insert(Outgoing::new(options, answer)?),
+    };
+    socket.write_all(&outgoing.frames[0])?;
+    socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = outgoing.reader();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = socket.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(ErrorKind::UnexpectedEof, "closed before the echo"));
+        }
+        if let Parsed::Message(used) = reader.feed(&buf[..n], &outgoing.messages[0], true)? {
+            if used < n {
+                return Err(io::Error::other("data after the echo"));
+            }
+            socket.set_read_timeout(None)?;
+            return Ok(socket);
+        }
+    }
 }
 
 /// Whether a non-blocking one-byte read of an idle WebSocket shows it still open: nothing to
@@ -1058,10 +1549,183 @@ mod tests {
 
     #[test]
     fn the_accept_key_is_right() {
-        check_upgrade_response(
-            format!("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n").as_bytes(),
-        )
-        .unwrap();
+        let head = format!("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n");
+        assert_eq!(check_upgrade_response(head.as_bytes(), false).unwrap(), None);
+        let wrong = "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: x\r\n\r\n";
+        assert!(check_upgrade_response(wrong.as_bytes(), false).is_err());
+    }
+
+    fn answer_to(extensions: &[&str], offered: bool) -> io::Result<Option<DeflateAnswer>> {
+        let mut head = format!("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {ACCEPT}\r\n");
+        for line in extensions {
+            head.push_str(&format!("Sec-WebSocket-Extensions: {line}\r\n"));
+        }
+        head.push_str("\r\n");
+        check_upgrade_response(head.as_bytes(), offered)
+    }
+
+    #[test]
+    fn deflate_answers_are_read_strictly() {
+        let plain = DeflateAnswer::default();
+        assert_eq!(answer_to(&["permessage-deflate"], true).unwrap(), Some(plain));
+        assert_eq!(answer_to(&[], true).unwrap(), None, "declined");
+        assert_eq!(
+            answer_to(
+                &["permessage-deflate; server_no_context_takeover; client_max_window_bits=\"10\""],
+                true
+            )
+            .unwrap(),
+            Some(DeflateAnswer {
+                server_no_context_takeover: true,
+                client_max_window_bits: Some(10),
+                ..plain
+            })
+        );
+        assert_eq!(
+            answer_to(&["permessage-deflate;client_no_context_takeover;server_max_window_bits=9"], true)
+                .unwrap()
+                .unwrap()
+                .describe(),
+            "permessage-deflate; client_no_context_takeover; server_max_window_bits=9"
+        );
+        for bad in [
+            "permessage-deflate; foo",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=09",
+            "permessage-deflate; client_max_window_bits=16",
+            "permessage-deflate; client_max_window_bits=7",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate, permessage-deflate",
+            "x-webkit-deflate-frame",
+        ] {
+            assert!(answer_to(&[bad], true).is_err(), "{bad}");
+        }
+        assert!(answer_to(&["permessage-deflate", "permessage-deflate"], true).is_err(), "two lines");
+        assert!(answer_to(&["permessage-deflate"], false).is_err(), "not offered");
+    }
+
+    /// A server's compressed message: raw deflate, sync flush, trailer removed.
+    fn server_deflate(compress: &mut Compress, message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(message.len() * 2 + 64);
+        compress.compress_vec(message, &mut out, FlushCompress::Sync).unwrap();
+        assert!(out.ends_with(&SYNC_TRAILER));
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    /// `server_frame` with RSV1 set.
+    fn rsv1(mut frame: Vec<u8>) -> Vec<u8> {
+        frame[0] |= RSV1;
+        frame
+    }
+
+    /// Feeds `wire` in `chunk`-byte pieces; true once a message completed at the end.
+    fn feed_all(reader: &mut FrameReader, wire: &[u8], chunk: usize, expected: &[u8]) -> io::Result<bool> {
+        for (i, piece) in wire.chunks(chunk).enumerate() {
+            if let Parsed::Message(used) = reader.feed(piece, expected, true)? {
+                assert_eq!((used, i), (piece.len(), wire.len().div_ceil(chunk) - 1));
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    #[test]
+    fn compressed_echoes_are_inflated_with_the_context_kept() {
+        let messages = bench_common::json_messages(1024, 6);
+        for chunk in [1usize, 5, 300, 1 << 20] {
+            let mut compress = Compress::new_with_window_bits(flate2::Compression::new(1), false, 15);
+            let mut reader = FrameReader::new(true, true);
+            for (i, message) in messages.iter().enumerate() {
+                let compressed = server_deflate(&mut compress, message);
+                // Every other message in two fragments with a Ping between (RSV1 on the first
+                // only); the last one uncompressed, as a server may send any message.
+                let wire = if i == messages.len() - 1 {
+                    server_frame(0x1, true, message)
+                } else if i % 2 == 1 {
+                    let half = compressed.len() / 2;
+                    let mut wire = rsv1(server_frame(0x1, false, &compressed[..half]));
+                    wire.extend(server_frame(0x9, true, b"ping"));
+                    wire.extend(server_frame(0x0, true, &compressed[half..]));
+                    wire
+                } else {
+                    rsv1(server_frame(0x1, true, &compressed))
+                };
+                assert!(feed_all(&mut reader, &wire, chunk, message).unwrap(), "message {i}, chunk {chunk}");
+                // The Ping is not part of the message on the wire.
+                let ping = if i % 2 == 1 && i != messages.len() - 1 { 6 } else { 0 };
+                assert_eq!(reader.last_wire_len as usize, wire.len() - ping, "message {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_compressed_echoes_are_refused() {
+        let message = bench_common::json_messages(1024, 1).remove(0);
+        let mut compress = Compress::new_with_window_bits(flate2::Compression::new(1), false, 15);
+        let compressed = server_deflate(&mut compress, &message);
+        let good = rsv1(server_frame(0x1, true, &compressed));
+        assert!(feed_all(&mut FrameReader::new(true, true), &good, 64, &message).unwrap());
+        // RSV1 without permessage-deflate.
+        assert!(feed_all(&mut FrameReader::new(true, false), &good, 64, &message).is_err());
+        // RSV1 on a continuation frame, and on a control frame.
+        let mut wire = rsv1(server_frame(0x1, false, &compressed[..10]));
+        wire.extend(rsv1(server_frame(0x0, true, &compressed[10..])));
+        assert!(feed_all(&mut FrameReader::new(true, true), &wire, 64, &message).is_err());
+        let ping = rsv1(server_frame(0x9, true, b"ping"));
+        assert!(feed_all(&mut FrameReader::new(true, true), &ping, 64, &message).is_err());
+        // RSV2.
+        let mut rsv2 = server_frame(0x1, true, &message);
+        rsv2[0] |= 0x20;
+        assert!(feed_all(&mut FrameReader::new(true, true), &rsv2, 64, &message).is_err());
+        // Corrupt deflate data, a different message, a Binary echo of a Text message.
+        let corrupt = rsv1(server_frame(0x1, true, &[0xff; 40]));
+        assert!(feed_all(&mut FrameReader::new(true, true), &corrupt, 64, &message).is_err());
+        let mut other = message.clone();
+        other[100] ^= 1;
+        assert!(feed_all(&mut FrameReader::new(true, true), &good, 64, &other).is_err());
+        let binary = rsv1(server_frame(0x2, true, &compressed));
+        assert!(feed_all(&mut FrameReader::new(true, true), &binary, 64, &message).is_err());
+        // Inflating past the message's length stops with an error.
+        let mut compress = Compress::new_with_window_bits(flate2::Compression::new(1), false, 15);
+        let bomb = rsv1(server_frame(0x1, true, &server_deflate(&mut compress, &vec![b'a'; 100_000])));
+        let err = feed_all(&mut FrameReader::new(true, true), &bomb, 1 << 20, &message).unwrap_err();
+        assert!(err.to_string().contains("more than the 1024 bytes"), "{err}");
+    }
+
+    /// The pool's frames replayed round and round are a valid stream for one decompressor that
+    /// keeps its context (the server's), and with `client_no_context_takeover` each message
+    /// inflates on its own; a narrower window is honoured.
+    #[test]
+    fn the_compressed_pool_can_be_replayed() {
+        let messages = bench_common::json_messages(1024, 40);
+        let inflate = |decompress: &mut Decompress, compressed: &[u8], size: usize| {
+            let mut input = compressed.to_vec();
+            input.extend_from_slice(&SYNC_TRAILER);
+            let mut out = Vec::with_capacity(size + 1);
+            decompress.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
+            out
+        };
+        let takeover = compress_pool(&messages, &DeflateAnswer::default()).unwrap();
+        let wire: usize = takeover.iter().map(Vec::len).sum();
+        assert!(wire * 5 < 40 * 1024, "compresses 5× or more: {wire} bytes");
+        let mut decompress = Decompress::new_with_window_bits(false, 15);
+        for round in 0..3 {
+            for (message, compressed) in messages.iter().zip(&takeover) {
+                assert_eq!(&inflate(&mut decompress, compressed, 1024), message, "round {round}");
+            }
+        }
+        let answer = DeflateAnswer {
+            client_no_context_takeover: true,
+            client_max_window_bits: Some(9),
+            ..Default::default()
+        };
+        let alone = compress_pool(&messages, &answer).unwrap();
+        for (message, compressed) in messages.iter().zip(&alone).rev() {
+            let mut fresh = Decompress::new_with_window_bits(false, 9);
+            assert_eq!(&inflate(&mut fresh, compressed, 1024), message);
+        }
     }
 
     #[test]

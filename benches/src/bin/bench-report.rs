@@ -158,6 +158,8 @@ impl Results {
         record.client_cpu = mean(lower.client_cpu, upper.client_cpu);
         record.other_cpu = mean_opt(lower.other_cpu, upper.other_cpu);
         record.rss_per_socket_bytes = mean_opt(lower.rss_per_socket_bytes, upper.rss_per_socket_bytes);
+        record.wire_up_bytes = mean_opt(lower.wire_up_bytes, upper.wire_up_bytes);
+        record.wire_down_bytes = mean_opt(lower.wire_down_bytes, upper.wire_down_bytes);
         Some(record)
     }
 
@@ -362,16 +364,19 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
     }
     let _ = writeln!(
         t,
-        "| versions | tower-websockets {} ({}), axum {}, tokio-tungstenite {}, tungstenite {}, fastwebsockets {}, hyper {}, hyper-util {}, tokio {} |",
+        "| versions | tower-websockets {} ({}), axum {}, tokio-tungstenite {}, tungstenite {}, fastwebsockets {}, sockudo-ws {}, hyper {}, hyper-util {}, tokio {}, flate2 {}, zlib-rs {} |",
         lock_version(lock, "tower-websockets"),
         meta("git").unwrap_or("?"),
         lock_version(lock, "axum"),
         lock_version(lock, "tokio-tungstenite"),
         lock_version(lock, "tungstenite"),
         lock_version(lock, "fastwebsockets"),
+        lock_version(lock, "sockudo-ws"),
         lock_version(lock, "hyper"),
         lock_version(lock, "hyper-util"),
         lock_version(lock, "tokio"),
+        lock_version(lock, "flate2"),
+        lock_version(lock, "zlib-rs"),
     );
     let _ = writeln!(t);
     let _ = writeln!(
@@ -520,6 +525,7 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
     }
 
     uws_load_tables(&mut t, results);
+    deflate_tables(&mut t, results);
 
     // Plain HTTP.
     let _ = writeln!(t, "\n### The layer on plain HTTP (axum app, `GET /`, no upgrade)\n");
@@ -616,6 +622,9 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
             }
         }
     }
+    for line in deflate_goals(results) {
+        let _ = writeln!(t, "{line}");
+    }
     let churn_axum = results.get("churn", "axum").map(|r| r.per_second);
     for ours in OURS {
         if let Some(r) = results.get("churn", ours) {
@@ -708,6 +717,140 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
         let _ = writeln!(t, "{l}");
     }
     t
+}
+
+/// The `deflate` scenario (issue 11): JSON text echoed with permessage-deflate.
+const DEFLATE: [(&str, &str); 2] =
+    [("deflate-100x1k", "100 conn × 1 KiB JSON"), ("deflate-10x64k", "10 conn × 64 KiB JSON")];
+/// The scenario's servers (scripts/bench.sh names them): ours and the peer with compression,
+/// ours without (the client offers, the server declines).
+const DEFLATE_SERVERS: [(&str, &str); 3] = [
+    ("ours-deflate", "**tower-websockets** (axum), compression on"),
+    ("sockudo-deflate", "sockudo-ws (axum), compression on"),
+    ("ours-plain", "**tower-websockets** (axum), compression off"),
+];
+/// The memory runs: the servers above and both with `server_no_context_takeover`, each with the
+/// peer's server to compare with.
+const DEFLATE_MEMORY: [(&str, &str, Option<&str>); 5] = [
+    ("ours-deflate", "**tower-websockets**, context takeover", Some("sockudo-deflate")),
+    ("ours-deflate-nct", "**tower-websockets**, `server_no_context_takeover`", Some("sockudo-deflate-nct")),
+    ("sockudo-deflate", "sockudo-ws, context takeover", Some("sockudo-deflate")),
+    ("sockudo-deflate-nct", "sockudo-ws, `server_no_context_takeover`", Some("sockudo-deflate-nct")),
+    ("ours-plain", "**tower-websockets**, compression off", None),
+];
+/// The peer, the denominator of every `× peer` ratio.
+const PEER: &str = "sockudo-deflate";
+
+fn bytes(value: Option<f64>) -> String {
+    value.map_or("–".to_owned(), |v| format!("{v:.0}"))
+}
+
+/// The permessage-deflate tables, when a run has any of their records.
+fn deflate_tables(t: &mut String, results: &Results) {
+    let has = |scenario: &str| results.by_key.keys().any(|(s, _)| s == scenario);
+    if DEFLATE.iter().any(|(scenario, _)| has(scenario)) {
+        let _ = writeln!(t, "\n### permessage-deflate: echo of JSON text\n");
+        let _ = writeln!(
+            t,
+            "Goal (issue 11): ours with compression at least 1.0× the peer with compression \
+             (sockudo-ws), in echoes per second. Both compress at level 1 with context takeover \
+             and 15-bit windows, every message; the load generator offers `permessage-deflate; \
+             client_max_window_bits`, sends compressed frames and inflates every echo (to ours \
+             without compression, it offers the same and is declined). \"Wire\" is bytes per \
+             message on the socket, frame headers included: up is client to server, down is the \
+             echo; \"× smaller\" divides the message's size by the echo's bytes on the wire.\n"
+        );
+        let _ = writeln!(
+            t,
+            "| scenario | server | echoes/s | × peer ({UP}) | MB/s | server CPU | server µs/echo | µs × peer ({DOWN}) | wire B up | wire B down | × smaller (down) | client CPU | others' CPU |"
+        );
+        let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mut saturated = Vec::new();
+        for (scenario, label) in DEFLATE {
+            let peer = results.get(scenario, PEER);
+            for (server, name) in DEFLATE_SERVERS {
+                let Some(r) = results.get(scenario, server) else { continue };
+                if r.client_cpu >= 90.0 {
+                    saturated.push(format!("{label}, {server}"));
+                }
+                let smaller =
+                    r.wire_down_bytes.filter(|b| *b > 0.0).map(|b| format!("{:.1}×", r.size as f64 / b));
+                let _ = writeln!(
+                    t,
+                    "| {label} | {name} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    thousands(r.per_second),
+                    ratio(Some(r.per_second), peer.as_ref().map(|p| p.per_second)),
+                    r.mb_per_second,
+                    cpu(r.server_cpu),
+                    us(r.server_us_per_op),
+                    ratio(r.server_us_per_op, peer.as_ref().and_then(|p| p.server_us_per_op)),
+                    bytes(r.wire_up_bytes),
+                    bytes(r.wire_down_bytes),
+                    smaller.unwrap_or_else(|| "–".to_owned()),
+                    cpu(Some(r.client_cpu)),
+                    cpu(r.other_cpu),
+                );
+            }
+        }
+        if !saturated.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nThe load generator used 90 % of its core or more in: {}. There it may be the \
+                 bottleneck (it inflates every echo): compare the server µs per echo, not the rates.",
+                saturated.join("; ")
+            );
+        }
+    }
+    if has("deflate-memory") {
+        let count = DEFLATE_MEMORY
+            .iter()
+            .find_map(|(server, _, _)| results.get("deflate-memory", server))
+            .map_or(0, |r| r.count);
+        let _ = writeln!(
+            t,
+            "\n### permessage-deflate: memory per socket ({} sockets, each after one 1 KiB echo)\n",
+            thousands(count as f64)
+        );
+        let _ = writeln!(
+            t,
+            "The server's RSS growth over N sockets that have each echoed one compressed JSON \
+             message and then idle, divided by N; `× peer` compares with sockudo-ws at the same \
+             context takeover.\n"
+        );
+        let _ = writeln!(t, "| server | RSS before | RSS after | per socket | × peer ({DOWN}) |");
+        let _ = writeln!(t, "|---|---:|---:|---:|---:|");
+        for (server, name, peer) in DEFLATE_MEMORY {
+            let Some(r) = results.get("deflate-memory", server) else { continue };
+            let per = r.rss_per_socket_bytes;
+            let peer =
+                peer.and_then(|p| results.get("deflate-memory", p)).and_then(|p| p.rss_per_socket_bytes);
+            let _ = writeln!(
+                t,
+                "| {name} | {:.1} MiB | {:.1} MiB | {} | {} |",
+                r.rss_before_kib.unwrap_or(0) as f64 / 1024.0,
+                r.rss_after_kib.unwrap_or(0) as f64 / 1024.0,
+                per.map_or("–".to_owned(), |b| format!("{:.1} KiB", b / 1024.0)),
+                ratio(per, peer),
+            );
+        }
+    }
+}
+
+/// The goal rows of the `deflate` scenario.
+fn deflate_goals(results: &Results) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (scenario, label) in DEFLATE {
+        let (Some(ours), Some(peer)) = (results.get(scenario, "ours-deflate"), results.get(scenario, PEER))
+        else {
+            continue;
+        };
+        lines.push(format!(
+            "| permessage-deflate ≥ 1.0× the peer (sockudo-ws), compression on: {label} | {} | {} |",
+            ratio(Some(ours.per_second), Some(peer.per_second)),
+            met((peer.per_second > 0.0).then(|| ours.per_second / peer.per_second >= 1.0))
+        ));
+    }
+    lines
 }
 
 fn met(ok: Option<bool>) -> &'static str {
@@ -855,6 +998,81 @@ mod tests {
         );
         // The load_test records are not echo-table rows.
         assert!(!t.contains("| 200 conn × 16 KiB | uWebSockets (`EchoServer` example) | 50,000 | 50.0 |"));
+    }
+
+    fn deflate_record(scenario: &str, server: &str, per_second: f64, size: usize) -> Record {
+        Record {
+            size,
+            mb_per_second: per_second * size as f64 / 1e6,
+            server_us_per_op: Some(1e6 / per_second),
+            wire_up_bytes: Some(size as f64 / 8.0),
+            wire_down_bytes: Some(size as f64 / 5.0),
+            client_cpu: 40.0,
+            ..record("echo", scenario, server, per_second)
+        }
+    }
+
+    #[test]
+    fn deflate_runs_get_their_table_ratios_to_the_peer_and_the_goal() {
+        let memory = |server: &str, per_socket: f64| Record {
+            rss_per_socket_bytes: Some(per_socket),
+            count: 1000,
+            ..record("idle", "deflate-memory", server, 1.0)
+        };
+        let t = render_records(vec![
+            deflate_record("deflate-100x1k", "ours-deflate", 30_000.0, 1024),
+            deflate_record("deflate-100x1k", "sockudo-deflate", 25_000.0, 1024),
+            deflate_record("deflate-100x1k", "ours-plain", 60_000.0, 1024),
+            deflate_record("deflate-10x64k", "ours-deflate", 900.0, 65_536),
+            Record {
+                client_cpu: 95.0,
+                ..deflate_record("deflate-10x64k", "sockudo-deflate", 1_000.0, 65_536)
+            },
+            memory("ours-deflate", 300.0 * 1024.0),
+            memory("sockudo-deflate", 400.0 * 1024.0),
+            memory("ours-plain", 8.0 * 1024.0),
+        ]);
+        assert!(t.contains("### permessage-deflate: echo of JSON text"));
+        assert!(t.contains("Goal (issue 11): ours with compression at least 1.0× the peer"));
+        // 30,000 / 25,000; µs per echo 33.3 against 40.0; 1024 / 204.8 = 5.0× smaller.
+        assert!(
+            row(&t, "| 100 conn × 1 KiB JSON | **tower-websockets** (axum), compression on | 30,000 |")
+                .contains("| 1.20× | 30.7 | – | 33.33 | 0.83× | 128 | 205 | 5.0× | 40 % |")
+        );
+        assert!(
+            row(&t, "| 100 conn × 1 KiB JSON | **tower-websockets** (axum), compression off | 60,000 |")
+                .contains("| 2.40× |")
+        );
+        assert!(
+            row(
+                &t,
+                "| permessage-deflate ≥ 1.0× the peer (sockudo-ws), compression on: 100 conn × 1 KiB JSON |"
+            )
+            .ends_with("| 1.20× | yes |")
+        );
+        assert!(
+            row(
+                &t,
+                "| permessage-deflate ≥ 1.0× the peer (sockudo-ws), compression on: 10 conn × 64 KiB JSON |"
+            )
+            .ends_with("| 0.90× | **no** |")
+        );
+        assert!(t.contains(
+            "The load generator used 90 % of its core or more in: 10 conn × 64 KiB JSON, sockudo-deflate."
+        ));
+        assert!(t.contains(
+            "### permessage-deflate: memory per socket (1,000 sockets, each after one 1 KiB echo)"
+        ));
+        assert!(row(&t, "| **tower-websockets**, context takeover |").ends_with("| 300.0 KiB | 0.75× |"));
+        assert!(row(&t, "| **tower-websockets**, compression off |").ends_with("| 8.0 KiB | – |"));
+        // No record, no row.
+        assert!(!t.contains("`server_no_context_takeover` |"));
+    }
+
+    #[test]
+    fn no_deflate_records_no_deflate_tables() {
+        let t = render_records(vec![record("echo", "echo-100x20", "ours-axum", 90_000.0)]);
+        assert!(!t.contains("permessage-deflate"));
     }
 
     #[test]

@@ -16,6 +16,14 @@
 //! - `axum`: axum 0.8's `extract::ws`, default options.
 //! - `tungstenite`: tokio-tungstenite behind a hand-written hyper upgrade, default options.
 //! - `fastwebsockets`: fastwebsockets' `upgrade` feature, as in its `echo_server` example.
+//! - `sockudo`: sockudo-ws's axum integration (`sockudo_ws::axum_integration`), the
+//!   permessage-deflate peer of the `deflate` scenario.
+//!
+//! permessage-deflate (the `deflate` scenario): `--compression` turns it on for `ours-axum`,
+//! `ours-hyper` and `sockudo`, at the same settings for both libraries: context takeover both ways
+//! and 15-bit windows, every message compressed, level 1 (ours' default; `--deflate-level` to
+//! change it for both); `--server-no-context-takeover` resets the server's compressor after each
+//! message.
 //!
 //! Plain HTTP servers (`GET /` answers `Hello, World!`; nothing upgrades):
 //!
@@ -54,10 +62,17 @@ use tokio_tungstenite::{
 };
 use tower::ServiceBuilder;
 
-const USAGE: &str = "usage: bench-server --server NAME [--bind ADDR] [--read-buffer BYTES]
+const USAGE: &str =
+    "usage: bench-server --server NAME [--bind ADDR] [--compression ...] [--read-buffer BYTES]
 
-NAME: ours-axum | ours-hyper | axum | tungstenite | fastwebsockets
+NAME: ours-axum | ours-hyper | axum | tungstenite | fastwebsockets | sockudo
       | http-axum | http-axum-layer | http-axum-outer
+
+permessage-deflate (ours-axum, ours-hyper and sockudo; the deflate scenario):
+  --compression                   accept permessage-deflate: context takeover, 15-bit windows,
+                                  every message compressed, level 1 for both libraries
+  --server-no-context-takeover    with --compression: reset our compressor after each message
+  --deflate-level N               with --compression: the level, 0 to 9 [default: 1]
 
 Options for experiments (the benchmark itself runs every server with its defaults):
   --read-buffer BYTES     the read (receive) buffer of ours (receive_buffer_size), axum and
@@ -71,7 +86,19 @@ struct Experiment {
     read_buffer: Option<usize>,
     keep_alive: Option<std::time::Duration>,
     readahead: bool,
+    /// permessage-deflate, for the servers that have it.
+    deflate: Option<Deflate>,
 }
+
+/// The permessage-deflate settings, the same for ours and the peer.
+#[derive(Debug, Clone, Copy)]
+struct Deflate {
+    server_no_context_takeover: bool,
+    level: u32,
+}
+
+/// The compression level both libraries use unless told otherwise: ours' default.
+const DEFLATE_LEVEL: u32 = 1;
 
 static EXPERIMENT: std::sync::OnceLock<Experiment> = std::sync::OnceLock::new();
 
@@ -83,12 +110,13 @@ fn read_buffer() -> Option<usize> {
     experiment().read_buffer
 }
 
-const SERVERS: [&str; 8] = [
+const SERVERS: [&str; 9] = [
     "ours-axum",
     "ours-hyper",
     "axum",
     "tungstenite",
     "fastwebsockets",
+    "sockudo",
     "http-axum",
     "http-axum-layer",
     "http-axum-outer",
@@ -98,6 +126,7 @@ fn main() -> ExitCode {
     let mut server = None;
     let mut experiment = Experiment::default();
     let mut bind: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let (mut compression, mut no_context_takeover, mut level) = (false, false, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -111,6 +140,12 @@ fn main() -> ExitCode {
                 None => return usage("--keep-alive-secs needs a number of seconds"),
             },
             "--readahead" => experiment.readahead = true,
+            "--compression" => compression = true,
+            "--server-no-context-takeover" => no_context_takeover = true,
+            "--deflate-level" => match args.next().and_then(|a| a.parse().ok()).filter(|l| *l <= 9) {
+                Some(n) => level = Some(n),
+                None => return usage("--deflate-level needs a level from 0 to 9"),
+            },
             "--bind" => match args.next().and_then(|a| a.parse().ok()) {
                 Some(addr) => bind = addr,
                 None => return usage("--bind needs an address such as 127.0.0.1:0"),
@@ -125,6 +160,17 @@ fn main() -> ExitCode {
     let Some(server) = server.filter(|s| SERVERS.contains(&s.as_str())) else {
         return usage("--server NAME is required");
     };
+    if compression {
+        if !["ours-axum", "ours-hyper", "sockudo"].contains(&server.as_str()) {
+            return usage(&format!("--compression: {server} has no permessage-deflate here"));
+        }
+        experiment.deflate = Some(Deflate {
+            server_no_context_takeover: no_context_takeover,
+            level: level.unwrap_or(DEFLATE_LEVEL),
+        });
+    } else if no_context_takeover || level.is_some() {
+        return usage("--server-no-context-takeover and --deflate-level go with --compression");
+    }
     EXPERIMENT.set(experiment).expect("set once");
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -138,6 +184,7 @@ fn main() -> ExitCode {
             "axum" => axum_ws::serve(listener).await,
             "tungstenite" => tungstenite_ws::serve(listener).await,
             "fastwebsockets" => fast::serve(listener).await,
+            "sockudo" => sockudo::serve(listener).await,
             "http-axum" => plain_http::serve(listener, plain_http::Layering::None).await,
             "http-axum-layer" => plain_http::serve(listener, plain_http::Layering::OnRouter).await,
             "http-axum-outer" => plain_http::serve(listener, plain_http::Layering::AroundRouter).await,
@@ -204,7 +251,7 @@ fn axum_listener(listener: TcpListener) -> impl axum::serve::Listener<Addr = Soc
 /// tower-websockets, on axum and on plain hyper.
 mod ours {
     use axum::{Router, response::IntoResponse, routing::any};
-    use tower_websockets::{Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
+    use tower_websockets::{Compression, Message, WebSocket, WebSocketLayer, WebSocketUpgrade};
 
     use super::*;
 
@@ -231,10 +278,19 @@ mod ours {
 
     fn layer() -> WebSocketLayer {
         let experiment = experiment();
-        if experiment.read_buffer.is_none() && experiment.keep_alive.is_none() {
+        if experiment.read_buffer.is_none() && experiment.keep_alive.is_none() && experiment.deflate.is_none()
+        {
             return WebSocketLayer::new();
         }
         let mut builder = WebSocketLayer::builder();
+        if let Some(deflate) = experiment.deflate {
+            // Compression::enabled(): context takeover, 15-bit windows, every message.
+            builder = builder.compression(
+                Compression::enabled()
+                    .server_no_context_takeover(deflate.server_no_context_takeover)
+                    .level(deflate.level),
+            );
+        }
         if let Some(bytes) = experiment.read_buffer {
             builder = builder.receive_buffer_size(bytes);
         }
@@ -473,6 +529,61 @@ mod fast {
 
     pub(super) async fn serve(listener: TcpListener) -> std::io::Result<()> {
         serve_http1(listener, hyper::service::service_fn(handle)).await
+    }
+}
+
+/// sockudo-ws 3 through its axum integration: the permessage-deflate peer. Its `Config` defaults
+/// (keep-alive Pings after 30 s of silence, a 120 s idle timeout, write coalescing) stay; with
+/// `--compression`, a `DeflateConfig` of the same settings as ours: a compressor of its own per
+/// connection ("dedicated"), context takeover unless `--server-no-context-takeover`, 15-bit
+/// windows, our level, every message compressed (its own defaults are level 6, and messages
+/// under 32 bytes left uncompressed).
+mod sockudo {
+    use axum::{Router, response::IntoResponse, routing::any};
+    use sockudo_ws::{
+        Config, Message,
+        axum_integration::{WebSocket, WebSocketUpgrade},
+        deflate::DeflateConfig,
+    };
+
+    use super::*;
+
+    /// The same loop as ours: `send` flushes each message.
+    async fn echo(mut socket: WebSocket) {
+        while let Some(message) = socket.recv().await {
+            match message {
+                Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
+                    if socket.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                // The library has answered the Close (as with fastwebsockets).
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn config() -> Config {
+        let mut builder = Config::builder();
+        if let Some(deflate) = experiment().deflate {
+            builder = builder.deflate_config(DeflateConfig {
+                server_no_context_takeover: deflate.server_no_context_takeover,
+                compression_level: deflate.level,
+                compression_threshold: 0,
+                ..DeflateConfig::default()
+            });
+        }
+        builder.build()
+    }
+
+    async fn ws(upgrade: WebSocketUpgrade) -> impl IntoResponse {
+        upgrade.config(config()).on_upgrade(echo)
+    }
+
+    pub(super) async fn serve(listener: TcpListener) -> std::io::Result<()> {
+        let app: Router = Router::new().route("/ws", any(ws)).route("/", any(ws));
+        axum::serve(axum_listener(listener), app).await
     }
 }
 
