@@ -24,8 +24,6 @@ use crate::socket::TransportError;
 
 /// The most inflated bytes in one re-emitted frame.
 const CHUNK: usize = 16 * 1024;
-/// Bytes read from the connection at a time.
-pub(crate) const READ_SIZE: usize = 8 * 1024;
 
 /// How an [`Inflater`] is set up.
 #[derive(Debug, Clone, Copy)]
@@ -315,7 +313,11 @@ impl Inflater {
             }
         }
         self.state = ReadState::Header;
-        self.pending = Vec::new();
+        if self.config.reset_after_message {
+            // Hold nothing between messages; with context takeover the inflate state is held
+            // anyway, and the chunk buffer is kept for the next message.
+            self.pending = Vec::new();
+        }
     }
 }
 
@@ -379,11 +381,18 @@ impl FrameHeader {
     }
 }
 
+/// Buffers larger than this are freed between messages; smaller ones are kept for the next.
+const KEEP_BUFFER: usize = 16 * 1024;
+
 impl Inflater {
-    /// Frees the buffers of an idle inflater (its inflate state stays, with context takeover).
-    pub(crate) fn release_buffers(&mut self) {
-        self.input = BytesMut::new();
-        self.output = BytesMut::new();
+    /// Frees the input and output buffers if a large message made them grow (they are empty).
+    pub(crate) fn shrink_buffers(&mut self) {
+        if self.input.capacity() > KEEP_BUFFER {
+            self.input = BytesMut::new();
+        }
+        if self.output.capacity() > KEEP_BUFFER {
+            self.output = BytesMut::new();
+        }
     }
 }
 

@@ -11,7 +11,7 @@ mod negotiate;
 mod pool;
 
 pub(crate) use compress::Deflater;
-pub(crate) use inflate::{Inflater, InflaterConfig, READ_SIZE};
+pub(crate) use inflate::{Inflater, InflaterConfig};
 pub(crate) use negotiate::negotiate;
 #[cfg(feature = "test-util")]
 pub(crate) use negotiate::{accept_answer, client_offer};

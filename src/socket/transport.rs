@@ -22,7 +22,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::deflate::{Inflater, InflaterConfig, READ_SIZE};
+use crate::deflate::{Inflater, InflaterConfig};
 
 /// The connection under tungstenite: hyper's upgraded connection, with checks, and inflation
 /// when negotiated, on the read side.
@@ -75,8 +75,8 @@ impl AsyncRead for Transport {
                     let n = inflater.output.len().min(buf.remaining());
                     buf.put_slice(&inflater.output.split_to(n));
                     if inflater.output.is_empty() && inflater.input.is_empty() {
-                        // Idle: hold no buffers.
-                        inflater.release_buffers();
+                        // Between messages: give back what a large message made them grow to.
+                        inflater.shrink_buffers();
                     }
                     return Poll::Ready(Ok(()));
                 }
@@ -91,22 +91,22 @@ impl AsyncRead for Transport {
                 if !inflater.output.is_empty() || inflater.input.len() != before {
                     continue;
                 }
-                // Nothing to give: read more.
-                let len = inflater.input.len();
-                inflater.input.resize(len + READ_SIZE, 0);
-                let mut read = ReadBuf::new(&mut inflater.input[len..]);
-                let result = Pin::new(&mut this.io).poll_read(cx, &mut read);
-                let n = read.filled().len();
-                inflater.input.truncate(len + n);
-                ready!(result)?;
-                if n == 0 {
+                // Nothing to give: read more, into the caller's buffer (no zero-filling of our
+                // own), then move what came to the inflater's input.
+                let before = buf.filled().len();
+                ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+                let read = &buf.filled()[before..];
+                if read.is_empty() {
                     // The end of the stream: tungstenite sees it too.
                     return Poll::Ready(Ok(()));
                 }
+                inflater.input.extend_from_slice(read);
+                buf.set_filled(before);
             },
         }
     }
 }
+
 impl AsyncWrite for Transport {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
