@@ -132,6 +132,7 @@
 
 #[cfg(feature = "axum")]
 mod axum;
+pub mod broadcast;
 mod config;
 mod deflate;
 mod error;
@@ -148,6 +149,7 @@ mod socket;
 pub mod test;
 mod upgrade;
 
+pub use broadcast::PreparedMessage;
 pub use config::{
     DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECEIVE_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
