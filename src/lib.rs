@@ -13,6 +13,9 @@
 //! - [`WebSocket`] sends and receives [`Message`]s, keeps the connection alive with Pings, drops
 //!   peers that stop answering, enforces size limits and closes cleanly.
 //!
+//! For one message to many sockets, [`broadcast`] has a [`Hub`](broadcast::Hub) of topics and
+//! [`PreparedMessage`], a message encoded once.
+//!
 //! For your tests, [`test::TestClient`] (feature `test-util`) opens sockets on your service
 //! in memory.
 //!
