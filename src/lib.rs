@@ -13,6 +13,9 @@
 //! - [`WebSocket`] sends and receives [`Message`]s, keeps the connection alive with Pings, drops
 //!   peers that stop answering, enforces size limits and closes cleanly.
 //!
+//! For one message to many sockets, [`broadcast`] has a [`Hub`](broadcast::Hub) of topics and
+//! [`PreparedMessage`], a message encoded once.
+//!
 //! For your tests, [`test::TestClient`] (feature `test-util`) opens sockets on your service
 //! in memory.
 //!
@@ -132,6 +135,7 @@
 
 #[cfg(feature = "axum")]
 mod axum;
+pub mod broadcast;
 mod config;
 mod deflate;
 mod error;
@@ -148,6 +152,7 @@ mod socket;
 pub mod test;
 mod upgrade;
 
+pub use broadcast::PreparedMessage;
 pub use config::{
     DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECEIVE_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,

@@ -59,6 +59,14 @@ impl Deflater {
         self.skip_next = skip;
     }
 
+    /// The level and window bits of a socket that compresses every message alone (no context
+    /// takeover on our side): its compressed messages are the same bytes as those of every other
+    /// such socket with these settings, so they can be computed once and shared
+    /// ([`PreparedMessage`](crate::broadcast::PreparedMessage)). `None` with context takeover.
+    pub(crate) fn standalone_settings(&self) -> Option<(u32, u8)> {
+        self.reset_after_message.then_some((self.level, self.window_bits))
+    }
+
     /// Should a message of `len` bytes be compressed? Takes the one-message opt-out.
     pub(crate) fn wants(&mut self, len: usize) -> bool {
         !std::mem::take(&mut self.skip_next) && len >= self.min_message_size
@@ -69,11 +77,7 @@ impl Deflater {
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
         let (level, window_bits) = (self.level, self.window_bits);
         if self.reset_after_message {
-            // Every message stands alone: borrow a compressor for this one only.
-            let mut compress = pool::take_compressor(level, window_bits);
-            let output = compress_message(&mut compress, payload);
-            pool::give_compressor(level, window_bits, compress);
-            return output;
+            return compress_alone(level, window_bits, payload);
         }
         let compress = self.compress.get_or_insert_with(|| {
             Compress::new_with_window_bits(flate2::Compression::new(level), false, window_bits)
@@ -84,6 +88,15 @@ impl Deflater {
         }
         output
     }
+}
+
+/// Compresses one message with an empty context, as a socket without context takeover sends it:
+/// a compressor is borrowed from the pool for this message only. `None` if compressing failed.
+pub(crate) fn compress_alone(level: u32, window_bits: u8, payload: &[u8]) -> Option<Bytes> {
+    let mut compress = pool::take_compressor(level, window_bits);
+    let output = compress_message(&mut compress, payload);
+    pool::give_compressor(level, window_bits, compress);
+    output
 }
 
 /// Compresses one message with `compress`: a sync flush, the trailer removed. `None` if the

@@ -10,7 +10,7 @@ mod inflate;
 mod negotiate;
 mod pool;
 
-pub(crate) use compress::Deflater;
+pub(crate) use compress::{Deflater, compress_alone};
 pub(crate) use inflate::{Inflater, InflaterConfig};
 pub(crate) use negotiate::negotiate;
 #[cfg(feature = "test-util")]

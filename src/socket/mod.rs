@@ -11,6 +11,7 @@
 
 mod close;
 mod keep_alive;
+mod prepared;
 mod transport;
 
 use std::{
@@ -584,6 +585,11 @@ fn compress(deflater: &mut Deflater, message: Message) -> tungstenite::Message {
         return message.into_tungstenite();
     }
     let Some(compressed) = deflater.compress(payload) else { return message.into_tungstenite() };
+    compressed_frame(compressed, opcode)
+}
+
+/// A compressed payload as the one frame of a message, RSV1 set (RFC 7692 §6).
+fn compressed_frame(compressed: Bytes, opcode: Data) -> tungstenite::Message {
     let mut frame = Frame::message(compressed, OpCode::Data(opcode), true);
     frame.header_mut().rsv1 = true;
     tungstenite::Message::Frame(frame)

@@ -1,0 +1,319 @@
+//! A chat on `tower_websockets::broadcast`: rooms, nicknames, who is present, and the log.
+//!
+//! ```text
+//! cargo run --example chat
+//! ```
+//!
+//! then open <http://localhost:5001> in two windows. One process, nothing else to install.
+//! `GET /` serves the page; `/ws` accepts WebSockets; anything else is a 404.
+//!
+//! The protocol is text both ways. The client sends `nick:NAME` first, then `join:ROOM` (which
+//! leaves the room it was in) and `say:TEXT`. The server sends JSON objects:
+//! `{"type":"message","room":..,"nick":..,"text":..}`, `{"type":"presence","room":..,"members":[..]}`
+//! when someone joins or leaves, `{"type":"info","text":..}`, `{"type":"missed","count":N}`
+//! when the client fell behind and lost messages, and `{"type":"error","text":..}` for a bad
+//! command.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    convert::Infallible,
+    process::ExitCode,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use clap::Parser;
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_websockets::{
+    Message, PreparedMessage, TextBody, WebSocket, WebSocketLayer, WebSocketUpgrade,
+    broadcast::{Delivery, Hub, LAG_CLOSE_REASON},
+};
+
+const INDEX_HTML: &str = include_str!("chat/index.html");
+
+/// Longest nickname and room name, in characters.
+const MAX_NAME: usize = 32;
+/// Longest chat line, in characters.
+const MAX_TEXT: usize = 2000;
+
+/// A chat server: rooms, nicknames, who is present, and the log.
+#[derive(Debug, Parser)]
+#[command(name = "chat")]
+struct Options {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5001")]
+    bind: String,
+}
+
+/// The chat's state, shared by every socket: the hub, and who is in which room.
+#[derive(Clone, Default)]
+pub(crate) struct Chat {
+    pub(crate) hub: Hub,
+    /// Room → socket id → nickname.
+    rooms: Arc<Mutex<HashMap<String, BTreeMap<u64, String>>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl Chat {
+    /// Puts `nick` (socket `id`) in `room`, or takes it out with `None`, and tells the room who
+    /// is present now.
+    fn set_presence(&self, room: &str, id: u64, nick: Option<&str>) {
+        let members: Vec<String> = {
+            let mut rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let members = rooms.entry(room.to_owned()).or_default();
+            match nick {
+                Some(nick) => members.insert(id, nick.to_owned()),
+                None => members.remove(&id),
+            };
+            let list = members.values().cloned().collect();
+            if members.is_empty() {
+                rooms.remove(room);
+            }
+            list
+        };
+        let members: Vec<String> = members.iter().map(|m| json_string(m)).collect();
+        let presence = format!(
+            r#"{{"type":"presence","room":{},"members":[{}]}}"#,
+            json_string(room),
+            members.join(",")
+        );
+        self.hub.publish(room, presence);
+    }
+}
+
+/// The layer: messages up to 8 KiB (a chat line is short), pings every 30 s.
+pub(crate) fn layer() -> Result<WebSocketLayer, tower_websockets::ConfigError> {
+    WebSocketLayer::builder()
+        .max_message_size(8 * 1024)
+        .keep_alive_interval(std::time::Duration::from_secs(30))
+        .build()
+}
+
+/// Serves the page on `/` and the chat's WebSockets on `/ws`.
+pub(crate) async fn route(chat: Chat, mut req: Request<Incoming>) -> Result<Response<TextBody>, Infallible> {
+    Ok(match req.uri().path() {
+        "/" | "/index.html" if req.method() == Method::GET || req.method() == Method::HEAD => {
+            let mut response = Response::new(TextBody::from(INDEX_HTML));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/html; charset=utf-8"));
+            response
+        }
+        "/ws" => match WebSocketUpgrade::from_request(&mut req) {
+            Ok(upgrade) => upgrade.on_upgrade(move |socket| session(socket, chat)),
+            Err(rejection) => rejection.into_http_response(),
+        },
+        _ => {
+            let mut response = Response::new(TextBody::from("404 Not Found"));
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
+    })
+}
+
+/// What a client asked for.
+enum Command<'a> {
+    Nick(&'a str),
+    Join(&'a str),
+    Say(&'a str),
+}
+
+/// Parses a client's line, or says what is wrong with it.
+fn parse(line: &str) -> Result<Command<'_>, String> {
+    let (verb, arg) = line.split_once(':').ok_or("a command is nick:NAME, join:ROOM or say:TEXT")?;
+    let arg = arg.trim();
+    match verb {
+        "nick" | "join" => {
+            let what = if verb == "nick" { "a nickname" } else { "a room name" };
+            if arg.is_empty() || arg.chars().count() > MAX_NAME {
+                return Err(format!("{what} has 1 to {MAX_NAME} characters"));
+            }
+            if arg.chars().any(char::is_control) {
+                return Err(format!("{what} has no control characters"));
+            }
+            Ok(if verb == "nick" { Command::Nick(arg) } else { Command::Join(arg) })
+        }
+        "say" if arg.is_empty() => Err("nothing to say".to_owned()),
+        "say" if arg.chars().count() > MAX_TEXT => Err(format!("a line has at most {MAX_TEXT} characters")),
+        "say" => Ok(Command::Say(arg)),
+        _ => Err(format!("unknown command `{verb}`: use nick, join or say")),
+    }
+}
+
+/// One client, from its first message to its last.
+async fn session(mut socket: WebSocket, chat: Chat) {
+    let id = chat.next_id.fetch_add(1, Ordering::Relaxed);
+    let mut subscriber = chat.hub.subscriber();
+    let mut nick: Option<String> = None;
+    let mut room: Option<String> = None;
+    loop {
+        let reply = tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(line))) => match parse(&line) {
+                    Ok(command) => act(&chat, &mut subscriber, id, &mut nick, &mut room, command),
+                    Err(problem) => Some(event("error", &problem)),
+                },
+                Some(Ok(Message::Binary(_))) => Some(event("error", "send text")),
+                Some(Ok(_)) => None,
+                Some(Err(_)) | None => break,
+            },
+            delivery = subscriber.recv() => match delivery {
+                Delivery::Message(message) => Some(message),
+                Delivery::Missed(count) => {
+                    Some(PreparedMessage::text(format!(r#"{{"type":"missed","count":{count}}}"#)))
+                }
+                Delivery::Close(code) => {
+                    let _ = socket.close(code, LAG_CLOSE_REASON).await;
+                    break;
+                }
+                _ => None,
+            },
+        };
+        if let Some(reply) = reply {
+            if socket.send_prepared(&reply).await.is_err() {
+                break;
+            }
+        }
+    }
+    if let (Some(room), Some(_)) = (room, nick) {
+        drop(subscriber); // leave the room's topic before telling it
+        chat.set_presence(&room, id, None);
+    }
+}
+
+/// Carries out a command; the reply to this client only, if any.
+fn act(
+    chat: &Chat,
+    subscriber: &mut tower_websockets::broadcast::Subscriber,
+    id: u64,
+    nick: &mut Option<String>,
+    room: &mut Option<String>,
+    command: Command<'_>,
+) -> Option<PreparedMessage> {
+    match command {
+        Command::Nick(name) => {
+            *nick = Some(name.to_owned());
+            if let Some(room) = room {
+                chat.set_presence(room, id, Some(name));
+            }
+            Some(event("info", &format!("you are {name}")))
+        }
+        Command::Join(_) | Command::Say(_) if nick.is_none() => {
+            Some(event("error", "choose a nickname first"))
+        }
+        Command::Join(name) => {
+            if let Some(old) = room.take() {
+                subscriber.unsubscribe(&old);
+                chat.set_presence(&old, id, None);
+            }
+            subscriber.subscribe(name);
+            chat.set_presence(name, id, nick.as_deref());
+            *room = Some(name.to_owned());
+            None
+        }
+        Command::Say(text) => {
+            let (Some(room), Some(nick)) = (room.as_deref(), nick.as_deref()) else {
+                return Some(event("error", "join a room first"));
+            };
+            let line = format!(
+                r#"{{"type":"message","room":{},"nick":{},"text":{}}}"#,
+                json_string(room),
+                json_string(nick),
+                json_string(text)
+            );
+            // One encoding for everyone in the room, the sender included.
+            chat.hub.publish(room, line);
+            None
+        }
+    }
+}
+
+/// `{"type":kind,"text":text}`.
+fn event(kind: &str, text: &str) -> PreparedMessage {
+    PreparedMessage::text(format!(r#"{{"type":"{kind}","text":{}}}"#, json_string(text)))
+}
+
+/// A JSON string literal.
+pub(crate) fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // Control characters, and the two line separators some JavaScript parsers dislike.
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = Options::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let listener = match TcpListener::bind(&options.bind).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", options.bind);
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!("listening on http://{addr}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let layer = match layer() {
+        Ok(layer) => layer,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let chat = Chat::default();
+    let service = ServiceBuilder::new().layer(layer).service_fn(move |req| route(chat.clone(), req));
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http2().enable_connect_protocol();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    continue;
+                }
+            },
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        };
+        let service = TowerToHyperService::new(service.clone());
+        let http = http.clone();
+        tokio::spawn(async move {
+            let _ = http.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+        });
+    }
+}

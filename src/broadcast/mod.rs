@@ -1,0 +1,86 @@
+//! Fan-out: one message to many sockets, encoded once.
+//!
+//! - [`PreparedMessage`] (`prepared.rs`): a message encoded once, sent with
+//!   [`WebSocket::send_prepared`](crate::WebSocket::send_prepared), for your own fan-out;
+//! - [`Hub`] (`hub.rs`): topics, a [`Subscriber`] per socket with a bounded queue, and
+//!   [`Hub::publish`] from anywhere.
+//!
+//! # The handler's shape
+//!
+//! The hub does not write to sockets. Each socket's handler owns its [`Subscriber`] and waits
+//! on two things at once, in one `tokio::select!`: [`WebSocket::recv`](crate::WebSocket::recv)
+//! for what the client sends, and [`Subscriber::recv`] for what is published to its topics,
+//! which it writes with `send_prepared`. Both are cancel safe, so the branch that loses loses
+//! nothing.
+//!
+//! Why this shape rather than a socket split into send and receive halves: the socket's
+//! keep-alive, its replies to Pings, the closing handshake and the layer's shutdown all run
+//! while the handler awaits the socket, on the handler's own task, and the socket needs no task
+//! or lock of its own. Halves would need both (a lock around the connection, or a writer task
+//! and a channel), and the close rules would then be split between two owners. Here the
+//! handler stays the one owner of its socket, a slow client only slows its own handler, and the
+//! publisher only touches queues.
+//!
+//! ```
+//! use tower_websockets::{
+//!     Message, WebSocket,
+//!     broadcast::{Delivery, Hub, LAG_CLOSE_REASON},
+//! };
+//!
+//! async fn chat(mut socket: WebSocket, hub: Hub) {
+//!     let mut subscriber = hub.subscriber();
+//!     subscriber.subscribe("lobby");
+//!     loop {
+//!         tokio::select! {
+//!             incoming = socket.recv() => match incoming {
+//!                 Some(Ok(Message::Text(text))) => {
+//!                     hub.publish("lobby", text);
+//!                 }
+//!                 Some(Ok(_)) => {}
+//!                 // The socket is closed, or failed: the subscriber leaves "lobby" on drop.
+//!                 Some(Err(_)) | None => break,
+//!             },
+//!             delivery = subscriber.recv() => {
+//!                 let sent = match delivery {
+//!                     Delivery::Message(message) => socket.send_prepared(&message).await,
+//!                     Delivery::Missed(n) => socket.send(format!("(missed {n} messages)")).await,
+//!                     Delivery::Close(code) => {
+//!                         let _ = socket.close(code, LAG_CLOSE_REASON).await;
+//!                         break;
+//!                     }
+//!                     _ => Ok(()),
+//!                 };
+//!                 if sent.is_err() {
+//!                     break;
+//!                 }
+//!             }
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! # Delivery guarantees
+//!
+//! - A message published to a topic is queued, at once and in publishing order, for every
+//!   subscriber in the topic at that moment; [`Hub::publish`] returns how many. Messages from
+//!   one publisher reach each subscriber in the order they were published.
+//! - Publishing never waits for a socket. Each subscriber's queue holds at most
+//!   [`max_queued_bytes`](HubBuilder::max_queued_bytes) (payload bytes plus
+//!   [`QUEUED_MESSAGE_OVERHEAD`] per message; a single larger message still reaches an empty
+//!   queue). A subscriber that would pass it is dealt with by the [`LagPolicy`]: its oldest
+//!   messages are dropped and it is told how many ([`Delivery::Missed`]), or it is told to
+//!   close ([`Delivery::Close`]). The others are not affected.
+//! - Delivery is at most once: a message is gone once dropped by the policy, or once taken by a
+//!   handler whose socket then fails.
+//! - Messages are shared, not copied: a queue holds a reference to the one prepared message.
+//! - A subscriber leaves all its topics when it is dropped (when its handler ends), and a topic
+//!   with no subscriber left is removed.
+
+mod hub;
+mod prepared;
+
+pub use hub::{
+    DEFAULT_MAX_QUEUED_BYTES, Delivery, Hub, HubBuilder, HubStats, LAG_CLOSE_REASON, LagPolicy,
+    QUEUED_MESSAGE_OVERHEAD, Subscriber,
+};
+pub use prepared::PreparedMessage;
