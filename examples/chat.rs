@@ -28,7 +28,7 @@ use clap::Parser;
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
     service::TowerToHyperService,
 };
@@ -40,6 +40,8 @@ use tower_websockets::{
 };
 
 const INDEX_HTML: &str = include_str!("chat/index.html");
+/// How long a client has to send its request head, first byte included.
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Longest nickname and room name, in characters.
 const MAX_NAME: usize = 32;
@@ -299,6 +301,13 @@ async fn main() -> ExitCode {
     let service = ServiceBuilder::new().layer(layer).service_fn(move |req| route(chat.clone(), req));
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http2().enable_connect_protocol();
+    // Kestrel's limits on a request head, as in the echo example (docs/security.md): 32 KiB at
+    // most (else 431), 100 header lines, 30 seconds to send it.
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(32 * 1024)
+        .max_headers(100);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -313,7 +322,11 @@ async fn main() -> ExitCode {
         let service = TowerToHyperService::new(service.clone());
         let http = http.clone();
         tokio::spawn(async move {
-            let _ = http.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+            // auto::Builder reads the first bytes with no timeout of its own.
+            let first = tokio::time::timeout(HEAD_TIMEOUT, stream.peek(&mut [0u8])).await;
+            if matches!(first, Ok(Ok(1))) {
+                let _ = http.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+            }
         });
     }
 }

@@ -220,7 +220,7 @@ async fn main() -> ExitCode {
     // a slow client cannot hold a connection for ever (the timeout needs hyper's timer).
     http.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(HEAD_TIMEOUT)
         .max_buf_size(32 * 1024)
         .max_headers(100);
 
@@ -253,7 +253,13 @@ async fn main() -> ExitCode {
         tokio::spawn(
             async move {
                 match tls {
-                    None => server.serve(stream, peer, watcher).await,
+                    // hyper-util's auto::Builder reads the first bytes (HTTP/1.1 or HTTP/2?) with
+                    // no timeout of its own: a client that sends nothing is dropped after 30 s.
+                    None => {
+                        if first_byte_within(&stream, HEAD_TIMEOUT).await {
+                            server.serve(stream, peer, watcher).await;
+                        }
+                    }
                     // The handshake runs on the connection's task, not in the accept loop.
                     Some(acceptor) => {
                         if let Some(stream) = tls_handshake(&acceptor, stream).await {
@@ -333,6 +339,14 @@ async fn tls_handshake(
             None
         }
     }
+}
+
+/// How long a client has to send its request head, first byte included.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Has the client sent anything within `timeout`? (A peek: the bytes stay for hyper.)
+async fn first_byte_within(stream: &TcpStream, timeout: Duration) -> bool {
+    matches!(tokio::time::timeout(timeout, stream.peek(&mut [0u8])).await, Ok(Ok(1)))
 }
 
 /// What every connection needs: the HTTP server and the WebSocket layer.
