@@ -109,7 +109,10 @@ impl SocketConfig {
             .write_buffer_size(self.write_buffer_size)
             .max_write_buffer_size(self.effective_max_write_buffer_size())
             .max_message_size(self.max_message_size)
-            .max_frame_size(self.max_frame_size)
+            // With no frame limit, a frame is still bounded by the message limit: tungstenite
+            // reserves a frame's announced length before reading it, so an unbounded frame
+            // header (2^40 bytes, say) would make it try to allocate that much.
+            .max_frame_size(self.max_frame_size.or(self.max_message_size))
     }
 }
 
@@ -202,8 +205,9 @@ macro_rules! socket_option_setters {
             self
         }
 
-        /// The largest incoming frame payload, in bytes, or `None` for no limit. Default 16
-        /// MiB. A larger frame closes the socket with 1009 (message too big). Must be at least 1.
+        /// The largest incoming frame payload, in bytes, or `None` for no limit of its own (a
+        /// frame is then held to [`max_message_size`](Self::max_message_size)). Default 16 MiB.
+        /// A larger frame closes the socket with 1009 (message too big). Must be at least 1.
         pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
             self.$field.max_frame_size = bytes.into();
             self
@@ -281,6 +285,17 @@ mod tests {
         let ws = config.to_tungstenite();
         assert_eq!(ws.read_buffer_size, 4096);
         assert_eq!(ws.max_write_buffer_size, max);
+    }
+
+    #[test]
+    fn without_a_frame_limit_frames_are_held_to_the_message_limit() {
+        let config =
+            SocketConfig { max_frame_size: None, max_message_size: Some(1 << 20), ..SocketConfig::default() };
+        assert_eq!(config.to_tungstenite().max_frame_size, Some(1 << 20));
+        let unlimited =
+            SocketConfig { max_frame_size: None, max_message_size: None, ..SocketConfig::default() };
+        assert_eq!(unlimited.to_tungstenite().max_frame_size, None);
+        assert_eq!(SocketConfig::default().to_tungstenite().max_frame_size, Some(DEFAULT_MAX_FRAME_SIZE));
     }
 
     #[test]

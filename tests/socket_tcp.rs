@@ -277,6 +277,28 @@ async fn a_64_bit_length_with_its_top_bit_set_closes_with_1002_after_the_frames_
     }
 }
 
+/// With no frame limit of its own, a frame is held to the message limit: a header announcing
+/// 2^40 bytes is refused with 1009 before anything is allocated for it.
+#[tokio::test]
+async fn without_a_frame_limit_a_huge_frame_header_closes_with_1009() {
+    use tokio::io::AsyncWriteExt;
+
+    let layer = WebSocketLayer::builder().max_frame_size(None).max_message_size(1024).build().unwrap();
+    let (service, mut ends) = echo_service(layer, Behaviour::default());
+    let server = TestServer::start(service).await;
+    let mut client = connect(&server).await;
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    let MaybeTlsStream::Plain(tcp) = client.get_mut() else { panic!("plain TCP") };
+    tcp.write_all(&header).await.unwrap();
+    match next_data(&mut client).await {
+        TMessage::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
+        other => panic!("expected Close 1009, got {other:?}"),
+    }
+    assert!(matches!(next_end(&mut ends).await.error, Some(Error::MessageTooBig { max: 1024, .. })));
+}
+
 #[tokio::test]
 async fn a_keep_alive_ping_arrives_after_an_interval_of_silence() {
     let layer = WebSocketLayer::builder().keep_alive_interval(Duration::from_millis(200)).build().unwrap();

@@ -194,7 +194,7 @@ impl WebSocket {
                 negotiated.server_no_context_takeover
             },
             max_message_size: config.max_message_size,
-            max_frame_size: config.max_frame_size,
+            max_frame_size: config.max_frame_size.or(config.max_message_size),
         });
         let deflater =
             compression.map(|negotiated| Box::new(Deflater::new(&config.compression, negotiated, server)));
