@@ -29,7 +29,7 @@ use std::{
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, header};
-use http_body_util::{Empty, Full};
+use http_body_util::Empty;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use libfuzzer_sys::fuzz_target;
 use tokio::{
@@ -37,7 +37,7 @@ use tokio::{
     sync::mpsc,
 };
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_websockets::{WebSocketLayer, WebSocketUpgrade};
+use tower_websockets::{TextBody, WebSocketLayer, WebSocketUpgrade};
 use tower_websockets_fuzz::{
     alloc,
     handshake::{ALLOWED_ORIGINS, Head, SERVER_PROTOCOLS, accept_key, has_token, parse},
@@ -83,7 +83,7 @@ type Log = Arc<Mutex<Vec<Seen>>>;
 fn inner<B: Send + 'static>(
     log: Log,
     ended: mpsc::UnboundedSender<()>,
-) -> impl Service<Request<B>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone {
+) -> impl Service<Request<B>, Response = Response<TextBody>, Error = Infallible, Future: Send> + Clone {
     service_fn(move |mut req: Request<B>| {
         log.lock().unwrap().push(Seen::of(&req));
         let ended = ended.clone();
