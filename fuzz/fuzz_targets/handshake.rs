@@ -178,7 +178,8 @@ async fn over_hyper(head: &Head) {
     // Whether hyper handed the service exactly the head we built.
     let as_built = seen.len() == 1 && seen[0].same_head(head);
 
-    if head.is_attempt() && !head.origin_allowed() {
+    let attempt = head.is_attempt_over_http1();
+    if attempt && !head.origin_allowed() {
         assert!(seen.is_empty(), "a refused origin reached the inner service: {head:?}");
         assert_ne!(status, StatusCode::SWITCHING_PROTOCOLS, "{head:?}");
     }
@@ -188,7 +189,7 @@ async fn over_hyper(head: &Head) {
             "{status} for {head:?}"
         );
     } else if status == StatusCode::FORBIDDEN {
-        assert!(head.is_attempt() && !head.origin_allowed(), "a 403 for {head:?}");
+        assert!(attempt && !head.origin_allowed(), "a 403 for {head:?}");
     }
     assert_ne!(status, StatusCode::SERVICE_UNAVAILABLE, "no limit, no shutdown here: {head:?}");
 

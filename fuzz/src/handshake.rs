@@ -90,6 +90,12 @@ impl Head {
             || has_token(&self.headers, &header::UPGRADE, "websocket")
     }
 
+    /// An upgrade attempt as the head reads once written as HTTP/1.x text: `:protocol` is
+    /// HTTP/2's (RFC 8441) and does not survive, so only `Upgrade: websocket` counts.
+    pub fn is_attempt_over_http1(&self) -> bool {
+        has_token(&self.headers, &header::UPGRADE, "websocket")
+    }
+
     /// Would the origin policy (an exact list: [`ALLOWED_ORIGINS`]) let this request in? No
     /// `Origin` is allowed; two are refused; one must be `scheme://host[:port]` and, compared
     /// without regard to case and with the scheme's default port and one trailing `/` dropped,
