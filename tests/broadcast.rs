@@ -1,5 +1,6 @@
 //! Fan-out: prepared messages sent to many sockets (plain and compressed, with and without
 //! context takeover), and the hub's topics, back-pressure policies and counts.
+#![cfg(feature = "test-util")]
 
 use std::{
     convert::Infallible,

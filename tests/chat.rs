@@ -1,5 +1,6 @@
 //! The chat example (`examples/chat.rs`) driven in memory: nicknames, rooms, presence, the log,
 //! and the errors a client gets for bad commands.
+#![cfg(feature = "test-util")]
 
 #[path = "../examples/chat.rs"]
 #[allow(dead_code)]

@@ -2,6 +2,8 @@
 //! compressed messages both ways through the in-memory client (HTTP/1.1 and HTTP/2), and the
 //! peer's mistakes over real TCP, written as raw frames.
 
+#![cfg(feature = "test-util")]
+
 mod common;
 
 use std::time::Duration;
