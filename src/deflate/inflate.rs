@@ -221,11 +221,10 @@ impl Inflater {
     /// Inflates the first `len` bytes of `input` (already unmasked): returns how many were
     /// consumed and how many bytes came out.
     fn inflate(&mut self, len: usize, flush: FlushDecompress) -> Result<(usize, usize), TransportError> {
-        let input = self.input.split_to(len);
-        let result = self.inflate_bytes(&input, flush);
-        // Put the input back: the caller advances past what was consumed.
-        let mut input = input;
-        input.unsplit(std::mem::take(&mut self.input));
+        // Lend the input out while the inflater borrows `self`; the caller advances past what
+        // was consumed.
+        let input = std::mem::take(&mut self.input);
+        let result = self.inflate_bytes(&input[..len], flush);
         self.input = input;
         result
     }
