@@ -7,6 +7,17 @@
 //! then open <http://localhost:5001> in two windows. One process, nothing else to install.
 //! `GET /` serves the page; `/ws` accepts WebSockets; anything else is a 404.
 //!
+//! Several instances share the rooms through Redis pub/sub (the `redis` feature):
+//!
+//! ```text
+//! cargo run --features redis --example chat -- --bind 127.0.0.1:5001 --redis redis://127.0.0.1:6379
+//! cargo run --features redis --example chat -- --bind 127.0.0.1:5002 --redis redis://127.0.0.1:6379
+//! ```
+//!
+//! A message said on one reaches the room on both, once; who is present is merged from every
+//! instance's own list (each instance shares its list of a room whenever it changes, on an
+//! internal topic, and answers a newcomer's list with its own).
+//!
 //! The protocol is text both ways. The client sends `nick:NAME` first, then `join:ROOM` (which
 //! leaves the room it was in) and `say:TEXT`. The server sends JSON objects:
 //! `{"type":"message","room":..,"nick":..,"text":..}`, `{"type":"presence","room":..,"members":[..]}`
@@ -36,7 +47,7 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_websockets::{
     Message, PreparedMessage, TextBody, WebSocket, WebSocketLayer, WebSocketUpgrade,
-    broadcast::{Delivery, Hub, LAG_CLOSE_REASON},
+    broadcast::{Delivery, Hub, LAG_CLOSE_REASON, Subscriber},
 };
 
 const INDEX_HTML: &str = include_str!("chat/index.html");
@@ -55,41 +66,176 @@ struct Options {
     /// Address to listen on (port 0 picks a free port)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5001")]
     bind: String,
+    /// Share the rooms with other instances through Redis pub/sub (needs the `redis` feature),
+    /// e.g. redis://127.0.0.1:6379 or redis://:PASSWORD@HOST:PORT
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
+/// The hub topic of a chat room.
+pub(crate) fn room_topic(room: &str) -> String {
+    format!("room:{room}")
+}
+
+/// The internal topic on which instances share who is present in their rooms (no room's topic
+/// starts with `chat:`). A roster is `roster\tINSTANCE\tROOM\tNICK\tNICK...`: names have no
+/// control characters, so tabs separate them.
+const PRESENCE_TOPIC: &str = "chat:presence";
+
+/// Another instance's id → who is present there, in one room.
+type Rosters = BTreeMap<u64, Vec<String>>;
+
 /// The chat's state, shared by every socket: the hub, and who is in which room.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Chat {
     pub(crate) hub: Hub,
-    /// Room → socket id → nickname.
+    /// This instance's id in the rosters it shares.
+    instance: u64,
+    /// Room → socket id → nickname: who is present here.
     rooms: Arc<Mutex<HashMap<String, BTreeMap<u64, String>>>>,
+    /// Room → other instance → who is present there (with a backplane).
+    elsewhere: Arc<Mutex<HashMap<String, Rosters>>>,
     next_id: Arc<AtomicU64>,
 }
 
+impl Default for Chat {
+    fn default() -> Self {
+        Self::new(Hub::new())
+    }
+}
+
 impl Chat {
-    /// Puts `nick` (socket `id`) in `room`, or takes it out with `None`, and tells the room who
-    /// is present now.
+    pub(crate) fn new(hub: Hub) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+        random.write_u32(std::process::id());
+        Self {
+            hub,
+            instance: random.finish(),
+            rooms: Arc::default(),
+            elsewhere: Arc::default(),
+            next_id: Arc::default(),
+        }
+    }
+
+    /// Puts `nick` (socket `id`) in `room`, or takes it out with `None`, tells the room who is
+    /// present now, and tells the other instances (if any) who is present here.
     fn set_presence(&self, room: &str, id: u64, nick: Option<&str>) {
-        let members: Vec<String> = {
+        let here = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let members = rooms.entry(room.to_owned()).or_default();
             match nick {
                 Some(nick) => members.insert(id, nick.to_owned()),
                 None => members.remove(&id),
             };
-            let list = members.values().cloned().collect();
+            let here: Vec<String> = members.values().cloned().collect();
             if members.is_empty() {
                 rooms.remove(room);
             }
-            list
+            here
         };
-        let members: Vec<String> = members.iter().map(|m| json_string(m)).collect();
+        self.announce_presence(room);
+        self.share_roster(room, &here);
+    }
+
+    /// Tells this instance's sockets in `room` who is present on every instance.
+    fn announce_presence(&self, room: &str) {
+        let mut members: Vec<String> = {
+            let rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            rooms
+                .get(room)
+                .map(|members| members.values().map(|m| json_string(m)).collect())
+                .unwrap_or_default()
+        };
+        {
+            let elsewhere = self.elsewhere.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for roster in elsewhere.get(room).into_iter().flat_map(BTreeMap::values) {
+                members.extend(roster.iter().map(|m| json_string(m)));
+            }
+        }
         let presence = format!(
             r#"{{"type":"presence","room":{},"members":[{}]}}"#,
             json_string(room),
             members.join(",")
         );
-        self.hub.publish(room, presence);
+        // Every instance works out the room's list for its own sockets.
+        self.hub.publish_local(&room_topic(room), presence);
+    }
+
+    /// Publishes who is present in `room` here, for the other instances (a no-op without a
+    /// backplane: nothing here subscribes to the topic).
+    fn share_roster(&self, room: &str, here: &[String]) {
+        let mut roster = format!("roster\t{}\t{room}", self.instance);
+        for nick in here {
+            roster.push('\t');
+            roster.push_str(nick);
+        }
+        self.hub.publish(PRESENCE_TOPIC, roster);
+    }
+
+    /// Keeps track of who is present on the other instances: run it when the hub has a
+    /// backplane.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn follow_other_instances(&self) -> tokio::task::JoinHandle<()> {
+        let chat = self.clone();
+        let mut rosters = self.hub.subscriber();
+        rosters.subscribe(PRESENCE_TOPIC);
+        tokio::spawn(async move {
+            loop {
+                match rosters.recv().await {
+                    Delivery::Message(message) => {
+                        if let Some(roster) = message.to_message().as_text() {
+                            chat.take_roster(roster);
+                        }
+                    }
+                    Delivery::Close(_) => {
+                        rosters.subscribe(PRESENCE_TOPIC);
+                    }
+                    _ => {}
+                }
+            }
+        })
+    }
+
+    /// Records another instance's roster of a room; answers with ours if that instance is new
+    /// in the room.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn take_roster(&self, roster: &str) {
+        let mut fields = roster.split('\t');
+        let (Some("roster"), Some(Ok(instance)), Some(room)) =
+            (fields.next(), fields.next().map(str::parse::<u64>), fields.next())
+        else {
+            tracing::warn!(roster, "ignored a roster that is not one");
+            return;
+        };
+        if instance == self.instance {
+            return;
+        }
+        let members: Vec<String> = fields.map(str::to_owned).collect();
+        let newcomer = {
+            let mut elsewhere = self.elsewhere.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let rosters = elsewhere.entry(room.to_owned()).or_default();
+            let newcomer = !members.is_empty() && !rosters.contains_key(&instance);
+            if members.is_empty() {
+                rosters.remove(&instance);
+            } else {
+                rosters.insert(instance, members);
+            }
+            if rosters.is_empty() {
+                elsewhere.remove(room);
+            }
+            newcomer
+        };
+        self.announce_presence(room);
+        if newcomer {
+            let here: Vec<String> = {
+                let rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                rooms.get(room).map(|members| members.values().cloned().collect()).unwrap_or_default()
+            };
+            if !here.is_empty() {
+                self.share_roster(room, &here);
+            }
+        }
     }
 }
 
@@ -162,7 +308,7 @@ async fn session(mut socket: WebSocket, chat: Chat) {
         let reply = tokio::select! {
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(line))) => match parse(&line) {
-                    Ok(command) => act(&chat, &mut subscriber, id, &mut nick, &mut room, command),
+                    Ok(command) => act(&chat, &mut subscriber, id, &mut nick, &mut room, command).await,
                     Err(problem) => Some(event("error", &problem)),
                 },
                 Some(Ok(Message::Binary(_))) => Some(event("error", "send text")),
@@ -194,9 +340,9 @@ async fn session(mut socket: WebSocket, chat: Chat) {
 }
 
 /// Carries out a command; the reply to this client only, if any.
-fn act(
+async fn act(
     chat: &Chat,
-    subscriber: &mut tower_websockets::broadcast::Subscriber,
+    subscriber: &mut Subscriber,
     id: u64,
     nick: &mut Option<String>,
     room: &mut Option<String>,
@@ -215,10 +361,10 @@ fn act(
         }
         Command::Join(name) => {
             if let Some(old) = room.take() {
-                subscriber.unsubscribe(&old);
+                subscriber.unsubscribe(&room_topic(&old));
                 chat.set_presence(&old, id, None);
             }
-            subscriber.subscribe(name);
+            subscriber.subscribe(&room_topic(name));
             chat.set_presence(name, id, nick.as_deref());
             *room = Some(name.to_owned());
             None
@@ -233,9 +379,13 @@ fn act(
                 json_string(nick),
                 json_string(text)
             );
-            // One encoding for everyone in the room, the sender included.
-            chat.hub.publish(room, line);
-            None
+            // One encoding for everyone in the room, the sender included; with Redis, the other
+            // instances' sockets in the room too, and the sender hears if they could not be
+            // reached.
+            match chat.hub.publish_confirmed(&room_topic(room), line).await {
+                Ok(_) => None,
+                Err(error) => Some(event("error", &format!("not everyone got it: {error}"))),
+            }
         }
     }
 }
@@ -265,6 +415,23 @@ pub(crate) fn json_string(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Attaches a Redis backplane to the chat's hub, and follows who is present elsewhere.
+#[cfg(feature = "redis")]
+pub(crate) async fn share_rooms_through_redis(chat: &Chat, url: &str) -> Result<(), String> {
+    let backplane = tower_websockets::broadcast::RedisBackplane::attach(url, &chat.hub)
+        .await
+        .map_err(|error| error.to_string())?;
+    tracing::info!("sharing rooms with other instances through Redis at {}", backplane.url());
+    chat.follow_other_instances();
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+async fn share_rooms_through_redis(_: &Chat, _: &str) -> Result<(), String> {
+    Err("--redis needs the `redis` feature: cargo run --features redis --example chat -- --redis URL"
+        .to_owned())
 }
 
 #[tokio::main]
@@ -298,6 +465,12 @@ async fn main() -> ExitCode {
         }
     };
     let chat = Chat::default();
+    if let Some(url) = &options.redis {
+        if let Err(message) = share_rooms_through_redis(&chat, url).await {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    }
     let service = ServiceBuilder::new().layer(layer).service_fn(move |req| route(chat.clone(), req));
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http2().enable_connect_protocol();

@@ -4,14 +4,14 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     fmt,
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex, OnceLock, RwLock, Weak,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
 use tokio::sync::Notify;
 
-use super::PreparedMessage;
+use super::{BackplaneError, PreparedMessage, backplane::Backplane};
 use crate::{error::ConfigError, message::CloseCode};
 
 /// The default budget of a subscriber's queue: 1 MiB.
@@ -83,7 +83,7 @@ pub struct HubStats {
     pub subscribers: usize,
     /// Subscriptions: (subscriber, topic) pairs.
     pub subscriptions: usize,
-    /// Calls to [`Hub::publish`] so far.
+    /// Calls to [`Hub::publish`] and [`Hub::publish_confirmed`] here so far.
     pub published: u64,
     /// Messages put in a subscriber's queue so far (one per subscriber reached).
     pub queued: u64,
@@ -91,6 +91,14 @@ pub struct HubStats {
     pub dropped: u64,
     /// Subscribers told to close because they fell behind ([`LagPolicy::Close`]).
     pub closed_for_lag: u64,
+    /// Messages published here and handed to the backplane for the other instances.
+    pub relayed: u64,
+    /// Messages published here that the backplane could not take or carry (it was down,
+    /// overloaded or stopped): they reached this instance's subscribers only.
+    pub relay_failures: u64,
+    /// Messages from other instances, through the backplane (each counted once, however many
+    /// local subscribers it reached).
+    pub from_backplane: u64,
 }
 
 /// Builds a [`Hub`]: the budget of each subscriber's queue and the policy for one that falls
@@ -159,6 +167,10 @@ impl HubBuilder {
                 queued: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 closed_for_lag: AtomicU64::new(0),
+                backplane: OnceLock::new(),
+                relayed: AtomicU64::new(0),
+                relay_failures: AtomicU64::new(0),
+                from_backplane: AtomicU64::new(0),
             }),
         }
     }
@@ -201,6 +213,11 @@ struct HubInner {
     queued: AtomicU64,
     dropped: AtomicU64,
     closed_for_lag: AtomicU64,
+    /// Set once, by a backplane's `attach`.
+    backplane: OnceLock<Arc<dyn Backplane>>,
+    relayed: AtomicU64,
+    relay_failures: AtomicU64,
+    from_backplane: AtomicU64,
 }
 
 impl fmt::Debug for Hub {
@@ -264,8 +281,13 @@ impl Hub {
     }
 
     /// Publishes a message to every subscriber of `topic`, and returns how many it was queued
-    /// for. Never waits: a subscriber that falls behind is dealt with by the
+    /// for here. Never waits: a subscriber that falls behind is dealt with by the
     /// [`LagPolicy`], and does not slow the publisher or the others.
+    ///
+    /// With a backplane ([`RedisBackplane`](super::RedisBackplane)), the message also goes to
+    /// the other instances, in the background; if the backplane cannot take it (the broker is
+    /// down), that is logged and counted in [`HubStats::relay_failures`]. Use
+    /// [`publish_confirmed`](Self::publish_confirmed) to learn of it.
     ///
     /// ```
     /// use tower_websockets::{PreparedMessage, broadcast::Hub};
@@ -279,13 +301,125 @@ impl Hub {
     /// ```
     pub fn publish(&self, topic: &str, message: impl Into<PreparedMessage>) -> usize {
         let message = message.into();
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
+        let reached = self.deliver(topic, &message);
+        if let Some(backplane) = self.inner.backplane.get() {
+            backplane.relay(topic, &message, None);
+        }
+        reached
+    }
+
+    /// Publishes a message to this instance's subscribers of `topic` only, even with a
+    /// backplane: for what each instance works out for itself (as a chat's list of who is
+    /// present, merged from every instance's own), where relaying would deliver it once per
+    /// instance. Returns how many subscribers it was queued for.
+    ///
+    /// ```
+    /// use tower_websockets::broadcast::Hub;
+    ///
+    /// let hub = Hub::new();
+    /// let mut subscriber = hub.subscriber();
+    /// subscriber.subscribe("lobby");
+    /// assert_eq!(hub.publish_local("lobby", "only here"), 1);
+    /// assert_eq!(hub.stats().relayed, 0);
+    /// ```
+    pub fn publish_local(&self, topic: &str, message: impl Into<PreparedMessage>) -> usize {
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
+        self.deliver(topic, &message.into())
+    }
+
+    /// Publishes a message like [`publish`](Self::publish), and with a backplane waits until
+    /// the broker has taken it for the other instances. Returns how many subscribers of this
+    /// instance it was queued for.
+    ///
+    /// # Errors
+    ///
+    /// A [`BackplaneError`] when the backplane could not carry the message (the broker is down
+    /// and the backplane is reconnecting, or it is overloaded): this instance's subscribers got
+    /// it, the other instances did not. Without a backplane, never.
+    ///
+    /// ```
+    /// use tower_websockets::broadcast::Hub;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Hub::new();
+    /// let mut subscriber = hub.subscriber();
+    /// subscriber.subscribe("lobby");
+    /// // No backplane: the same as `publish`.
+    /// assert_eq!(hub.publish_confirmed("lobby", "hi").await, Ok(1));
+    /// # }
+    /// ```
+    pub async fn publish_confirmed(
+        &self,
+        topic: &str,
+        message: impl Into<PreparedMessage>,
+    ) -> Result<usize, BackplaneError> {
+        let message = message.into();
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
+        let reached = self.deliver(topic, &message);
+        let Some(backplane) = self.inner.backplane.get() else { return Ok(reached) };
+        let (confirm, confirmed) = tokio::sync::oneshot::channel();
+        backplane.relay(topic, &message, Some(confirm));
+        match confirmed.await {
+            Ok(relayed) => relayed.map(|()| reached),
+            Err(_) => Err(BackplaneError::Stopped),
+        }
+    }
+}
+
+/// What a backplane calls. The seam has one implementation so far, the `redis` feature's.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl Hub {
+    /// Counts what became of a message handed to the backplane (called by the backplane).
+    pub(crate) fn record_relay(&self, topic: &str, relayed: &Result<(), BackplaneError>) {
+        match relayed {
+            Ok(()) => {
+                self.inner.relayed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.inner.relay_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(topic, %error, "message not relayed to the other instances");
+            }
+        }
+    }
+
+    /// Gives a message from another instance to this instance's subscribers.
+    pub(crate) fn deliver_from_backplane(&self, topic: &str, message: &PreparedMessage) -> usize {
+        self.inner.from_backplane.fetch_add(1, Ordering::Relaxed);
+        self.deliver(topic, message)
+    }
+
+    /// Attaches a backplane, and tells it the topics that already have subscribers.
+    pub(crate) fn attach_backplane(&self, backplane: Arc<dyn Backplane>) -> Result<(), BackplaneError> {
+        // Under the write lock, so that no topic appears or goes unannounced meanwhile.
+        let topics = self.inner.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for topic in topics.keys() {
+            backplane.topic_added(topic);
+        }
+        self.inner.backplane.set(backplane).map_err(|_| BackplaneError::AlreadyAttached)
+    }
+
+    /// Does the hub have a backplane?
+    pub(crate) fn has_backplane(&self) -> bool {
+        self.inner.backplane.get().is_some()
+    }
+
+    /// A handle that does not keep the hub alive (for a backplane's tasks).
+    pub(crate) fn downgrade(&self) -> WeakHub {
+        WeakHub(Arc::downgrade(&self.inner))
+    }
+}
+
+impl Hub {
+    /// Queues a message for this instance's subscribers of `topic`.
+    fn deliver(&self, topic: &str, message: &PreparedMessage) -> usize {
         let inner = &*self.inner;
-        inner.published.fetch_add(1, Ordering::Relaxed);
         let topics = inner.topics.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let Some(subscribers) = topics.get(topic) else { return 0 };
         let mut reached = 0;
         for mailbox in subscribers.values() {
-            if mailbox.push(&message, inner) {
+            if mailbox.push(message, inner) {
                 reached += 1;
             }
         }
@@ -324,7 +458,24 @@ impl Hub {
             queued: inner.queued.load(Ordering::Relaxed),
             dropped: inner.dropped.load(Ordering::Relaxed),
             closed_for_lag: inner.closed_for_lag.load(Ordering::Relaxed),
+            relayed: inner.relayed.load(Ordering::Relaxed),
+            relay_failures: inner.relay_failures.load(Ordering::Relaxed),
+            from_backplane: inner.from_backplane.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// A [`Hub`] that a backplane's tasks hold without keeping it alive: when the last `Hub` handle
+/// goes, they stop.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct WeakHub(Weak<HubInner>);
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl WeakHub {
+    /// The hub, if any handle to it is left.
+    pub(crate) fn upgrade(&self) -> Option<Hub> {
+        self.0.upgrade().map(|inner| Hub { inner })
     }
 }
 
@@ -455,7 +606,13 @@ impl Subscriber {
         let topic: Arc<str> = Arc::from(topic);
         {
             let mut topics = self.hub.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-            topics.entry(topic.clone()).or_default().insert(self.id, self.mailbox.clone());
+            let subscribers = topics.entry(topic.clone()).or_default();
+            if subscribers.is_empty() {
+                if let Some(backplane) = self.hub.backplane.get() {
+                    backplane.topic_added(&topic);
+                }
+            }
+            subscribers.insert(self.id, self.mailbox.clone());
         }
         self.hub.subscriptions.fetch_add(1, Ordering::Relaxed);
         self.topics.insert(topic);
@@ -508,6 +665,9 @@ impl Subscriber {
             }
             if subscribers.is_empty() {
                 topics.remove(topic);
+                if let Some(backplane) = self.hub.backplane.get() {
+                    backplane.topic_removed(topic);
+                }
             }
         }
     }

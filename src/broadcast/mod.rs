@@ -3,7 +3,10 @@
 //! - [`PreparedMessage`] (`prepared.rs`): a message encoded once, sent with
 //!   [`WebSocket::send_prepared`](crate::WebSocket::send_prepared), for your own fan-out;
 //! - [`Hub`] (`hub.rs`): topics, a [`Subscriber`] per socket with a bounded queue, and
-//!   [`Hub::publish`] from anywhere.
+//!   [`Hub::publish`] from anywhere;
+//! - the backplane seam (`backplane.rs`): what a hub asks of a broker that carries its topics
+//!   to other instances, and [`BackplaneError`];
+//! - `RedisBackplane` (`redis.rs`, with the `redis` feature): that broker is Redis pub/sub.
 //!
 //! # The handler's shape
 //!
@@ -75,12 +78,45 @@
 //! - Messages are shared, not copied: a queue holds a reference to the one prepared message.
 //! - A subscriber leaves all its topics when it is dropped (when its handler ends), and a topic
 //!   with no subscriber left is removed.
+//!
+//! # Across instances: a backplane
+//!
+//! With the `redis` feature, `RedisBackplane::attach(url, &hub)` links the hub to every other
+//! instance attached to the same Redis (and channel prefix). Nothing else changes in the
+//! handlers: [`Hub::publish`] and [`Hub::publish_confirmed`] reach the subscribers of every
+//! instance.
+//!
+//! - **Exactly once, while Redis is up.** A message published on an instance is queued for its
+//!   own subscribers at once, as without a backplane, and goes to Redis (channel
+//!   `tower-websockets:<topic>`) for the others. Each message carries its instance's random id,
+//!   so the copy Redis sends back to the publishing instance is skipped: no subscriber gets a
+//!   message twice. Messages from one publisher keep their order on every instance.
+//! - **At most once, across an outage.** Redis pub/sub keeps nothing: while an instance's
+//!   connections are down, what it publishes reaches only its own subscribers
+//!   ([`Hub::publish_confirmed`] says so with [`BackplaneError::Unavailable`], and
+//!   [`HubStats::relay_failures`] counts it), and what other instances publish meanwhile never
+//!   reaches it. Nothing is replayed later. Sockets stay open throughout; the backplane
+//!   reconnects with back-off (100 ms doubling to 10 s by default) and subscribes to its topics
+//!   again.
+//! - **Joining a topic takes a round trip.** The first local subscriber of a topic makes the
+//!   instance subscribe to its channel; messages other instances publish before Redis confirms
+//!   it are not received here (`RedisBackplane::is_subscribed` tells when it has).
+//! - **Start-up errors are clear.** A URL that is not Redis's, a server that does not answer,
+//!   or a wrong password fail `attach` with a [`BackplaneError`] that says which, and names the
+//!   URL without its password.
 
+mod backplane;
 mod hub;
 mod prepared;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use backplane::BackplaneError;
 
 pub use hub::{
     DEFAULT_MAX_QUEUED_BYTES, Delivery, Hub, HubBuilder, HubStats, LAG_CLOSE_REASON, LagPolicy,
     QUEUED_MESSAGE_OVERHEAD, Subscriber,
 };
 pub use prepared::PreparedMessage;
+#[cfg(feature = "redis")]
+pub use redis::{DEFAULT_CHANNEL_PREFIX, RedisBackplane, RedisBackplaneBuilder};

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub(crate) mod echo_process;
+#[cfg(feature = "redis")]
+pub(crate) mod redis_server;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
