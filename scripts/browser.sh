@@ -15,7 +15,14 @@
 # (npm ci in scripts/browser), builds the echo example (or takes ECHO_BIN), starts five echo
 # servers on free ports, runs scripts/browser/echo-page.test.mjs, and stops them. A screenshot of
 # the finished page goes to target/browser/echo-page.png, or with --update-screenshot to
-# docs/echo-page.png. Ends with `N passed, M failed`; exits non-zero on failure.
+# docs/echo-page.png.
+#
+# Then the chat page across two instances (issue 13): installs redis-server (Debian package) when
+# missing, starts it on a free port, builds the chat example with the `redis` feature (or takes
+# CHAT_BIN), starts two instances with --redis, and runs scripts/browser/chat-page.test.mjs: two
+# pages, one per instance, see each other present and each other's messages once. Its screenshot
+# goes to target/browser/chat-page.png. Ends with `N passed, M failed` for each page's tests;
+# exits non-zero on failure.
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -24,7 +31,7 @@ case ${1:-} in
     "") ;;
     --update-screenshot) SCREENSHOT=$ROOT/docs/echo-page.png ;;
     -h | --help)
-        sed -n '2,15s/^# \{0,1\}//p' "$0"
+        sed -n '2,23s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *) die "unknown option \`$1\` (see --help)" ;;
@@ -84,11 +91,38 @@ start_echo browser-deflate-tls --compression --tls
 DEFLATE_TLS_URL=https://127.0.0.1:$ECHO_PORT
 DEFLATE_TLS_LOG=$ECHO_LOG
 
+# The chat: two instances on one Redis.
+if ! command -v redis-server >/dev/null; then
+    apt_install redis-server
+fi
+if [[ -n ${CHAT_BIN:-} ]]; then
+    [[ -x $CHAT_BIN ]] || die "CHAT_BIN=$CHAT_BIN is not an executable file"
+else
+    say "building the chat example with the redis feature (release)"
+    (cd "$ROOT" && cargo build --release --features redis --example chat) >&2
+    CHAT_BIN=$TARGET_DIR/release/examples/chat
+fi
+REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no >"$WORK_DIR/browser-redis.log" 2>&1 &
+ECHO_PIDS+=("$!")
+for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break
+    sleep 0.05
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null || die "redis-server did not listen on port $REDIS_PORT"
+say "redis-server on 127.0.0.1:$REDIS_PORT"
+ECHO_BIN=$CHAT_BIN start_echo browser-chat-east --redis "redis://127.0.0.1:$REDIS_PORT"
+CHAT_EAST_URL=http://127.0.0.1:$ECHO_PORT
+ECHO_BIN=$CHAT_BIN start_echo browser-chat-west --redis "redis://127.0.0.1:$REDIS_PORT"
+CHAT_WEST_URL=http://127.0.0.1:$ECHO_PORT
+
 status=0
 ECHO_URL=$ECHO_URL ECHO_LOG=$PLAIN_LOG REFUSING_URL=$REFUSING_URL REFUSING_LOG=$REFUSING_LOG \
     TLS_URL=$TLS_URL TLS_LOG=$TLS_LOG DEFLATE_URL=$DEFLATE_URL DEFLATE_LOG=$DEFLATE_LOG \
     DEFLATE_TLS_URL=$DEFLATE_TLS_URL DEFLATE_TLS_LOG=$DEFLATE_TLS_LOG \
     SCREENSHOT=$SCREENSHOT CHROMIUM=$CHROMIUM node "$BROWSER_DIR/echo-page.test.mjs" || status=$?
+CHAT_EAST_URL=$CHAT_EAST_URL CHAT_WEST_URL=$CHAT_WEST_URL CHAT_SCREENSHOT=$TARGET_DIR/browser/chat-page.png \
+    CHROMIUM=$CHROMIUM node "$BROWSER_DIR/chat-page.test.mjs" || status=$?
 if ((status != 0)); then
     for log in "$WORK_DIR"/browser*.log; do
         say "$(basename "$log"):"
