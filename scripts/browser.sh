@@ -21,15 +21,19 @@
 # missing, starts it on a free port, builds the chat example with the `redis` feature (or takes
 # CHAT_BIN), starts two instances with --redis, and runs scripts/browser/chat-page.test.mjs: two
 # pages, one per instance, see each other present and each other's messages once. Its screenshot
-# goes to target/browser/chat-page.png. Ends with `N passed, M failed` for each page's tests;
+# goes to target/browser/chat-page.png (docs/chat-page.png with --update-screenshot). Ends with `N passed, M failed` for each page's tests;
 # exits non-zero on failure.
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 SCREENSHOT=$TARGET_DIR/browser/echo-page.png
+CHAT_SCREENSHOT=$TARGET_DIR/browser/chat-page.png
 case ${1:-} in
     "") ;;
-    --update-screenshot) SCREENSHOT=$ROOT/docs/echo-page.png ;;
+    --update-screenshot)
+        SCREENSHOT=$ROOT/docs/echo-page.png
+        CHAT_SCREENSHOT=$ROOT/docs/chat-page.png
+        ;;
     -h | --help)
         sed -n '2,23s/^# \{0,1\}//p' "$0"
         exit 0
@@ -121,7 +125,7 @@ ECHO_URL=$ECHO_URL ECHO_LOG=$PLAIN_LOG REFUSING_URL=$REFUSING_URL REFUSING_LOG=$
     TLS_URL=$TLS_URL TLS_LOG=$TLS_LOG DEFLATE_URL=$DEFLATE_URL DEFLATE_LOG=$DEFLATE_LOG \
     DEFLATE_TLS_URL=$DEFLATE_TLS_URL DEFLATE_TLS_LOG=$DEFLATE_TLS_LOG \
     SCREENSHOT=$SCREENSHOT CHROMIUM=$CHROMIUM node "$BROWSER_DIR/echo-page.test.mjs" || status=$?
-CHAT_EAST_URL=$CHAT_EAST_URL CHAT_WEST_URL=$CHAT_WEST_URL CHAT_SCREENSHOT=$TARGET_DIR/browser/chat-page.png \
+CHAT_EAST_URL=$CHAT_EAST_URL CHAT_WEST_URL=$CHAT_WEST_URL CHAT_SCREENSHOT=$CHAT_SCREENSHOT \
     CHROMIUM=$CHROMIUM node "$BROWSER_DIR/chat-page.test.mjs" || status=$?
 if ((status != 0)); then
     for log in "$WORK_DIR"/browser*.log; do
