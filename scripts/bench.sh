@@ -17,8 +17,7 @@
 #   --http-runs N       runs of each plain-HTTP app, in rotating order [default: 3]
 #   --churn-conns N     concurrent connections of the handshake churn [default: 32]
 #   --only LIST         comma-separated scenarios: echo,latency,churn,idle,http,micro,uwsload,
-#                       deflate [default: all of these]; also fanout (a hook: no fan-out server
-#                       yet)
+#                       deflate [default: all of these]; also fanout (not in the default run)
 #   --deflate-sockets N deflate: sockets of the memory measurement [default: 1000]
 #   --servers LIST      comma-separated WebSocket servers: ours-axum,ours-hyper,axum,
 #                       tungstenite,fastwebsockets,uws [default: all six]
@@ -48,6 +47,16 @@
 # --deflate-sockets sockets that each echoed one 1 KiB message, for both libraries with and
 # without server_no_context_takeover (`*-nct`) and ours without compression. The --servers list
 # does not apply to it.
+#
+# The `fanout` scenario (issue 13; run it with --only fanout) runs uWebSockets'
+# benchmarks/broadcast_test.c (every client sends one 20 B message per round and waits for all
+# N of the round's) against three servers that publish every message to one room every socket
+# is in: ours-hub (our broadcast::Hub, as its docs show), axum-chat (axum's chat example's
+# shape, tokio::sync::broadcast) and uws-pubsub (benches/uws/PubSubServer.cpp, uWebSockets'
+# App::publish), plus ours-hub-feed (the hub, written with feed_prepared + flush: an
+# experiment), at 100 and 1,000 clients, --repeat times each; the server's RSS per connection at
+# the end of the windows; and, for the hub, at 1,000 clients again with one extra client that
+# never reads (the slow subscriber). The --servers list does not apply to it.
 
 set -euo pipefail
 
@@ -184,6 +193,9 @@ start_server() {
         # uWebSockets' EchoServer example, patched to listen on 127.0.0.1 at $UWS_PORT (0: any
         # free port) and to print that port first, as bench-server does (scripts/uws-build.sh).
         UWS_PORT=0 "${PIN_SERVER[@]}" "$UWS_BIN/uws-echo-server" >"$out" 2>"$WORK_DIR/server-$name.err" &
+    elif [[ $name == uws-pubsub ]]; then
+        # The fan-out server on uWebSockets' App (benches/uws/PubSubServer.cpp), started the same way.
+        UWS_PORT=0 "${PIN_SERVER[@]}" "$UWS_BIN/uws-pubsub-server" >"$out" 2>"$WORK_DIR/server-$name.err" &
     else
         "${PIN_SERVER[@]}" "$BIN/bench-server" "${args[@]}" >"$out" 2>"$WORK_DIR/server-$name.err" &
     fi
@@ -261,7 +273,7 @@ python_free_summary() {
     local line=$1 value out=
     local name
     for name in per_second mb_per_second p50_us p99_us server_cpu server_us_per_op client_cpu other_cpu \
-        rss_per_socket_bytes wire_up_bytes wire_down_bytes; do
+        rss_per_socket_bytes rss_after_kib dropped wire_up_bytes wire_down_bytes; do
         value=$(field "$line" "$name")
         # uWebSockets' load_test measures no latency: its records carry 0 there.
         [[ $name == p*_us && $value =~ ^0(\.0*)?$ ]] && continue
@@ -375,22 +387,40 @@ if wants uwsload; then
     done
 fi
 
-# Fan-out (a hook, not run by default): uWebSockets' benchmarks/broadcast_test.c, already built
-# by scripts/uws-build.sh, against servers that send every message they receive to every open
-# socket. None exists yet: add its name to FANOUT_SERVERS once bench-server (or uWebSockets'
-# examples/BroadcastingEchoServer.cpp, built like the EchoServer) serves it; bench-report then
-# prints a fan-out table from the `uws-broadcast` records. Run it with `--only fanout`.
-FANOUT_SERVERS=()
+# Fan-out (not run by default: --only fanout): uWebSockets' benchmarks/broadcast_test.c, built by
+# scripts/uws-build.sh, against servers that publish every message they receive to one room every
+# socket is in. ours-hub-feed is an experiment beside ours-hub (the same hub, its handler writing
+# with feed_prepared + one flush). The hub's dropped count comes from its GET /stats.
+FANOUT_SERVERS=(ours-hub ours-hub-feed axum-chat uws-pubsub)
+fanout_stats() { [[ $1 == ours-hub* ]] && echo --stats /stats || true; }
+# broadcast_test prints whole rounds per 4 s window (a resolution of 0.25 rounds/s), and at 1,000
+# clients a round is a million deliveries: a fraction of a second to several seconds. So 1,000
+# clients get 3× the windows (6 by default, 24 s; 3 with --quick).
+fanout_windows() { (($1 >= 1000)) && echo $((UWS_WINDOWS * 3)) || echo "$UWS_WINDOWS"; }
 run_fanout() {
-    if ((${#FANOUT_SERVERS[@]} == 0)); then
-        say "fan-out: no broadcasting server yet (FANOUT_SERVERS in scripts/bench.sh): skipped"
-        return 0
-    fi
-    local connections
+    local connections pass i server order
     for connections in 100 1000; do
-        say "fan-out: uWebSockets' broadcast_test, $connections connections × 20 B to all"
-        for server in "${FANOUT_SERVERS[@]}"; do
-            run_load "fanout-$connections" "$server" uws-broadcast --connections "$connections"
+        say "fan-out: uWebSockets' broadcast_test, $connections connections × 20 B to all ($UWS_WINDOWS × 4 s after a warm-up window)"
+        for ((pass = 0; pass < REPEAT; pass++)); do
+            order=("${FANOUT_SERVERS[@]}")
+            if ((pass % 2)); then
+                order=()
+                for ((i = ${#FANOUT_SERVERS[@]} - 1; i >= 0; i--)); do order+=("${FANOUT_SERVERS[i]}"); done
+            fi
+            for server in "${order[@]}"; do
+                # shellcheck disable=SC2046 # fanout_stats prints words or nothing
+                run_load "fanout-$connections" "$server" uws-broadcast --connections "$connections" \
+                    --windows "$(fanout_windows "$connections")" $(fanout_stats "$server")
+            done
+        done
+    done
+    # The slow subscriber, for the hub (both handler shapes).
+    say "fan-out: 1000 connections and one more that never reads (the slow subscriber)"
+    for ((pass = 0; pass < REPEAT; pass++)); do
+        for server in ours-hub ours-hub-feed; do
+            # shellcheck disable=SC2046
+            run_load fanout-1000-slow "$server" uws-broadcast --connections 1000 --slow-clients 1 \
+                --windows "$(fanout_windows 1000)" $(fanout_stats "$server")
         done
     done
 }

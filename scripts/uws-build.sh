@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds uWebSockets' EchoServer example, its load_test and its broadcast_test for
-# scripts/bench.sh (issue #12), from the C/C++ sources vendored in the crates.io package
-# libuwebsockets-sys 0.0.10. Nothing of uWebSockets is committed: the package comes through
-# cargo (a scratch crate under target/ and `cargo fetch`), and everything built lands in
-# target/uws/.
+# scripts/bench.sh (issue #12), and our fan-out server on its App (issue 13), from the C/C++
+# sources vendored in the crates.io package libuwebsockets-sys 0.0.10. Nothing of uWebSockets is
+# committed: the package comes through cargo (a scratch crate under target/ and `cargo fetch`),
+# and everything built lands in target/uws/.
 #
 #     scripts/uws-build.sh            # build what is missing or stale; prints the bin directory
 #     scripts/uws-build.sh --force    # rebuild everything
@@ -16,8 +16,11 @@
 #                     it got as its first line of output, as bench-server does
 #   uws-load-test     benchmarks/load_test.c, -DLIBUS_NO_SSL, unchanged
 #   uws-broadcast-test benchmarks/broadcast_test.c, -DLIBUS_NO_SSL, unchanged
+#   uws-pubsub-server benches/uws/PubSubServer.cpp (ours, committed: every message published to
+#                     one topic that every socket is in), with the EchoServer's flags; it
+#                     listens and prints its port as the patched EchoServer does
 # uSockets (src/*.c, src/eventing/*.c, src/crypto/*.c) is compiled as C (-std=c11) once and
-# linked into all three. UWS_EXTRA_FLAGS adds compiler flags (e.g. "-march=native"), for
+# linked into all four. UWS_EXTRA_FLAGS adds compiler flags (e.g. "-march=native"), for
 # experiments; the build is redone when the flags change.
 
 set -euo pipefail
@@ -102,9 +105,12 @@ CXXFLAGS=("${COMMON[@]}" -std=c++20 -DUWS_NO_ZLIB -I"$SRC/src")
 BIN_DIR=$UWS_DIR/bin
 OBJ_DIR=$UWS_DIR/obj
 STAMP=$UWS_DIR/build.stamp
-stamp="$PACKAGE $VERSION | $(gcc --version | head -n 1) | ${CFLAGS[*]} | ${CXXFLAGS[*]} | $(cksum <"${BASH_SOURCE[0]}")"
+PUBSUB_SRC=$ROOT/benches/uws/PubSubServer.cpp
+[[ -f $PUBSUB_SRC ]] || die "$PUBSUB_SRC is missing"
+stamp="$PACKAGE $VERSION | $(gcc --version | head -n 1) | ${CFLAGS[*]} | ${CXXFLAGS[*]} | $(cksum <"${BASH_SOURCE[0]}") | $(cksum <"$PUBSUB_SRC")"
 if [[ -z $FORCE && -f $STAMP && $(cat "$STAMP") == "$stamp" ]] &&
-    [[ -x $BIN_DIR/uws-echo-server && -x $BIN_DIR/uws-load-test && -x $BIN_DIR/uws-broadcast-test ]]; then
+    [[ -x $BIN_DIR/uws-echo-server && -x $BIN_DIR/uws-load-test && -x $BIN_DIR/uws-broadcast-test ]] &&
+    [[ -x $BIN_DIR/uws-pubsub-server ]]; then
     printf '%s\n' "$BIN_DIR"
     exit 0
 fi
@@ -161,6 +167,11 @@ patch_echo_server() {
 say "building uws-echo-server (C++20, from examples/EchoServer.cpp)"
 ECHO_SRC=$(patch_echo_server)
 step "uws-echo-server" g++ "${CXXFLAGS[@]}" "$ECHO_SRC" "${OBJECTS[@]}" -o "$BIN_DIR/uws-echo-server"
+
+# --- the fan-out server: ours, on uWebSockets' App ---------------------------------------------
+
+say "building uws-pubsub-server (C++20, from benches/uws/PubSubServer.cpp)"
+step "uws-pubsub-server" g++ "${CXXFLAGS[@]}" "$PUBSUB_SRC" "${OBJECTS[@]}" -o "$BIN_DIR/uws-pubsub-server"
 
 # --- the load generators, unchanged ------------------------------------------------------------
 

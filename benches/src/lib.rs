@@ -111,6 +111,11 @@ pub struct Record {
     pub deflate: Option<String>,
     /// `json` for JSON text messages; absent for the binary pattern.
     pub payload: Option<String>,
+    /// Fan-out: extra clients that upgraded, joined the broadcast and never read.
+    pub slow_clients: Option<usize>,
+    /// Fan-out: messages the server's hub dropped from subscriber queues over the whole run
+    /// (`GET /stats` of `ours-hub`), when the server reports it.
+    pub dropped: Option<u64>,
 }
 
 /// A small deterministic generator (xorshift64*), so that every run sends the same bytes.

@@ -287,52 +287,165 @@ fn uws_load_tables(t: &mut String, results: &Results) {
         }
     }
     if has("uws-broadcast") {
-        let _ = writeln!(t, "\n### Fan-out, measured by uWebSockets' `broadcast_test`\n");
-        let _ = writeln!(
-            t,
-            "Each round, every connection sends one 20 B message and receives all of the round's \
-             (connections² deliveries).\n"
-        );
-        let _ = writeln!(
-            t,
-            "| scenario | server | rounds/s | deliveries/s | × uWS ({UP}) | server CPU | server µs/round | client CPU | others' CPU |"
-        );
-        let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
-        let mut scenarios: Vec<&String> = results
-            .by_key
-            .iter()
-            .filter(|(_, runs)| runs.iter().any(|r| r.mode == "uws-broadcast"))
-            .map(|((scenario, _), _)| scenario)
-            .collect();
-        scenarios.dedup();
-        for scenario in scenarios {
-            let uws = results.get(scenario, "uws").map(|r| r.per_second);
-            let mut servers: Vec<(&str, String)> =
-                SERVERS.iter().map(|(s, n)| (*s, (*n).to_owned())).collect();
-            // Fan-out servers need not be among the echo servers: list the others by name.
-            for (_, server) in results.by_key.keys().filter(|(s, _)| s == scenario) {
-                if !servers.iter().any(|(known, _)| known == server) {
-                    servers.push((server.as_str(), format!("`{server}`")));
-                }
-            }
-            for (server, name) in servers {
-                let Some(r) = results.get(scenario, server) else { continue };
-                let deliveries = r.per_second * (r.connections * r.connections) as f64;
-                let _ = writeln!(
-                    t,
-                    "| {scenario} ({} conn) | {name} | {} | {} | {} | {} | {} | {} | {} |",
-                    r.connections,
-                    thousands(r.per_second),
-                    thousands(deliveries),
-                    ratio(Some(r.per_second), uws),
-                    cpu(r.server_cpu),
-                    us(r.server_us_per_op),
-                    cpu(Some(r.client_cpu)),
-                    cpu(r.other_cpu),
-                );
-            }
+        fan_out_tables(t, results);
+    }
+}
+
+/// The fan-out servers (`scripts/bench.sh --only fanout`) in table order, with their names.
+const FANOUT_SERVERS: [(&str, &str); 4] = [
+    ("ours-hub", "**tower-websockets** `broadcast::Hub`, `send_prepared` per message"),
+    ("ours-hub-feed", "**tower-websockets** `broadcast::Hub`, `feed_prepared` + one `flush` (experiment)"),
+    ("axum-chat", "axum 0.8 chat: `tokio::sync::broadcast`, split socket"),
+    ("uws-pubsub", "uWebSockets `App::publish` to one topic"),
+];
+
+/// The fan-out scenarios: every client in the room, and at 1,000 clients one more that never
+/// reads.
+const FANOUT: [&str; 2] = ["fanout-100", "fanout-1000"];
+const FANOUT_SLOW: (&str, &str) = ("fanout-1000-slow", "fanout-1000");
+
+/// Issue 13's goals for the hub: × the axum chat, × uWebSockets.
+const FANOUT_GOALS: [(&str, &str, f64); 2] =
+    [("axum-chat", "the axum chat", 2.0), ("uws-pubsub", "uWebSockets", 0.8)];
+
+/// Rounds per second with a slow subscriber at least this share of those without: "does not
+/// slow the others", with room for this machine's noise.
+const SLOW_GOAL: f64 = 0.9;
+
+/// The fan-out servers of a scenario, in table order, then any other by name.
+fn fan_out_servers(results: &Results, scenario: &str) -> Vec<(String, String)> {
+    let mut servers: Vec<(String, String)> =
+        FANOUT_SERVERS.iter().map(|(s, n)| ((*s).to_owned(), (*n).to_owned())).collect();
+    for (_, server) in results.by_key.keys().filter(|(s, _)| s == scenario) {
+        if !servers.iter().any(|(known, _)| known == server) {
+            servers.push((server.clone(), format!("`{server}`")));
         }
     }
+    servers
+}
+
+fn kib(value: Option<f64>) -> String {
+    value.map_or("–".to_owned(), |v| format!("{:.1} KiB", v / 1024.0))
+}
+
+fn mib(value: Option<u64>) -> String {
+    value.map_or("–".to_owned(), |v| format!("{:.1} MiB", v as f64 / 1024.0))
+}
+
+fn fan_out_tables(t: &mut String, results: &Results) {
+    let _ = writeln!(t, "\n### Fan-out, measured by uWebSockets' `broadcast_test`\n");
+    let _ = writeln!(
+        t,
+        "Each round, every client sends one 20 B Binary message and receives all of the round's \
+         (clients² deliveries); the servers publish every message to one room that every socket is \
+         in. `broadcast_test`'s own figure is whole rounds per 4-second window, so at 1,000 clients \
+         (a million deliveries a round) the rate is coarse: the windows column shows it. Memory: \
+         the server's `VmRSS` at the end of the last window less that of the fresh server, per \
+         connection. The hub's dropped count is over the whole run (`GET /stats`).\n"
+    );
+    let _ = writeln!(
+        t,
+        "| scenario | server | rounds/s | windows (rounds/s) | deliveries/s | × axum chat ({UP}) | × uWS ({UP}) | server CPU | server µs/round | RSS at the end | RSS per connection | hub: dropped | client CPU | others' CPU |"
+    );
+    let _ = writeln!(t, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for scenario in FANOUT.iter().copied().chain([FANOUT_SLOW.0]) {
+        let chat = results.get(scenario, "axum-chat").map(|r| r.per_second);
+        let uws = results.get(scenario, "uws-pubsub").map(|r| r.per_second);
+        for (server, name) in fan_out_servers(results, scenario) {
+            let Some(r) = results.get(scenario, &server) else { continue };
+            let deliveries = r.per_second * (r.connections * r.connections) as f64;
+            let windows: Vec<String> = r.slices.iter().map(|w| format!("{w:.2}")).collect();
+            let slow = match r.slow_clients {
+                Some(n) if n > 0 => format!(" + {n} that never reads"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                t,
+                "| {} clients{slow} | {name} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                thousands(r.connections as f64),
+                r.per_second,
+                windows.join(", "),
+                thousands(deliveries),
+                ratio(Some(r.per_second), chat),
+                ratio(Some(r.per_second), uws),
+                cpu(r.server_cpu),
+                us(r.server_us_per_op),
+                mib(r.rss_after_kib),
+                kib(r.rss_per_socket_bytes),
+                r.dropped.map_or("–".to_owned(), |d| thousands(d as f64)),
+                cpu(Some(r.client_cpu)),
+                cpu(r.other_cpu),
+            );
+        }
+    }
+    // The slow subscriber, side by side.
+    let (slow, base) = FANOUT_SLOW;
+    if results.by_key.keys().any(|(s, _)| s == slow) {
+        let _ = writeln!(t, "\n#### A slow subscriber (1,000 clients and one more that never reads)\n");
+        let _ = writeln!(
+            t,
+            "The extra client upgrades with a 4 KiB receive buffer, joins the room and never reads: \
+             the server has to hold, drop or refuse what it cannot send it. The hub keeps at most \
+             1 MiB queued per subscriber (its default) and drops the oldest beyond that; the axum \
+             chat's receiver lags past the channel's capacity and the example's loop ends, closing \
+             that socket; uWebSockets drops messages for a socket past `maxBackpressure` (1 MiB \
+             here).\n"
+        );
+        let _ = writeln!(
+            t,
+            "| server | rounds/s without | rounds/s with | with ÷ without ({UP}) | RSS at the end without | with | hub: dropped with |"
+        );
+        let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|");
+        for (server, name) in fan_out_servers(results, slow) {
+            let Some(with) = results.get(slow, &server) else { continue };
+            let without = results.get(base, &server);
+            let _ = writeln!(
+                t,
+                "| {name} | {} | {:.2} | {} | {} | {} | {} |",
+                without.as_ref().map_or("–".to_owned(), |r| format!("{:.2}", r.per_second)),
+                with.per_second,
+                ratio(Some(with.per_second), without.as_ref().map(|r| r.per_second)),
+                mib(without.as_ref().and_then(|r| r.rss_after_kib)),
+                mib(with.rss_after_kib),
+                with.dropped.map_or("–".to_owned(), |d| thousands(d as f64)),
+            );
+        }
+    }
+}
+
+/// The goal rows of the `fanout` scenario, for the hub (both handler shapes).
+fn fan_out_goals(results: &Results) -> Vec<String> {
+    let mut lines = Vec::new();
+    for ours in ["ours-hub", "ours-hub-feed"] {
+        for scenario in FANOUT {
+            let Some(r) = results.get(scenario, ours) else { continue };
+            for (peer, label, goal) in FANOUT_GOALS {
+                let Some(p) = results.get(scenario, peer) else { continue };
+                lines.push(format!(
+                    "| fan-out ≥ {goal:.1}× {label}: {} clients, {ours} | {} | {} |",
+                    thousands(r.connections as f64),
+                    ratio(Some(r.per_second), Some(p.per_second)),
+                    met((p.per_second > 0.0).then(|| r.per_second / p.per_second >= goal))
+                ));
+            }
+        }
+        if let Some(r) = results.get("fanout-1000", ours) {
+            lines.push(format!(
+                "| fan-out: memory per subscriber reported (1,000 clients), {ours} | {} | {} |",
+                kib(r.rss_per_socket_bytes),
+                met(r.rss_per_socket_bytes.map(|_| true))
+            ));
+        }
+        let (slow, base) = FANOUT_SLOW;
+        if let (Some(with), Some(without)) = (results.get(slow, ours), results.get(base, ours)) {
+            lines.push(format!(
+                "| fan-out: a slow subscriber does not slow the others (rounds/s with ≥ {SLOW_GOAL}× without), {ours} | {} | {} |",
+                ratio(Some(with.per_second), Some(without.per_second)),
+                met((without.per_second > 0.0).then(|| with.per_second / without.per_second >= SLOW_GOAL))
+            ));
+        }
+    }
+    lines
 }
 
 fn render(results: &Results, lock: &str, args: &Args) -> String {
@@ -622,7 +735,7 @@ fn render(results: &Results, lock: &str, args: &Args) -> String {
             }
         }
     }
-    for line in deflate_goals(results) {
+    for line in deflate_goals(results).into_iter().chain(fan_out_goals(results)) {
         let _ = writeln!(t, "{line}");
     }
     let churn_axum = results.get("churn", "axum").map(|r| r.per_second);
@@ -1076,16 +1189,45 @@ mod tests {
     }
 
     #[test]
-    fn broadcast_test_runs_get_a_fan_out_table_with_any_server_name() {
+    fn broadcast_test_runs_get_a_fan_out_table_ratios_and_goals() {
+        let fan = |scenario: &str, server: &str, per_second: f64, connections: usize| Record {
+            connections,
+            rss_before_kib: Some(4096),
+            rss_after_kib: Some(4096 + 10 * 1024),
+            rss_per_socket_bytes: Some(10.0 * 1024.0 * 1024.0 / connections as f64),
+            slow_clients: Some(usize::from(scenario.ends_with("slow"))),
+            dropped: server.starts_with("ours").then_some(7),
+            ..record("uws-broadcast", scenario, server, per_second)
+        };
         let t = render_records(vec![
-            record("uws-broadcast", "fanout-100", "hub", 300.0),
-            record("uws-broadcast", "fanout-100", "uws", 600.0),
+            fan("fanout-100", "ours-hub", 300.0, 100),
+            fan("fanout-100", "axum-chat", 100.0, 100),
+            fan("fanout-100", "uws-pubsub", 600.0, 100),
+            fan("fanout-100", "other", 50.0, 100),
+            fan("fanout-1000", "ours-hub", 2.0, 1000),
+            fan("fanout-1000", "uws-pubsub", 2.0, 1000),
+            fan("fanout-1000-slow", "ours-hub", 1.9, 1000),
         ]);
         assert!(t.contains("### Fan-out, measured by uWebSockets' `broadcast_test`"));
-        // 300 rounds/s of 100 × 100 deliveries.
-        assert!(row(&t, "| fanout-100 (100 conn) | `hub` | 300 | 3,000,000 | 0.50× |").contains("0.50×"));
+        // 300 rounds/s of 100 × 100 deliveries; 3× the chat, 0.5× uWebSockets.
+        let ours = row(&t, "| 100 clients | **tower-websockets** `broadcast::Hub`, `send_prepared`");
+        assert!(ours.contains("| 300.00 | 300.00 | 3,000,000 | 3.00× | 0.50× |"), "{ours}");
+        assert!(ours.contains("| 14.0 MiB | 102.4 KiB | 7 |"), "{ours}");
+        assert!(row(&t, "| 100 clients | `other` | 50.00 |").contains("0.50×"));
+        assert!(row(&t, "| 1,000 clients + 1 that never reads | **tower-websockets**").contains("1.90"));
+        let slow =
+            row(&t, "| **tower-websockets** `broadcast::Hub`, `send_prepared` per message | 2.00 | 1.90 |");
+        assert!(slow.contains("0.95×"), "{slow}");
         assert!(
-            row(&t, "| fanout-100 (100 conn) | uWebSockets (`EchoServer` example) | 600 |").contains("1.00×")
+            row(&t, "| fan-out ≥ 2.0× the axum chat: 100 clients, ours-hub | 3.00× | yes |")
+                .ends_with("yes |")
         );
+        assert!(row(&t, "| fan-out ≥ 0.8× uWebSockets: 100 clients, ours-hub | 0.50× |").contains("**no**"));
+        assert!(row(&t, "| fan-out ≥ 0.8× uWebSockets: 1,000 clients, ours-hub | 1.00× |").contains("yes"));
+        assert!(
+            row(&t, "| fan-out: memory per subscriber reported (1,000 clients), ours-hub | 10.2 KiB |")
+                .contains("yes")
+        );
+        assert!(row(&t, "| fan-out: a slow subscriber does not slow the others").contains("0.95× | yes"));
     }
 }

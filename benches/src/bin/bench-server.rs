@@ -19,6 +19,19 @@
 //! - `sockudo`: sockudo-ws's axum integration (`sockudo_ws::axum_integration`), the
 //!   permessage-deflate peer of the `deflate` scenario.
 //!
+//! Fan-out servers (the `fanout` scenario, measured by uWebSockets' `broadcast_test`): every
+//! Text or Binary message received goes to every open socket, the sender included:
+//!
+//! - `ours-hub`: tower-websockets' `broadcast::Hub`, one topic that every socket's `Subscriber`
+//!   is in, the handler `select!`ing on `recv()` and `Subscriber::recv()` and writing with
+//!   `send_prepared`, as the `broadcast` module's docs show; through `WebSocketLayer` on an axum
+//!   `Router`, as `ours-axum`. `GET /stats` answers the hub's counts (JSON).
+//! - `ours-hub-feed`: the same, except that the handler writes what its subscriber has queued
+//!   with `feed_prepared` and one `flush` (an experiment: one write for many messages).
+//! - `axum-chat`: axum 0.8's `extract::ws` with a `tokio::sync::broadcast` channel, in the shape
+//!   of axum's own chat example: the socket split, one task forwarding the channel to the sink,
+//!   one reading the stream into the channel, each message made into a `Message` per socket.
+//!
 //! permessage-deflate (the `deflate` scenario): `--compression` turns it on for `ours-axum`,
 //! `ours-hyper` and `sockudo`, at the same settings for both libraries: context takeover both ways
 //! and 15-bit windows, every message compressed, level 1 (ours' default; `--deflate-level` to
@@ -66,6 +79,7 @@ const USAGE: &str =
     "usage: bench-server --server NAME [--bind ADDR] [--compression ...] [--read-buffer BYTES]
 
 NAME: ours-axum | ours-hyper | axum | tungstenite | fastwebsockets | sockudo
+      | ours-hub | ours-hub-feed | axum-chat (fan-out)
       | http-axum | http-axum-layer | http-axum-outer
 
 permessage-deflate (ours-axum, ours-hyper and sockudo; the deflate scenario):
@@ -110,13 +124,16 @@ fn read_buffer() -> Option<usize> {
     experiment().read_buffer
 }
 
-const SERVERS: [&str; 9] = [
+const SERVERS: [&str; 12] = [
     "ours-axum",
     "ours-hyper",
     "axum",
     "tungstenite",
     "fastwebsockets",
     "sockudo",
+    "ours-hub",
+    "ours-hub-feed",
+    "axum-chat",
     "http-axum",
     "http-axum-layer",
     "http-axum-outer",
@@ -185,6 +202,9 @@ fn main() -> ExitCode {
             "tungstenite" => tungstenite_ws::serve(listener).await,
             "fastwebsockets" => fast::serve(listener).await,
             "sockudo" => sockudo::serve(listener).await,
+            "ours-hub" => fan_out::serve_hub(listener, false).await,
+            "ours-hub-feed" => fan_out::serve_hub(listener, true).await,
+            "axum-chat" => fan_out::serve_axum_chat(listener).await,
             "http-axum" => plain_http::serve(listener, plain_http::Layering::None).await,
             "http-axum-layer" => plain_http::serve(listener, plain_http::Layering::OnRouter).await,
             "http-axum-outer" => plain_http::serve(listener, plain_http::Layering::AroundRouter).await,
@@ -276,7 +296,7 @@ mod ours {
         upgrade.on_upgrade(echo)
     }
 
-    fn layer() -> WebSocketLayer {
+    pub(super) fn layer() -> WebSocketLayer {
         let experiment = experiment();
         if experiment.read_buffer.is_none() && experiment.keep_alive.is_none() && experiment.deflate.is_none()
         {
@@ -315,6 +335,173 @@ mod ours {
                 Ok::<_, Infallible>(response)
             });
         serve_http1(listener, TowerToHyperService::new(service)).await
+    }
+}
+
+/// The fan-out servers: every message received goes to every open socket, its sender included.
+mod fan_out {
+    use axum::{
+        Router,
+        extract::State,
+        response::IntoResponse,
+        routing::{any, get},
+    };
+
+    use super::*;
+
+    /// The one topic (room) every socket is in.
+    const TOPIC: &str = "broadcast";
+
+    /// tower-websockets' hub, with its defaults: 1 MiB queued per subscriber, the oldest
+    /// messages dropped beyond that. `broadcast_test` at 1,000 clients queues at most one
+    /// round, 1,000 × (20 B + `QUEUED_MESSAGE_OVERHEAD`) = 84,000 B, per subscriber: a client
+    /// that reads loses nothing; only one that stops reading reaches the budget.
+    pub(super) async fn serve_hub(listener: TcpListener, batch: bool) -> std::io::Result<()> {
+        use tower_websockets::{WebSocketUpgrade, broadcast::Hub};
+
+        #[derive(Clone)]
+        struct Shared {
+            hub: Hub,
+            batch: bool,
+        }
+
+        async fn ws(upgrade: WebSocketUpgrade, State(shared): State<Shared>) -> impl IntoResponse {
+            upgrade.on_upgrade(move |socket| hub_socket(socket, shared.hub, shared.batch))
+        }
+
+        async fn stats(State(shared): State<Shared>) -> impl IntoResponse {
+            let s = shared.hub.stats();
+            let body = format!(
+                "{{\"subscribers\":{},\"published\":{},\"queued\":{},\"dropped\":{},\"closed_for_lag\":{}}}",
+                s.subscribers, s.published, s.queued, s.dropped, s.closed_for_lag
+            );
+            ([(header::CONTENT_TYPE, "application/json")], body)
+        }
+
+        let app: Router = Router::new()
+            .route("/ws", any(ws))
+            .route("/", any(ws))
+            .route("/stats", get(stats))
+            .layer(super::ours::layer())
+            .with_state(Shared { hub: Hub::new(), batch });
+        axum::serve(axum_listener(listener), app).await
+    }
+
+    /// The handler's shape from the `broadcast` module's docs: one owner of the socket, waiting
+    /// on the socket and on its subscriber at once.
+    ///
+    /// With `batch` (`ours-hub-feed`, an experiment), a delivery is written with
+    /// `feed_prepared`, followed by whatever else the queue already holds, and one `flush`: one
+    /// write for many messages, as uWebSockets corks what it publishes.
+    async fn hub_socket(
+        mut socket: tower_websockets::WebSocket,
+        hub: tower_websockets::broadcast::Hub,
+        batch: bool,
+    ) {
+        use tower_websockets::{
+            Message,
+            broadcast::{Delivery, LAG_CLOSE_REASON},
+        };
+
+        let mut subscriber = hub.subscriber();
+        subscriber.subscribe(TOPIC);
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        hub.publish(TOPIC, bytes);
+                    }
+                    Some(Ok(Message::Text(text))) => {
+                        hub.publish(TOPIC, text);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                },
+                delivery = subscriber.recv() => {
+                    let sent = match delivery {
+                        Delivery::Message(message) if batch => {
+                            // ours-hub-feed: everything already queued goes out in one write.
+                            let mut fed = socket.feed_prepared(&message).await;
+                            while fed.is_ok() {
+                                match subscriber.try_recv() {
+                                    Some(Delivery::Message(message)) => fed = socket.feed_prepared(&message).await,
+                                    Some(_) | None => break,
+                                }
+                            }
+                            match fed {
+                                Ok(()) => socket.flush().await,
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Delivery::Message(message) => socket.send_prepared(&message).await,
+                        // Only a client that stopped reading misses messages (the hub counts
+                        // them, GET /stats); telling it would put a message into
+                        // broadcast_test's byte count, so it is not told.
+                        Delivery::Missed(_) => Ok(()),
+                        Delivery::Close(code) => {
+                            let _ = socket.close(code, LAG_CLOSE_REASON).await;
+                            break;
+                        }
+                        _ => Ok(()),
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The channel's capacity, in messages. axum's chat example uses 100; a round of
+    /// `broadcast_test` at 1,000 clients puts 1,000 messages in the channel before the slowest
+    /// socket's forwarding task has taken the first, and a receiver that lags behind the
+    /// capacity gets `RecvError::Lagged`, which ends the example's forwarding loop and with it
+    /// the socket. 16,384 is more than a round at 1,000 clients, and about what the hub's 1 MiB
+    /// budget holds of 20 B messages (12,483).
+    const CHAT_CAPACITY: usize = 16 * 1024;
+
+    /// axum's chat, as its example writes it (messages relayed as they come, Binary here, since
+    /// `broadcast_test` sends Binary; the example relays Text).
+    pub(super) async fn serve_axum_chat(listener: TcpListener) -> std::io::Result<()> {
+        use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+        use tokio::sync::broadcast;
+
+        async fn ws(
+            upgrade: WebSocketUpgrade,
+            State(tx): State<broadcast::Sender<Bytes>>,
+        ) -> impl IntoResponse {
+            upgrade.on_upgrade(move |socket| chat(socket, tx))
+        }
+
+        async fn chat(socket: WebSocket, tx: broadcast::Sender<Bytes>) {
+            let (mut sender, mut receiver) = socket.split();
+            let mut rx = tx.subscribe();
+            // Everything sent to the channel goes to this client, made into a Message here.
+            let mut send_task = tokio::spawn(async move {
+                while let Ok(payload) = rx.recv().await {
+                    if sender.send(Message::Binary(payload)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            // What this client sends goes to the channel.
+            let mut recv_task = tokio::spawn(async move {
+                while let Some(Ok(message)) = receiver.next().await {
+                    if let Message::Binary(payload) = message {
+                        let _ = tx.send(payload);
+                    }
+                }
+            });
+            // When either ends, so does the other.
+            tokio::select! {
+                _ = &mut send_task => recv_task.abort(),
+                _ = &mut recv_task => send_task.abort(),
+            }
+        }
+
+        let (tx, _) = broadcast::channel::<Bytes>(CHAT_CAPACITY);
+        let app: Router = Router::new().route("/ws", any(ws)).route("/", any(ws)).with_state(tx);
+        axum::serve(axum_listener(listener), app).await
     }
 }
 

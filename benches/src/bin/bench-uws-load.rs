@@ -21,15 +21,26 @@
 //! payloads), and goes on with fewer connections when the server closes one (it prints
 //! `Closed!`): this wrapper fails the run on that line. Pin it with `taskset`: the tool inherits
 //! the affinity.
+//!
+//! With `--server-pid`, the record also carries the server's `VmRSS` before the tool starts (a
+//! fresh server) and at the end of the last window, and the growth per connection: for
+//! broadcast_test, the memory of a subscriber that is being broadcast to.
+//!
+//! Fan-out only: `--slow-clients K` first opens K WebSockets of its own (`GET /` upgrades) that
+//! never read a byte after the `101`, so that the server broadcasts to K clients that fall
+//! behind; broadcast_test's own clients do not count them. `--stats PATH` reads the server's
+//! counts with a plain `GET PATH` at the end (`ours-hub` answers `/stats` with its hub's) and
+//! records the dropped messages.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read as _, Write as _},
+    net::TcpStream,
     process::{Child, Command, ExitCode, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-use bench_common::{Record, cpu_percent, cpu_ticks, machine_busy_ticks};
+use bench_common::{Record, cpu_percent, cpu_ticks, machine_busy_ticks, rss_kib};
 
 const USAGE: &str = "\
 usage: bench-uws-load --tool TOOL --bin PATH --port PORT [options]
@@ -44,7 +55,10 @@ Options:
   --skip N             report lines to skip first, as a warm-up [default: 1]
   --windows N          4-second windows to average after those [default: 1]
   --connect-timeout S  time allowed for opening the connections [default: 30]
-  --server-pid PID     read the server's CPU time from /proc
+  --server-pid PID     read the server's CPU time and memory from /proc
+  --slow-clients K     broadcast_test: open K WebSockets that never read first [default: 0]
+  --stats PATH         broadcast_test: GET PATH from the server at the end, for its hub's
+                       dropped count (ours-hub: /stats)
   --scenario LABEL     label for the result record
   --server-name NAME   server name for the result record";
 
@@ -83,6 +97,8 @@ struct Options {
     server_pid: Option<String>,
     scenario: String,
     server_name: String,
+    slow_clients: usize,
+    stats: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -126,6 +142,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         server_pid: None,
         scenario: String::new(),
         server_name: String::new(),
+        slow_clients: 0,
+        stats: None,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -151,6 +169,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
             "--server-pid" => options.server_pid = Some(value()?),
             "--scenario" => options.scenario = value()?,
             "--server-name" => options.server_name = value()?,
+            "--slow-clients" => options.slow_clients = num(&arg, value()?)?,
+            "--stats" => options.stats = Some(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -176,6 +196,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     }
     if options.tool == Tool::BroadcastTest {
         options.size = BROADCAST_SIZE;
+    } else if options.slow_clients > 0 || options.stats.is_some() {
+        return Err("--slow-clients and --stats go with --tool broadcast_test".into());
+    }
+    if options.stats.as_ref().is_some_and(|path| !path.starts_with('/')) {
+        return Err("--stats needs a path that starts with /".into());
     }
     if options.connect_timeout.is_nan() || options.connect_timeout <= 0.0 || options.connect_timeout > 3600.0
     {
@@ -260,7 +285,76 @@ impl Sample {
     }
 }
 
+/// A slow client's receive buffer: the kernel's smallest, more or less (Linux doubles it), so
+/// that the server's queue for it, not the kernel's buffers, soon holds what it has not read.
+const SLOW_RECEIVE_BUFFER: usize = 4096;
+
+/// A WebSocket that upgraded and then never reads: the slow subscriber of the fan-out scenario.
+fn open_slow_client(host: &str, port: u16) -> Result<TcpStream, String> {
+    use socket2::{Domain, Socket, Type};
+
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("slow client: {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("slow client: no address for {host}"))?;
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)
+        .map_err(|e| format!("slow client: socket: {e}"))?;
+    socket.set_recv_buffer_size(SLOW_RECEIVE_BUFFER).map_err(|e| format!("slow client: SO_RCVBUF: {e}"))?;
+    socket.connect(&address.into()).map_err(|e| format!("slow client: connect: {e}"))?;
+    let mut stream = TcpStream::from(socket);
+    let _ = stream.set_nodelay(true);
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).map_err(|e| format!("slow client: {e}"))?;
+    // Read the 101's head byte by byte, so that nothing after it is taken off the socket.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => return Err("slow client: closed during the upgrade".into()),
+            Err(e) => return Err(format!("slow client: upgrade: {e}")),
+        }
+        if head.len() > 8192 {
+            return Err("slow client: no end to the upgrade response".into());
+        }
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(format!("slow client: not upgraded: {:?}", String::from_utf8_lossy(&head)));
+    }
+    Ok(stream)
+}
+
+/// `GET path` from the server, and the `dropped` count in its JSON answer (`ours-hub`'s
+/// `/stats`).
+fn read_dropped(host: &str, port: u16, path: &str) -> Result<u64, String> {
+    let mut stream = TcpStream::connect((host, port)).map_err(|e| format!("stats: connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| format!("stats: {e}"))?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| format!("stats: {e}"))?;
+    dropped_from(&response).ok_or_else(|| format!("stats: no dropped count in {response:?}"))
+}
+
+/// The `dropped` field of a `200` response's JSON body.
+fn dropped_from(response: &str) -> Option<u64> {
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
+    json.get("dropped")?.as_u64()
+}
+
 fn run(options: &Options) -> Result<Record, String> {
+    let rss_before = options.server_pid.as_deref().and_then(|pid| rss_kib(pid).ok());
+    let slow: Vec<TcpStream> = (0..options.slow_clients)
+        .map(|_| open_slow_client(&options.host, options.port))
+        .collect::<Result<_, _>>()?;
     let port = options.port.to_string();
     let connections = options.connections.to_string();
     let size = options.size.to_string();
@@ -346,9 +440,27 @@ fn run(options: &Options) -> Result<Record, String> {
         }
     }
     let end = Sample::take(options.server_pid.as_deref(), pid);
+    let rss_after = options.server_pid.as_deref().and_then(|pid| rss_kib(pid).ok());
+    let dropped = match &options.stats {
+        Some(path) => Some(read_dropped(&options.host, options.port, path)?),
+        None => None,
+    };
     drop(child);
+    drop(slow);
     let start = start.ok_or("no starting sample")?;
-    Ok(record(options, &rates, start, end))
+    let mut record = record(options, &rates, start, end);
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        record.rss_before_kib = Some(before);
+        record.rss_after_kib = Some(after);
+        record.rss_per_socket_bytes = Some(
+            (after as f64 - before as f64) * 1024.0 / (options.connections + options.slow_clients) as f64,
+        );
+    }
+    if options.tool == Tool::BroadcastTest {
+        record.slow_clients = Some(options.slow_clients);
+    }
+    record.dropped = dropped;
+    Ok(record)
 }
 
 /// The record of a run: `rates` are the tool's own per-window figures; the CPU figures come
@@ -447,6 +559,32 @@ mod tests {
             args(&["--tool", "load_test", "--bin", "x", "--port", "9", "--connect-timeout", "NaN"]).is_err()
         );
         assert!(args(&["--tool", "load_test", "--bin", "x", "--port", "9", "--size", "lots"]).is_err());
+    }
+
+    #[test]
+    fn fan_out_options_and_the_stats_answer() {
+        let o = args(&[
+            "--tool",
+            "broadcast_test",
+            "--bin",
+            "x",
+            "--port",
+            "9",
+            "--slow-clients",
+            "1",
+            "--stats",
+            "/stats",
+        ])
+        .unwrap();
+        assert_eq!((o.slow_clients, o.stats.as_deref()), (1, Some("/stats")));
+        assert!(args(&["--tool", "load_test", "--bin", "x", "--port", "9", "--slow-clients", "1"]).is_err());
+        assert!(
+            args(&["--tool", "broadcast_test", "--bin", "x", "--port", "9", "--stats", "stats"]).is_err()
+        );
+        let ok = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"published\":5,\"dropped\":42}";
+        assert_eq!(dropped_from(ok), Some(42));
+        assert_eq!(dropped_from("HTTP/1.1 404 Not Found\r\n\r\n{\"dropped\":1}"), None);
+        assert_eq!(dropped_from("HTTP/1.1 200 OK\r\n\r\nnot json"), None);
     }
 
     #[test]
