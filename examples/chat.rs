@@ -315,17 +315,22 @@ async fn session(mut socket: WebSocket, chat: Chat) {
                 Some(Ok(_)) => None,
                 Some(Err(_)) | None => break,
             },
-            delivery = subscriber.recv() => match delivery {
-                Delivery::Message(message) => Some(message),
-                Delivery::Missed(count) => {
-                    Some(PreparedMessage::text(format!(r#"{{"type":"missed","count":{count}}}"#)))
+            delivery = subscriber.recv() => {
+                // What was published to the room: this message and whatever else is queued, in
+                // one write.
+                match socket.send_delivery(delivery, &mut subscriber).await {
+                    Ok(sent) => {
+                        if let Some(code) = sent.close {
+                            let _ = socket.close(code, LAG_CLOSE_REASON).await;
+                            break;
+                        }
+                        (sent.missed > 0).then(|| {
+                            PreparedMessage::text(format!(r#"{{"type":"missed","count":{}}}"#, sent.missed))
+                        })
+                    }
+                    Err(_) => break,
                 }
-                Delivery::Close(code) => {
-                    let _ = socket.close(code, LAG_CLOSE_REASON).await;
-                    break;
-                }
-                _ => None,
-            },
+            }
         };
         if let Some(reply) = reply {
             if socket.send_prepared(&reply).await.is_err() {

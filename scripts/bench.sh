@@ -53,8 +53,8 @@
 # N of the round's) against three servers that publish every message to one room every socket
 # is in: ours-hub (our broadcast::Hub, as its docs show), axum-chat (axum's chat example's
 # shape, tokio::sync::broadcast) and uws-pubsub (benches/uws/PubSubServer.cpp, uWebSockets'
-# App::publish), plus ours-hub-feed (the hub, written with feed_prepared + flush: an
-# experiment), at 100 and 1,000 clients, --repeat times each; the server's RSS per connection at
+# App::publish), plus ours-hub-unbatched (the hub with one send_prepared, one write, per
+# message: the shape before send_delivery), at 100 and 1,000 clients, --repeat times each; the server's RSS per connection at
 # the end of the windows; and, for the hub, at 1,000 clients again with one extra client that
 # never reads (the slow subscriber). The --servers list does not apply to it.
 
@@ -389,9 +389,9 @@ fi
 
 # Fan-out (not run by default: --only fanout): uWebSockets' benchmarks/broadcast_test.c, built by
 # scripts/uws-build.sh, against servers that publish every message they receive to one room every
-# socket is in. ours-hub-feed is an experiment beside ours-hub (the same hub, its handler writing
-# with feed_prepared + one flush). The hub's dropped count comes from its GET /stats.
-FANOUT_SERVERS=(ours-hub ours-hub-feed axum-chat uws-pubsub)
+# socket is in. ours-hub-unbatched is the "before" beside ours-hub (the same hub, its handler
+# writing each message with send_prepared). The hub's dropped count comes from its GET /stats.
+FANOUT_SERVERS=(ours-hub ours-hub-unbatched axum-chat uws-pubsub)
 fanout_stats() { [[ $1 == ours-hub* ]] && echo --stats /stats || true; }
 # broadcast_test prints whole rounds per 4 s window (a resolution of 0.25 rounds/s), and at 1,000
 # clients a round is a million deliveries: a fraction of a second to several seconds. So 1,000
@@ -417,7 +417,7 @@ run_fanout() {
     # The slow subscriber, for the hub (both handler shapes).
     say "fan-out: 1000 connections and one more that never reads (the slow subscriber)"
     for ((pass = 0; pass < REPEAT; pass++)); do
-        for server in ours-hub ours-hub-feed; do
+        for server in ours-hub ours-hub-unbatched; do
             # shellcheck disable=SC2046
             run_load fanout-1000-slow "$server" uws-broadcast --connections 1000 --slow-clients 1 \
                 --windows "$(fanout_windows 1000)" $(fanout_stats "$server")

@@ -156,16 +156,13 @@ async fn chat(mut socket: WebSocket, hub: Hub, topic: String) {
                 Some(Err(_)) | None => break,
             },
             delivery = subscriber.recv() => {
-                let sent = match delivery {
-                    Delivery::Message(message) => socket.send_prepared(&message).await,
-                    Delivery::Missed(n) => socket.send(format!("missed {n}")).await,
-                    Delivery::Close(code) => {
-                        let _ = socket.close(code, LAG_CLOSE_REASON).await;
-                        break;
-                    }
-                    _ => Ok(()),
-                };
-                if sent.is_err() {
+                // The documented shape: the delivery and whatever else is queued, one flush.
+                let Ok(sent) = socket.send_delivery(delivery, &mut subscriber).await else { break };
+                if let Some(code) = sent.close {
+                    let _ = socket.close(code, LAG_CLOSE_REASON).await;
+                    break;
+                }
+                if sent.missed > 0 && socket.send(format!("missed {}", sent.missed)).await.is_err() {
                     break;
                 }
             }
@@ -424,4 +421,95 @@ async fn a_slow_socket_under_the_close_policy_is_closed_with_1013() {
     assert_eq!(close.code, CloseCode::TRY_AGAIN_LATER);
     assert_eq!(close.reason.as_str(), LAG_CLOSE_REASON);
     assert!(texts.len() < 2000);
+}
+
+/// A socket whose handler queues `publish` messages for its own subscriber (and, with
+/// `budget`, lets the hub drop some), then forwards them with `send_delivery` until the queue
+/// is empty, and reports each call's result.
+async fn forward_queued(
+    publish: usize,
+    budget: Option<usize>,
+    policy: LagPolicy,
+) -> (Vec<tower_websockets::broadcast::SentDeliveries>, Vec<Message>) {
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let layer = WebSocketLayer::new();
+    let client = TestClient::new(ServiceBuilder::new().layer(layer).service_fn(
+        move |mut req: http::Request<Incoming>| {
+            let report = report.clone();
+            async move {
+                let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket: WebSocket| async move {
+                    let mut hub = Hub::builder().on_lag(policy);
+                    if let Some(budget) = budget {
+                        hub = hub.max_queued_bytes(budget);
+                    }
+                    let hub = hub.build().unwrap();
+                    let mut subscriber = hub.subscriber();
+                    subscriber.subscribe("t");
+                    for i in 0..publish {
+                        hub.publish("t", format!("{i}"));
+                    }
+                    while let Some(delivery) = subscriber.try_recv() {
+                        let sent = socket.send_delivery(delivery, &mut subscriber).await.unwrap();
+                        report.send(sent).unwrap();
+                        if let Some(code) = sent.close {
+                            socket.close(code, LAG_CLOSE_REASON).await.unwrap();
+                            return;
+                        }
+                    }
+                    socket.close(CloseCode::NORMAL, "done").await.unwrap();
+                }))
+            }
+        },
+    ));
+    let mut socket = client.connect("/").await.unwrap();
+    let mut received = Vec::new();
+    loop {
+        let message = socket.recv().await.unwrap();
+        let close = message.is_close();
+        received.push(message);
+        if close {
+            break;
+        }
+    }
+    let mut sent = Vec::new();
+    while let Ok(report) = reports.try_recv() {
+        sent.push(report);
+    }
+    (sent, received)
+}
+
+#[tokio::test]
+async fn send_delivery_writes_a_burst_in_batches_of_at_most_256_in_order() {
+    let (sent, received) = forward_queued(300, None, LagPolicy::DropOldest).await;
+    let counts: Vec<usize> = sent.iter().map(|s| s.messages).collect();
+    assert_eq!(counts, [256, 44]);
+    assert!(sent.iter().all(|s| s.missed == 0 && s.close.is_none()));
+    let texts: Vec<&str> = received.iter().filter_map(Message::as_text).collect();
+    let expected: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    assert_eq!(texts, expected);
+}
+
+#[tokio::test]
+async fn send_delivery_stops_at_missed_messages_so_that_the_notice_keeps_its_place() {
+    // Room for 3 one-digit messages: of 10, the oldest 7 are dropped.
+    let budget = 3 * (1 + QUEUED_MESSAGE_OVERHEAD);
+    let (sent, received) = forward_queued(10, Some(budget), LagPolicy::DropOldest).await;
+    assert_eq!(sent[0].missed, 7, "{sent:?}");
+    assert_eq!(sent[0].messages, 0);
+    assert_eq!(sent[1].messages, 3);
+    let texts: Vec<&str> = received.iter().filter_map(Message::as_text).collect();
+    assert_eq!(texts, ["7", "8", "9"]);
+}
+
+#[tokio::test]
+async fn send_delivery_reports_the_order_to_close() {
+    let budget = 3 * (1 + QUEUED_MESSAGE_OVERHEAD);
+    let (sent, received) =
+        forward_queued(10, Some(budget), LagPolicy::Close(CloseCode::POLICY_VIOLATION)).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].close, Some(CloseCode::POLICY_VIOLATION));
+    assert_eq!(sent[0].messages, 0);
+    let Some(Message::Close(Some(frame))) = received.last() else { panic!("{received:?}") };
+    assert_eq!(frame.code, CloseCode::POLICY_VIOLATION);
 }

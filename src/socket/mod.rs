@@ -12,6 +12,8 @@
 mod close;
 mod keep_alive;
 mod prepared;
+
+pub use prepared::SentDeliveries;
 mod transport;
 
 use std::{

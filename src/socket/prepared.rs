@@ -7,7 +7,32 @@ use futures_util::Sink;
 use tokio_tungstenite::tungstenite;
 
 use super::{WebSocket, compressed_frame};
-use crate::{broadcast::PreparedMessage, deflate::Deflater, error::Error};
+use crate::{
+    broadcast::{Delivery, PreparedMessage, Subscriber},
+    deflate::Deflater,
+    error::Error,
+    message::CloseCode,
+};
+
+/// At most this many messages go out between two flushes in
+/// [`WebSocket::send_delivery`], so that one burst does not hold the socket's other duties
+/// (and the handler's reading) back for long.
+const MAX_BATCH: usize = 256;
+
+/// What [`WebSocket::send_delivery`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SentDeliveries {
+    /// Messages written (and flushed).
+    pub messages: usize,
+    /// The subscriber had fallen behind: this many messages were dropped before the next ones
+    /// still queued ([`Delivery::Missed`]). Tell the client now if it cares; the batch stopped
+    /// here so that the notice keeps its place.
+    pub missed: u64,
+    /// The subscriber was told to close ([`Delivery::Close`]): close the socket with this code
+    /// and [`LAG_CLOSE_REASON`](crate::broadcast::LAG_CLOSE_REASON).
+    pub close: Option<CloseCode>,
+}
 
 impl WebSocket {
     /// Sends a [`PreparedMessage`] and flushes it: the way to send one message to many sockets
@@ -62,6 +87,76 @@ impl WebSocket {
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
         let frame = encode(self.deflater.as_deref_mut(), message);
         self.sending_stream()?.start_send(frame).map_err(Error::from_tungstenite)
+    }
+
+    /// Writes a [`Delivery`] from [`Subscriber::recv`], and every message the subscriber
+    /// already has queued after it, then flushes once: one write to the connection for a
+    /// burst of published messages rather than one per message (as uWebSockets corks what it
+    /// publishes). This is how a handler forwards its subscriber's queue; see
+    /// [the `broadcast` module](crate::broadcast) for the whole handler.
+    ///
+    /// The batch stops early at a [`Delivery::Missed`] or [`Delivery::Close`], which the result
+    /// reports, and after 256 messages (the rest follow on the next call).
+    ///
+    /// ```
+    /// use tower_websockets::{WebSocket, broadcast::{Hub, LAG_CLOSE_REASON}};
+    ///
+    /// async fn listen(mut socket: WebSocket, hub: Hub) {
+    ///     let mut subscriber = hub.subscriber();
+    ///     subscriber.subscribe("news");
+    ///     loop {
+    ///         let delivery = subscriber.recv().await;
+    ///         let Ok(sent) = socket.send_delivery(delivery, &mut subscriber).await else { break };
+    ///         if let Some(code) = sent.close {
+    ///             let _ = socket.close(code, LAG_CLOSE_REASON).await;
+    ///             break;
+    ///         }
+    ///         if sent.missed > 0 && socket.send(format!("(missed {})", sent.missed)).await.is_err() {
+    ///             break;
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send). Messages taken from the queue before the error are lost
+    /// (delivery is at most once).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe, as [`send`](Self::send): keep it out of `select!` branches' futures
+    /// (call it in the branch's handler, as the module's example does).
+    pub async fn send_delivery(
+        &mut self,
+        delivery: Delivery,
+        subscriber: &mut Subscriber,
+    ) -> Result<SentDeliveries, Error> {
+        let mut sent = SentDeliveries::default();
+        let mut next = Some(delivery);
+        while let Some(delivery) = next.take() {
+            match delivery {
+                Delivery::Message(message) => {
+                    self.feed_prepared(&message).await?;
+                    sent.messages += 1;
+                }
+                Delivery::Missed(count) => {
+                    sent.missed = count;
+                    break;
+                }
+                Delivery::Close(code) => {
+                    sent.close = Some(code);
+                    break;
+                }
+            }
+            if sent.messages < MAX_BATCH {
+                next = subscriber.try_recv();
+            }
+        }
+        if sent.messages > 0 {
+            self.flush().await?;
+        }
+        Ok(sent)
     }
 }
 

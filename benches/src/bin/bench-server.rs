@@ -24,10 +24,11 @@
 //!
 //! - `ours-hub`: tower-websockets' `broadcast::Hub`, one topic that every socket's `Subscriber`
 //!   is in, the handler `select!`ing on `recv()` and `Subscriber::recv()` and writing with
-//!   `send_prepared`, as the `broadcast` module's docs show; through `WebSocketLayer` on an axum
-//!   `Router`, as `ours-axum`. `GET /stats` answers the hub's counts (JSON).
-//! - `ours-hub-feed`: the same, except that the handler writes what its subscriber has queued
-//!   with `feed_prepared` and one `flush` (an experiment: one write for many messages).
+//!   `send_delivery` (the message and whatever else is queued, one flush), as the `broadcast`
+//!   module's docs show; through `WebSocketLayer` on an axum `Router`, as `ours-axum`.
+//!   `GET /stats` answers the hub's counts (JSON).
+//! - `ours-hub-unbatched`: the same, except that the handler writes each message with
+//!   `send_prepared` (one write per message: the documented shape before `send_delivery`).
 //! - `axum-chat`: axum 0.8's `extract::ws` with a `tokio::sync::broadcast` channel, in the shape
 //!   of axum's own chat example: the socket split, one task forwarding the channel to the sink,
 //!   one reading the stream into the channel, each message made into a `Message` per socket.
@@ -79,7 +80,7 @@ const USAGE: &str =
     "usage: bench-server --server NAME [--bind ADDR] [--compression ...] [--read-buffer BYTES]
 
 NAME: ours-axum | ours-hyper | axum | tungstenite | fastwebsockets | sockudo
-      | ours-hub | ours-hub-feed | axum-chat (fan-out)
+      | ours-hub | ours-hub-unbatched | axum-chat (fan-out)
       | http-axum | http-axum-layer | http-axum-outer
 
 permessage-deflate (ours-axum, ours-hyper and sockudo; the deflate scenario):
@@ -132,7 +133,7 @@ const SERVERS: [&str; 12] = [
     "fastwebsockets",
     "sockudo",
     "ours-hub",
-    "ours-hub-feed",
+    "ours-hub-unbatched",
     "axum-chat",
     "http-axum",
     "http-axum-layer",
@@ -202,8 +203,8 @@ fn main() -> ExitCode {
             "tungstenite" => tungstenite_ws::serve(listener).await,
             "fastwebsockets" => fast::serve(listener).await,
             "sockudo" => sockudo::serve(listener).await,
-            "ours-hub" => fan_out::serve_hub(listener, false).await,
-            "ours-hub-feed" => fan_out::serve_hub(listener, true).await,
+            "ours-hub" => fan_out::serve_hub(listener, true).await,
+            "ours-hub-unbatched" => fan_out::serve_hub(listener, false).await,
             "axum-chat" => fan_out::serve_axum_chat(listener).await,
             "http-axum" => plain_http::serve(listener, plain_http::Layering::None).await,
             "http-axum-layer" => plain_http::serve(listener, plain_http::Layering::OnRouter).await,
@@ -390,9 +391,9 @@ mod fan_out {
     /// The handler's shape from the `broadcast` module's docs: one owner of the socket, waiting
     /// on the socket and on its subscriber at once.
     ///
-    /// With `batch` (`ours-hub-feed`, an experiment), a delivery is written with
-    /// `feed_prepared`, followed by whatever else the queue already holds, and one `flush`: one
-    /// write for many messages, as uWebSockets corks what it publishes.
+    /// With `batch` (`ours-hub`), a delivery goes out with `send_delivery`: it and whatever else
+    /// the queue already holds, one flush. Without (`ours-hub-unbatched`), one `send_prepared`
+    /// per message.
     async fn hub_socket(
         mut socket: tower_websockets::WebSocket,
         hub: tower_websockets::broadcast::Hub,
@@ -418,31 +419,32 @@ mod fan_out {
                     Some(Err(_)) | None => break,
                 },
                 delivery = subscriber.recv() => {
-                    let sent = match delivery {
-                        Delivery::Message(message) if batch => {
-                            // ours-hub-feed: everything already queued goes out in one write.
-                            let mut fed = socket.feed_prepared(&message).await;
-                            while fed.is_ok() {
-                                match subscriber.try_recv() {
-                                    Some(Delivery::Message(message)) => fed = socket.feed_prepared(&message).await,
-                                    Some(_) | None => break,
+                    let sent = if batch {
+                        // ours-hub, as the broadcast module's docs show: this message and
+                        // whatever else is queued, one flush. Only a client that stopped reading
+                        // misses messages (the hub counts them, GET /stats); telling it would put
+                        // a message into broadcast_test's byte count, so it is not told.
+                        match socket.send_delivery(delivery, &mut subscriber).await {
+                            Ok(sent) => match sent.close {
+                                Some(code) => {
+                                    let _ = socket.close(code, LAG_CLOSE_REASON).await;
+                                    break;
                                 }
-                            }
-                            match fed {
-                                Ok(()) => socket.flush().await,
-                                Err(e) => Err(e),
-                            }
+                                None => Ok(()),
+                            },
+                            Err(e) => Err(e),
                         }
-                        Delivery::Message(message) => socket.send_prepared(&message).await,
-                        // Only a client that stopped reading misses messages (the hub counts
-                        // them, GET /stats); telling it would put a message into
-                        // broadcast_test's byte count, so it is not told.
-                        Delivery::Missed(_) => Ok(()),
-                        Delivery::Close(code) => {
-                            let _ = socket.close(code, LAG_CLOSE_REASON).await;
-                            break;
+                    } else {
+                        match delivery {
+                            // ours-hub-unbatched: one write per message (the shape before
+                            // send_delivery).
+                            Delivery::Message(message) => socket.send_prepared(&message).await,
+                            Delivery::Close(code) => {
+                                let _ = socket.close(code, LAG_CLOSE_REASON).await;
+                                break;
+                            }
+                            _ => Ok(()),
                         }
-                        _ => Ok(()),
                     };
                     if sent.is_err() {
                         break;
