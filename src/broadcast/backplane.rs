@@ -79,7 +79,7 @@ pub enum BackplaneError {
         reason: String,
     },
     /// More messages are waiting for the broker than the backplane queues
-    /// ([`RedisBackplaneBuilder::max_pending`](super::RedisBackplaneBuilder::max_pending)).
+    /// (`RedisBackplaneBuilder::max_pending`).
     /// The message reached this instance's subscribers only.
     Overloaded,
     /// The hub already has a backplane.

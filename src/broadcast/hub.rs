@@ -284,7 +284,7 @@ impl Hub {
     /// for here. Never waits: a subscriber that falls behind is dealt with by the
     /// [`LagPolicy`], and does not slow the publisher or the others.
     ///
-    /// With a backplane ([`RedisBackplane`](super::RedisBackplane)), the message also goes to
+    /// With a backplane (`RedisBackplane`, feature `redis`), the message also goes to
     /// the other instances, in the background; if the backplane cannot take it (the broker is
     /// down), that is logged and counted in [`HubStats::relay_failures`]. Use
     /// [`publish_confirmed`](Self::publish_confirmed) to learn of it.
