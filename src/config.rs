@@ -103,9 +103,11 @@ impl SocketConfig {
     }
 
     /// The tungstenite configuration for a socket with these options.
-    pub(crate) fn to_tungstenite(self) -> WebSocketConfig {
+    /// tungstenite's options, with `read_buffer_size` for its read buffer: the receive buffer
+    /// size, or less where the transport reads for it (`socket/transport.rs`).
+    pub(crate) fn to_tungstenite(self, read_buffer_size: usize) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(self.receive_buffer_size)
+            .read_buffer_size(read_buffer_size)
             .write_buffer_size(self.write_buffer_size)
             .max_write_buffer_size(self.effective_max_write_buffer_size())
             .max_message_size(self.max_message_size)
@@ -282,8 +284,8 @@ mod tests {
         config.validate().unwrap();
         let max = config.effective_max_write_buffer_size();
         assert_eq!(max, DEFAULT_WRITE_BUFFER_SIZE + DEFAULT_MAX_MESSAGE_SIZE + MAX_FRAME_HEADER);
-        let ws = config.to_tungstenite();
-        assert_eq!(ws.read_buffer_size, 4096);
+        let ws = config.to_tungstenite(512);
+        assert_eq!(ws.read_buffer_size, 512);
         assert_eq!(ws.max_write_buffer_size, max);
     }
 
@@ -291,11 +293,11 @@ mod tests {
     fn without_a_frame_limit_frames_are_held_to_the_message_limit() {
         let config =
             SocketConfig { max_frame_size: None, max_message_size: Some(1 << 20), ..SocketConfig::default() };
-        assert_eq!(config.to_tungstenite().max_frame_size, Some(1 << 20));
+        assert_eq!(config.to_tungstenite(4096).max_frame_size, Some(1 << 20));
         let unlimited =
             SocketConfig { max_frame_size: None, max_message_size: None, ..SocketConfig::default() };
-        assert_eq!(unlimited.to_tungstenite().max_frame_size, None);
-        assert_eq!(SocketConfig::default().to_tungstenite().max_frame_size, Some(DEFAULT_MAX_FRAME_SIZE));
+        assert_eq!(unlimited.to_tungstenite(4096).max_frame_size, None);
+        assert_eq!(SocketConfig::default().to_tungstenite(4096).max_frame_size, Some(DEFAULT_MAX_FRAME_SIZE));
     }
 
     #[test]
