@@ -49,6 +49,10 @@ use crate::deflate::{Inflater, InflaterConfig};
 /// resident of it (tungstenite zero-fills its buffer).
 pub(crate) const TUNGSTENITE_READ_BUFFER: usize = 512;
 
+/// The size of the reads into the staging buffer until one fills it (at most
+/// `receive_buffer_size`).
+const FIRST_READ: usize = 1024;
+
 /// Data frames with a longer payload than this are taken off tungstenite's path.
 const BYPASS_MIN: u64 = TUNGSTENITE_READ_BUFFER as u64;
 
@@ -150,6 +154,8 @@ struct PlainReader {
     staging: BytesMut,
     /// How many bytes at the front of `staging` tungstenite gets.
     pass: usize,
+    /// The last read filled `staging`: read `receive_buffer_size` at a time.
+    busy: bool,
     scanner: FrameScanner,
     config: PlainConfig,
     /// The message being taken off tungstenite's path, or taken and waiting for the socket.
@@ -183,7 +189,14 @@ const MAX_HEADER: usize = 14;
 
 impl PlainReader {
     fn new(config: PlainConfig) -> Self {
-        Self { staging: BytesMut::new(), pass: 0, scanner: FrameScanner::default(), config, bypass: None }
+        Self {
+            staging: BytesMut::new(),
+            pass: 0,
+            busy: false,
+            scanner: FrameScanner::default(),
+            config,
+            bypass: None,
+        }
     }
 
     fn take_message(&mut self) -> Option<tungstenite::Message> {
@@ -260,10 +273,25 @@ impl PlainReader {
         io: &mut R,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        self.staging.reserve(self.config.read_size);
+        // Small reads (an allocation the allocator serves from its per-thread cache) until one
+        // fills the buffer: then `receive_buffer_size` at a time while the connection is busy.
+        let want = if self.busy { self.config.read_size } else { FIRST_READ.min(self.config.read_size) };
+        if self.staging.capacity() == 0 {
+            self.staging = BytesMut::with_capacity(want);
+        } else {
+            self.staging.reserve(want);
+        }
+        let spare = self.staging.capacity() - self.staging.len();
         let read = poll_read_buf(io, cx, &mut self.staging);
-        if read.is_pending() && self.staging.is_empty() {
-            self.staging = BytesMut::new();
+        match &read {
+            Poll::Ready(Ok(n)) => self.busy = *n == spare,
+            Poll::Ready(Err(_)) => {}
+            Poll::Pending => {
+                self.busy = false;
+                if self.staging.is_empty() {
+                    self.staging = BytesMut::new();
+                }
+            }
         }
         read
     }
