@@ -180,13 +180,16 @@ macro_rules! socket_option_setters {
             self
         }
 
-        /// The size of the buffer that incoming data is read into, allocated once per socket.
-        /// Default 4 KiB, as in ASP.NET Core: it keeps idle sockets small and is the fastest for
-        /// small messages. Must be at least 1 byte.
+        /// How many bytes the socket asks the connection for per read while data keeps coming.
+        /// Default 4 KiB, as in ASP.NET Core. Must be at least 1 byte.
         ///
-        /// tungstenite reads at most this many bytes per read call, so a socket that receives
-        /// messages of hundreds of KiB or more reads them faster with a larger buffer: raise it
-        /// for those sockets, per accept, e.g. to 64 KiB (see `docs/benchmarks.md`).
+        /// The buffer is only held while data arrives: a socket reads small (1 KiB, or this
+        /// size if smaller) after a quiet spell, grows to this size while reads fill the buffer,
+        /// and lets the buffer go when the connection has nothing more, so an idle socket holds
+        /// none of it. A large message (more than 512 bytes, in one frame) is read straight into
+        /// a buffer of its own size, whatever this option says; so raising it only helps bursts
+        /// of small messages or fragmented messages. It does not limit message size: the two
+        /// `max_*` options do that.
         pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
             self.$field.receive_buffer_size = bytes;
             self
