@@ -102,9 +102,9 @@ impl SocketConfig {
         self.compression.validate()
     }
 
-    /// The tungstenite configuration for a socket with these options.
-    /// tungstenite's options, with `read_buffer_size` for its read buffer: the receive buffer
-    /// size, or less where the transport reads for it (`socket/transport.rs`).
+    /// The tungstenite configuration for a socket with these options, with `read_buffer_size`
+    /// for tungstenite's read buffer: the receive buffer size, or less where the transport reads
+    /// for it (`socket/transport.rs`).
     pub(crate) fn to_tungstenite(self, read_buffer_size: usize) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(read_buffer_size)
@@ -190,6 +190,9 @@ macro_rules! socket_option_setters {
         /// a buffer of its own size, whatever this option says; so raising it only helps bursts
         /// of small messages or fragmented messages. It does not limit message size: the two
         /// `max_*` options do that.
+        ///
+        /// A socket that negotiated permessage-deflate still reads through a buffer of this
+        /// size that it keeps for its life.
         pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
             self.$field.receive_buffer_size = bytes;
             self
