@@ -102,10 +102,12 @@ impl SocketConfig {
         self.compression.validate()
     }
 
-    /// The tungstenite configuration for a socket with these options.
-    pub(crate) fn to_tungstenite(self) -> WebSocketConfig {
+    /// The tungstenite configuration for a socket with these options, with `read_buffer_size`
+    /// for tungstenite's read buffer: the receive buffer size, or less where the transport reads
+    /// for it (`socket/transport.rs`).
+    pub(crate) fn to_tungstenite(self, read_buffer_size: usize) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(self.receive_buffer_size)
+            .read_buffer_size(read_buffer_size)
             .write_buffer_size(self.write_buffer_size)
             .max_write_buffer_size(self.effective_max_write_buffer_size())
             .max_message_size(self.max_message_size)
@@ -178,13 +180,19 @@ macro_rules! socket_option_setters {
             self
         }
 
-        /// The size of the buffer that incoming data is read into, allocated once per socket.
-        /// Default 4 KiB, as in ASP.NET Core: it keeps idle sockets small and is the fastest for
-        /// small messages. Must be at least 1 byte.
+        /// How many bytes the socket asks the connection for per read while data keeps coming.
+        /// Default 4 KiB, as in ASP.NET Core. Must be at least 1 byte.
         ///
-        /// tungstenite reads at most this many bytes per read call, so a socket that receives
-        /// messages of hundreds of KiB or more reads them faster with a larger buffer: raise it
-        /// for those sockets, per accept, e.g. to 64 KiB (see `docs/benchmarks.md`).
+        /// The buffer is only held while data arrives: a socket reads small (1 KiB, or this
+        /// size if smaller) after a quiet spell, grows to this size while reads fill the buffer,
+        /// and lets the buffer go when the connection has nothing more, so an idle socket holds
+        /// none of it. A large message (more than 512 bytes, in one frame) is read straight into
+        /// a buffer of its own size, whatever this option says; so raising it only helps bursts
+        /// of small messages or fragmented messages. It does not limit message size: the two
+        /// `max_*` options do that.
+        ///
+        /// A socket that negotiated permessage-deflate still reads through a buffer of this
+        /// size that it keeps for its life.
         pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
             self.$field.receive_buffer_size = bytes;
             self
@@ -282,8 +290,8 @@ mod tests {
         config.validate().unwrap();
         let max = config.effective_max_write_buffer_size();
         assert_eq!(max, DEFAULT_WRITE_BUFFER_SIZE + DEFAULT_MAX_MESSAGE_SIZE + MAX_FRAME_HEADER);
-        let ws = config.to_tungstenite();
-        assert_eq!(ws.read_buffer_size, 4096);
+        let ws = config.to_tungstenite(512);
+        assert_eq!(ws.read_buffer_size, 512);
         assert_eq!(ws.max_write_buffer_size, max);
     }
 
@@ -291,11 +299,11 @@ mod tests {
     fn without_a_frame_limit_frames_are_held_to_the_message_limit() {
         let config =
             SocketConfig { max_frame_size: None, max_message_size: Some(1 << 20), ..SocketConfig::default() };
-        assert_eq!(config.to_tungstenite().max_frame_size, Some(1 << 20));
+        assert_eq!(config.to_tungstenite(4096).max_frame_size, Some(1 << 20));
         let unlimited =
             SocketConfig { max_frame_size: None, max_message_size: None, ..SocketConfig::default() };
-        assert_eq!(unlimited.to_tungstenite().max_frame_size, None);
-        assert_eq!(SocketConfig::default().to_tungstenite().max_frame_size, Some(DEFAULT_MAX_FRAME_SIZE));
+        assert_eq!(unlimited.to_tungstenite(4096).max_frame_size, None);
+        assert_eq!(SocketConfig::default().to_tungstenite(4096).max_frame_size, Some(DEFAULT_MAX_FRAME_SIZE));
     }
 
     #[test]

@@ -378,6 +378,22 @@ async fn a_pushing_handler_keeps_a_peer_whose_message_it_has_not_read() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pushing_handler_keeps_a_peer_whose_large_message_it_has_not_read() {
+    // A large message is taken off tungstenite's path by the transport: it is parked all the
+    // same while the handler only sends, and the Pongs after it still count.
+    let (client, mut done) = pusher(keep_alive_layer(30, Some(10)));
+    let mut socket = client.connect("/ws").await.unwrap();
+    socket.send_binary(vec![7u8; 100_000]).await.unwrap();
+    let mut texts = 0;
+    while texts < 300 {
+        if let Message::Text(_) = socket.recv().await.unwrap() {
+            texts += 1;
+        }
+    }
+    assert_eq!(done.recv().await.unwrap().unwrap(), 300);
+}
+
+#[tokio::test(start_paused = true)]
 async fn after_a_keep_alive_timeout_recv_ends_instead_of_hanging() {
     // A handler pushes into a peer that reads nothing, until the writes block; the keep-alive
     // timeout then fails the send, and the next `recv` ends the stream.

@@ -236,6 +236,64 @@ async fn invalid_utf8_closes_with_1007() {
 }
 
 #[tokio::test]
+async fn large_messages_keep_their_order_among_pings_and_small_messages() {
+    // Large whole messages are taken off tungstenite's path by the transport: the Pongs and
+    // the echoes still come back in the order the client sent.
+    let (service, mut ends) = echo_service(WebSocketLayer::new(), Behaviour::default());
+    let server = TestServer::start(service).await;
+    let mut client = connect(&server).await;
+    let big: Vec<u8> = (0..300_000).map(|i| (i % 249) as u8).collect();
+    let big_text: String = "añ€𝄞".chars().cycle().take(20_000).collect();
+    let sent = [
+        TMessage::Ping(Bytes::from_static(b"1")),
+        TMessage::binary(big.clone()),
+        TMessage::text("small"),
+        TMessage::text(big_text.clone()),
+        TMessage::Ping(Bytes::from_static(b"2")),
+        TMessage::binary(vec![3u8; 513]),
+        TMessage::binary(vec![4u8; 512]),
+    ];
+    for message in sent {
+        client.feed(message).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    let expected = [
+        TMessage::Pong(Bytes::from_static(b"1")),
+        TMessage::binary(big),
+        TMessage::text("small"),
+        TMessage::text(big_text),
+        TMessage::Pong(Bytes::from_static(b"2")),
+        TMessage::binary(vec![3u8; 513]),
+        TMessage::binary(vec![4u8; 512]),
+    ];
+    for message in expected {
+        assert_eq!(next_data(&mut client).await, message);
+    }
+    client.close(None).await.unwrap();
+    let ended = next_end(&mut ends).await;
+    assert_eq!(ended.echoed, 5);
+    assert!(ended.error.is_none(), "{:?}", ended.error);
+}
+
+#[tokio::test]
+async fn a_large_message_with_invalid_utf8_closes_with_1007() {
+    let (service, mut ends) = echo_service(WebSocketLayer::new(), Behaviour::default());
+    let server = TestServer::start(service).await;
+    let mut client = connect(&server).await;
+    let mut payload = vec![b'a'; 100_000];
+    payload[99_000] = 0xFF;
+    client.send(TMessage::text("before")).await.unwrap();
+    let frame = Frame::message(Bytes::from(payload), OpCode::Data(Data::Text), true);
+    client.send(TMessage::Frame(frame)).await.unwrap();
+    assert_eq!(next_data(&mut client).await, TMessage::text("before"));
+    match next_data(&mut client).await {
+        TMessage::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1007),
+        other => panic!("expected Close 1007, got {other:?}"),
+    }
+    assert!(matches!(next_end(&mut ends).await.error, Some(Error::InvalidUtf8)));
+}
+
+#[tokio::test]
 async fn a_protocol_error_closes_with_1002() {
     let (service, mut ends) = echo_service(WebSocketLayer::new(), Behaviour::default());
     let server = TestServer::start(service).await;

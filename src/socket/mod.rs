@@ -43,7 +43,7 @@ use tokio_tungstenite::{
 pub(crate) use self::transport::TransportError;
 use self::{
     keep_alive::{Decision, KeepAliveClock},
-    transport::Transport,
+    transport::{PlainConfig, TUNGSTENITE_READ_BUFFER, Transport},
 };
 use crate::{
     config::SocketConfig,
@@ -200,8 +200,26 @@ impl WebSocket {
         });
         let deflater =
             compression.map(|negotiated| Box::new(Deflater::new(&config.compression, negotiated, server)));
-        let transport = Transport::new(upgraded, inflate);
-        let stream = WebSocketStream::from_raw_socket(transport, role, Some(config.to_tungstenite())).await;
+        // A plain server socket takes large messages off tungstenite's path (the transport's
+        // bypass), so tungstenite only needs a small read buffer.
+        let bypass = server && inflate.is_none();
+        let plain = PlainConfig {
+            read_size: config.receive_buffer_size,
+            bypass_max: bypass.then(|| {
+                let frame = config.max_frame_size.or(config.max_message_size).unwrap_or(usize::MAX);
+                let message = config.max_message_size.unwrap_or(usize::MAX);
+                u64::try_from(frame.min(message)).unwrap_or(u64::MAX)
+            }),
+        };
+        let read_buffer_size = if bypass {
+            config.receive_buffer_size.min(TUNGSTENITE_READ_BUFFER)
+        } else {
+            config.receive_buffer_size
+        };
+        let transport = Transport::new(upgraded, inflate, plain);
+        let stream =
+            WebSocketStream::from_raw_socket(transport, role, Some(config.to_tungstenite(read_buffer_size)))
+                .await;
         Self {
             state: State::Open(Connection { stream, unflushed: false, parked: None }),
             protocol,
@@ -381,7 +399,16 @@ impl WebSocket {
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
             let State::Open(connection) = &mut self.state else { return Poll::Ready(None) };
-            match ready!(Pin::new(&mut connection.stream).poll_next(cx)) {
+            let item = match Pin::new(&mut connection.stream).poll_next(cx) {
+                Poll::Ready(item) => item,
+                // tungstenite has read every frame before a message the transport took off its
+                // path: that message is next. (No waker is needed: it is returned now.)
+                Poll::Pending => match connection.stream.get_mut().take_message() {
+                    Some(message) => Some(Ok(message)),
+                    None => return Poll::Pending,
+                },
+            };
+            match item {
                 Some(Ok(message)) => {
                     if let Some(clock) = self.keep_alive.as_mut() {
                         clock.saw_peer();
