@@ -20,7 +20,10 @@ use bytes::{Buf, BufMut, BytesMut};
 use flate2::{Decompress, FlushDecompress, Status};
 
 use super::{compress::SYNC_FLUSH_TRAILER, pool};
-use crate::socket::TransportError;
+use crate::socket::{
+    TransportError,
+    frame::{FrameHeader, apply_mask},
+};
 
 /// The most inflated bytes in one re-emitted frame.
 const CHUNK: usize = 16 * 1024;
@@ -178,15 +181,11 @@ impl Inflater {
         if self.message.as_ref().is_some_and(|m| m.stream_ended) {
             return Err(TransportError::CorruptCompressedData("data after the final deflate block".into()));
         }
-        for (i, byte) in self.input[..available].iter_mut().enumerate() {
-            *byte ^= mask[(offset + i) % 4];
-        }
+        apply_mask(&mut self.input[..available], mask, offset);
         let (consumed, produced) = self.inflate(available, FlushDecompress::None)?;
         // What was unmasked and not consumed is masked again, so that the next call can
         // unmask it from `offset` as if untouched.
-        for (i, byte) in self.input[..available].iter_mut().enumerate().skip(consumed) {
-            *byte ^= mask[(offset + i) % 4];
-        }
+        apply_mask(&mut self.input[consumed..available], mask, offset + consumed);
         self.input.advance(consumed);
         let left = left - consumed as u64;
         self.state = ReadState::Inflate { left, mask, offset: (offset + consumed) % 4, fin };
@@ -317,66 +316,6 @@ impl Inflater {
             // anyway, and the chunk buffer is kept for the next message.
             self.pending = Vec::new();
         }
-    }
-}
-
-/// The parts of a frame header the inflater needs.
-#[derive(Debug, Clone, Copy)]
-struct FrameHeader {
-    fin: bool,
-    rsv1: bool,
-    rsv2: bool,
-    rsv3: bool,
-    opcode: u8,
-    masked: bool,
-    mask: [u8; 4],
-    payload_len: u64,
-    /// The header's own length, mask key included.
-    len: usize,
-}
-
-impl FrameHeader {
-    /// The header at the start of `bytes`; `None` until it has arrived whole.
-    fn parse(bytes: &[u8]) -> Result<Option<Self>, TransportError> {
-        let [b0, b1, rest @ ..] = bytes else { return Ok(None) };
-        let masked = b1 & 0x80 != 0;
-        let (payload_len, ext) = match b1 & 0x7F {
-            126 => match rest {
-                [a, b, ..] => (u64::from(u16::from_be_bytes([*a, *b])), 2),
-                _ => return Ok(None),
-            },
-            127 => match rest.get(..8) {
-                Some(len) => {
-                    let mut bytes = [0; 8];
-                    bytes.copy_from_slice(len);
-                    let len = u64::from_be_bytes(bytes);
-                    if len >> 63 != 0 {
-                        return Err(TransportError::LengthTopBit);
-                    }
-                    (len, 8)
-                }
-                None => return Ok(None),
-            },
-            short => (u64::from(short), 0),
-        };
-        let mut mask = [0; 4];
-        if masked {
-            match rest.get(ext..ext + 4) {
-                Some(key) => mask.copy_from_slice(key),
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(Self {
-            fin: b0 & 0x80 != 0,
-            rsv1: b0 & 0x40 != 0,
-            rsv2: b0 & 0x20 != 0,
-            rsv3: b0 & 0x10 != 0,
-            opcode: b0 & 0x0F,
-            masked,
-            mask,
-            payload_len,
-            len: 2 + ext + if masked { 4 } else { 0 },
-        }))
     }
 }
 

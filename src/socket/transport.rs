@@ -42,6 +42,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 
+use super::frame::{FrameHeader, apply_mask};
 use crate::deflate::{Inflater, InflaterConfig};
 
 /// tungstenite's read buffer under a reader that bypasses it: it only reads frames up to about
@@ -297,12 +298,12 @@ impl PlainReader {
     }
 
     /// Takes the candidate frame whose header starts `staging` off tungstenite's path.
-    fn start_collecting(&mut self, header: &Header) {
+    fn start_collecting(&mut self, header: &FrameHeader) {
         let mut raw = [0; MAX_HEADER];
         raw[..header.len].copy_from_slice(&self.staging[..header.len]);
         self.staging.advance(header.len);
         // Within the limits, which are `usize`s.
-        let length = usize::try_from(header.length).unwrap_or(usize::MAX);
+        let length = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
         self.bypass = Some(Box::new(Bypass::Collecting(Collecting {
             header: raw,
             header_len: header.len,
@@ -393,25 +394,6 @@ fn poll_read_buf<R: AsyncRead + Unpin, B: BufMut>(
     // `read_buf` keeps no state between polls: a new future per poll loses nothing.
     let read = pin!(io.read_buf(buf));
     std::future::Future::poll(read, cx)
-}
-
-/// XORs `bytes`, which start `offset` bytes into a payload, with the payload's mask key (RFC
-/// 6455 §5.3): masks and unmasks. Eight bytes at a time.
-fn apply_mask(bytes: &mut [u8], mask: [u8; 4], offset: usize) {
-    let mut key = [0; 8];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = mask[(offset + i) % 4];
-    }
-    let word_key = u64::from_ne_bytes(key);
-    let mut words = bytes.chunks_exact_mut(8);
-    for word in &mut words {
-        let mut value = [0; 8];
-        value.copy_from_slice(word);
-        word.copy_from_slice(&(u64::from_ne_bytes(value) ^ word_key).to_ne_bytes());
-    }
-    for (byte, key) in words.into_remainder().iter_mut().zip(key) {
-        *byte ^= key;
-    }
 }
 
 impl AsyncWrite for Transport {
@@ -509,21 +491,7 @@ enum Found {
     /// length set.
     TopBit(usize),
     /// The first `n` bytes are tungstenite's; then the header of a frame to take off its path.
-    Candidate(usize, Header),
-}
-
-/// A frame header, parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Header {
-    fin: bool,
-    rsv: bool,
-    opcode: u8,
-    masked: bool,
-    mask: [u8; 4],
-    /// The payload's length.
-    length: u64,
-    /// The header's length, mask key included.
-    len: usize,
+    Candidate(usize, FrameHeader),
 }
 
 const OPCODE_CONTINUATION: u8 = 0;
@@ -551,94 +519,49 @@ impl FrameScanner {
                 }
                 continue;
             }
-            let header = match parse_header(rest) {
-                Parsed::Whole(header) => header,
-                Parsed::Incomplete => return Found::Pass(at),
-                Parsed::TopBit => return Found::TopBit(at),
+            let header = match FrameHeader::parse(rest) {
+                Ok(Some(header)) => header,
+                Ok(None) => return Found::Pass(at),
+                Err(_) => return Found::TopBit(at),
             };
             if self.is_candidate(&header, bypass_max) {
                 return Found::Candidate(at, header);
             }
             self.follow(&header);
             at += header.len;
-            self.payload_left = header.length;
+            self.payload_left = header.payload_len;
         }
     }
 
     /// Whether tungstenite would take the frame as one whole message, as it is, and it is worth
     /// taking off its path.
-    fn is_candidate(&self, header: &Header, bypass_max: Option<u64>) -> bool {
+    fn is_candidate(&self, header: &FrameHeader, bypass_max: Option<u64>) -> bool {
         let Some(max) = bypass_max else { return false };
         !self.no_bypass
             && !self.fragmented
             && header.fin
-            && !header.rsv
+            && !header.any_rsv()
             && header.masked
             && matches!(header.opcode, OPCODE_TEXT | OPCODE_BINARY)
-            && header.length > BYPASS_MIN
-            && header.length <= max
+            && header.payload_len > BYPASS_MIN
+            && header.payload_len <= max
     }
 
     /// Keeps track of fragmented messages and of what ends bypassing.
-    fn follow(&mut self, header: &Header) {
+    fn follow(&mut self, header: &FrameHeader) {
         match header.opcode {
             OPCODE_TEXT | OPCODE_BINARY if !self.fragmented => self.fragmented = !header.fin,
             OPCODE_CONTINUATION if self.fragmented => self.fragmented = !header.fin,
-            OPCODE_PING | OPCODE_PONG if header.fin && header.length <= 125 => {}
+            OPCODE_PING | OPCODE_PONG if header.fin && header.payload_len <= 125 => {}
             // After a Close, tungstenite refuses data (or no longer reads).
             OPCODE_CLOSE => self.no_bypass = true,
             // A frame tungstenite refuses: it fails the connection.
             _ => self.no_bypass = true,
         }
-        if header.rsv || !header.masked {
+        if header.any_rsv() || !header.masked {
             self.no_bypass = true;
         }
     }
-}
-
-/// A frame header at the start of some bytes.
-enum Parsed {
-    Whole(Header),
-    /// Not all there yet.
-    Incomplete,
-    /// A 64-bit length with its most significant bit set: known as soon as the length is there.
-    TopBit,
-}
-
-fn parse_header(bytes: &[u8]) -> Parsed {
-    let [b0, b1, rest @ ..] = bytes else { return Parsed::Incomplete };
-    let (length, extended) = match b1 & 0x7F {
-        126 => match rest {
-            [a, b, ..] => (u64::from(u16::from_be_bytes([*a, *b])), 2),
-            _ => return Parsed::Incomplete,
-        },
-        127 => {
-            let Some(bytes) = rest.get(..8) else { return Parsed::Incomplete };
-            let mut length = [0; 8];
-            length.copy_from_slice(bytes);
-            let length = u64::from_be_bytes(length);
-            if length >> 63 != 0 {
-                return Parsed::TopBit;
-            }
-            (length, 8)
-        }
-        short => (u64::from(short), 0),
-    };
-    let masked = b1 & 0x80 != 0;
-    let mut mask = [0; 4];
-    if masked {
-        let Some(key) = rest.get(extended..extended + 4) else { return Parsed::Incomplete };
-        mask.copy_from_slice(key);
-    }
-    Parsed::Whole(Header {
-        fin: b0 & 0x80 != 0,
-        rsv: b0 & 0x70 != 0,
-        opcode: b0 & 0x0F,
-        masked,
-        mask,
-        length,
-        len: 2 + extended + if masked { 4 } else { 0 },
-    })
 }
 
 #[cfg(test)]
