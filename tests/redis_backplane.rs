@@ -351,3 +351,30 @@ async fn chat_sockets_stay_open_through_a_redis_outage() {
     let welcome = r#"{"type":"message","room":"lobby","nick":"bob","text":"welcome back"}"#;
     assert_eq!(next_line(&mut alice).await.as_deref(), Some(welcome));
 }
+
+#[tokio::test]
+async fn past_max_pending_publishing_fails_for_the_other_instances_only() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let hub = Hub::new();
+    let _backplane =
+        RedisBackplane::builder(redis.url("")).max_pending(1).attach(&hub).await.expect("attach");
+    let mut alice = hub.subscriber();
+    alice.subscribe("room");
+    // On this test's one thread the publisher task cannot run between these calls: the first
+    // message waits for Redis, the others find the queue full.
+    for n in 0..10 {
+        assert_eq!(hub.publish("room", format!("{n}")), 1, "local delivery goes on");
+    }
+    assert_eq!(hub.stats().relay_failures, 9, "{:?}", hub.stats());
+    let overloaded = hub.publish_confirmed("room", "one more").await.unwrap_err();
+    assert_eq!(overloaded, BackplaneError::Overloaded);
+    assert!(
+        overloaded.to_string().contains("only this instance's subscribers got the message"),
+        "{overloaded}"
+    );
+    for n in 0..10 {
+        assert_eq!(next_text(&mut alice).await, format!("{n}"));
+    }
+    assert_eq!(next_text(&mut alice).await, "one more");
+    eventually("the queued message reaches Redis", || hub.stats().relayed == 1).await;
+}

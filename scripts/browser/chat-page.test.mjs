@@ -12,42 +12,13 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { chromium } from "playwright-core";
 
+import { check, required, results, test } from "./harness.mjs";
+
 const EAST = required("CHAT_EAST_URL");
 const WEST = required("CHAT_WEST_URL");
 const SCREENSHOT = process.env.CHAT_SCREENSHOT;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TIMEOUT = 15_000;
-
-function required(name) {
-    const value = process.env[name];
-    if (!value) {
-        console.error(`error: set ${name} (run through scripts/browser.sh)`);
-        process.exit(2);
-    }
-    return value;
-}
-
-function check(condition, message) {
-    if (!condition) {
-        throw new Error(message);
-    }
-}
-
-const results = { passed: 0, failed: 0 };
-
-async function test(name, body) {
-    try {
-        await body();
-        results.passed += 1;
-        console.log(`ok   ${name}`);
-    } catch (e) {
-        results.failed += 1;
-        console.log(`FAIL ${name}: ${e.message.split("\n")[0]}`);
-        if (process.env.VERBOSE) {
-            console.log(e.stack);
-        }
-    }
-}
 
 // Opens the page, sets the nickname and room, and presses Join.
 async function join(browser, url, nick, room) {

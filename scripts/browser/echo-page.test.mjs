@@ -29,6 +29,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
 
+import { check, required, results, test } from "./harness.mjs";
+
 const ECHO_URL = required("ECHO_URL");
 const ECHO_LOG = required("ECHO_LOG");
 const REFUSING_URL = required("REFUSING_URL");
@@ -61,37 +63,6 @@ const JSON_MIB = (() => {
 })();
 // The page's log line when the socket opens without an extension.
 const OPENED_PLAIN = "Connection opened. Extensions: none";
-
-function required(name) {
-    const value = process.env[name];
-    if (!value) {
-        console.error(`error: set ${name} (run through scripts/browser.sh)`);
-        process.exit(2);
-    }
-    return value;
-}
-
-function check(condition, message) {
-    if (!condition) {
-        throw new Error(message);
-    }
-}
-
-const results = { passed: 0, failed: 0 };
-
-async function test(name, body) {
-    try {
-        await body();
-        results.passed += 1;
-        console.log(`ok   ${name}`);
-    } catch (e) {
-        results.failed += 1;
-        console.log(`FAIL ${name}: ${e.message.split("\n")[0]}`);
-        if (process.env.VERBOSE) {
-            console.log(e.stack);
-        }
-    }
-}
 
 // The texts of the Communication Log rows of one kind (open, send, receive, close, error).
 async function logTexts(page, kind) {
