@@ -12,7 +12,9 @@ use hyper::body::Incoming;
 use tower::ServiceBuilder;
 use tower_websockets::{
     CloseCode, Compression, Message, PreparedMessage, WebSocket, WebSocketLayer, WebSocketUpgrade,
-    broadcast::{Delivery, Hub, HubStats, LAG_CLOSE_REASON, LagPolicy, QUEUED_MESSAGE_OVERHEAD},
+    broadcast::{
+        Delivery, Hub, HubStats, LAG_CLOSE_REASON, LagPolicy, QUEUED_MESSAGE_OVERHEAD, Subscriber,
+    },
     test::{TestClient, TestWebSocket},
 };
 
@@ -138,14 +140,17 @@ fn hub_service(hub: Hub) -> TestClient {
         async move {
             let topic = req.uri().path().to_owned();
             let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
-            Ok::<_, Infallible>(upgrade.on_upgrade(move |socket: WebSocket| chat(socket, hub, topic)))
+            // Subscribed here, before the 101 goes out: the client's connect returns after it.
+            let mut subscriber = hub.subscriber();
+            subscriber.subscribe(&topic);
+            Ok::<_, Infallible>(
+                upgrade.on_upgrade(move |socket: WebSocket| chat(socket, hub, topic, subscriber)),
+            )
         }
     }))
 }
 
-async fn chat(mut socket: WebSocket, hub: Hub, topic: String) {
-    let mut subscriber = hub.subscriber();
-    subscriber.subscribe(&topic);
+async fn chat(mut socket: WebSocket, hub: Hub, topic: String, mut subscriber: Subscriber) {
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
@@ -168,6 +173,33 @@ async fn chat(mut socket: WebSocket, hub: Hub, topic: String) {
             }
         }
     }
+}
+
+/// Issue 20's race: a client whose connect has returned must get the very next publish. The
+/// handler subscribes before the 101 goes out (the documented shape); subscribing inside the
+/// `on_upgrade` callback instead, which runs on a spawned task after the 101, missed the first
+/// publish in some rounds of 500 on two worker threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_connect_has_returned_gets_the_next_publish() {
+    const ROUNDS: usize = 500;
+    let hub = Hub::new();
+    let client = hub_service(hub.clone());
+    let mut missed = Vec::new();
+    for round in 0..ROUNDS {
+        let topic = format!("/race/{round}");
+        let mut newcomer = client.connect(&topic).await.unwrap();
+        // At once, as another member speaking would.
+        hub.publish(&topic, "first");
+        // Then a message it gets for certain, once it is in the topic.
+        wait_for(&hub, "the newcomer in its topic", |_| hub.subscriber_count(&topic) == 1).await;
+        hub.publish(&topic, "second");
+        match newcomer.recv_text().await.unwrap().as_str() {
+            "first" => assert_eq!(newcomer.recv_text().await.unwrap(), "second"),
+            _ => missed.push(round),
+        }
+        newcomer.close().await.unwrap();
+    }
+    assert!(missed.is_empty(), "missed the first publish in {} of {ROUNDS} rounds: {missed:?}", missed.len());
 }
 
 /// Waits (in real time, up to 5 s) until `check` holds for the hub's counts.
