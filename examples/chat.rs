@@ -47,7 +47,7 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_websockets::{
     Message, PreparedMessage, TextBody, WebSocket, WebSocketLayer, WebSocketUpgrade,
-    broadcast::{Delivery, Hub, LAG_CLOSE_REASON, Subscriber},
+    broadcast::{Delivery, Hub, Subscriber},
 };
 
 const INDEX_HTML: &str = include_str!("chat/index.html");
@@ -315,19 +315,13 @@ async fn session(mut socket: WebSocket, chat: Chat) {
                 Some(Ok(_)) => None,
                 Some(Err(_)) | None => break,
             },
-            delivery = subscriber.recv() => {
-                // What was published to the room: this message and whatever else is queued, in
-                // one write.
-                match socket.send_delivery(delivery, &mut subscriber).await {
-                    Ok(sent) => {
-                        if let Some(code) = sent.close {
-                            let _ = socket.close(code, LAG_CLOSE_REASON).await;
-                            break;
-                        }
-                        (sent.missed > 0).then(|| {
-                            PreparedMessage::text(format!(r#"{{"type":"missed","count":{}}}"#, sent.missed))
-                        })
-                    }
+            () = subscriber.ready() => {
+                // What was published to the room: whatever is queued, in one write.
+                match subscriber.forward_to(&mut socket).await {
+                    Ok(forwarded) if forwarded.close.is_some() => break,
+                    Ok(forwarded) => (forwarded.missed > 0).then(|| {
+                        PreparedMessage::text(format!(r#"{{"type":"missed","count":{}}}"#, forwarded.missed))
+                    }),
                     Err(_) => break,
                 }
             }

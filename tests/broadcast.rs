@@ -13,7 +13,7 @@ use tower::ServiceBuilder;
 use tower_websockets::{
     CloseCode, Compression, Message, PreparedMessage, WebSocket, WebSocketLayer, WebSocketUpgrade,
     broadcast::{
-        Delivery, Hub, HubStats, LAG_CLOSE_REASON, LagPolicy, QUEUED_MESSAGE_OVERHEAD, Subscriber,
+        Delivery, Forwarded, Hub, HubStats, LAG_CLOSE_REASON, LagPolicy, QUEUED_MESSAGE_OVERHEAD, Subscriber,
     },
     test::{TestClient, TestWebSocket},
 };
@@ -160,15 +160,17 @@ async fn chat(mut socket: WebSocket, hub: Hub, topic: String, mut subscriber: Su
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => break,
             },
-            delivery = subscriber.recv() => {
-                // The documented shape: the delivery and whatever else is queued, one flush.
-                let Ok(sent) = socket.send_delivery(delivery, &mut subscriber).await else { break };
-                if let Some(code) = sent.close {
-                    let _ = socket.close(code, LAG_CLOSE_REASON).await;
-                    break;
-                }
-                if sent.missed > 0 && socket.send(format!("missed {}", sent.missed)).await.is_err() {
-                    break;
+            () = subscriber.ready() => {
+                // The documented shape: whatever is queued, one flush.
+                match subscriber.forward_to(&mut socket).await {
+                    Ok(forwarded) if forwarded.close.is_some() => break,
+                    Ok(forwarded) if forwarded.missed > 0 => {
+                        if socket.send(format!("missed {}", forwarded.missed)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
                 }
             }
         }
@@ -301,6 +303,76 @@ async fn unsubscribe_stops_deliveries_and_keeps_what_was_queued() {
     drop(bob);
     assert_eq!(hub.stats().topics, 1);
     assert_eq!(hub.subscriber_count("a"), 0);
+}
+
+#[tokio::test]
+async fn publish_except_skips_one_subscriber_only() {
+    let hub = Hub::new();
+    let client = hub_service(hub.clone());
+    let mut room = connect_all(&client, "/room", 3).await;
+    let mut speaker = hub.subscriber();
+    speaker.subscribe("/room");
+    let mut elsewhere = hub.subscriber();
+    elsewhere.subscribe("/elsewhere");
+    assert_eq!(hub.publish_except("/room", "not to the speaker", &speaker), 3);
+    for socket in &mut room {
+        assert_eq!(socket.recv_text().await.unwrap(), "not to the speaker");
+    }
+    assert!(speaker.try_recv().is_none());
+    // A subscriber of another topic changes nothing; the others still get the next message.
+    assert_eq!(hub.publish_except("/room", "to all", &elsewhere), 4);
+    assert!(matches!(speaker.try_recv(), Some(Delivery::Message(_))));
+    assert_eq!(hub.stats().published, 2);
+    for socket in &mut room {
+        assert_eq!(socket.recv_text().await.unwrap(), "to all");
+        socket.close().await.unwrap();
+    }
+}
+
+/// `forward_to` under a timeout that keeps cancelling it while the client does not read: every
+/// message still arrives, once and in order.
+#[tokio::test]
+async fn forward_to_dropped_mid_batch_loses_nothing() {
+    const COUNT: usize = 2000;
+    let (cancelled_tx, mut cancelled_rx) = tokio::sync::mpsc::unbounded_channel();
+    let layer = WebSocketLayer::builder().write_buffer_size(16 * 1024).build().unwrap();
+    let client = TestClient::new(ServiceBuilder::new().layer(layer).service_fn(
+        move |mut req: http::Request<Incoming>| {
+            let cancelled_tx = cancelled_tx.clone();
+            async move {
+                let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+                let hub = Hub::builder().max_queued_bytes(8 << 20).build().unwrap();
+                let mut subscriber = hub.subscriber();
+                subscriber.subscribe("t");
+                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket: WebSocket| async move {
+                    let padding = "x".repeat(1000);
+                    for i in 0..COUNT {
+                        hub.publish("t", format!("{i:05}{padding}"));
+                    }
+                    let mut cancelled = 0;
+                    while futures_util::FutureExt::now_or_never(subscriber.ready()).is_some() {
+                        let forward = subscriber.forward_to(&mut socket);
+                        match tokio::time::timeout(Duration::from_millis(2), forward).await {
+                            Ok(forwarded) => assert!(forwarded.is_ok(), "{forwarded:?}"),
+                            Err(_) => cancelled += 1,
+                        }
+                    }
+                    cancelled_tx.send(cancelled).unwrap();
+                    socket.close(CloseCode::NORMAL, "done").await.unwrap();
+                }))
+            }
+        },
+    ));
+    let mut socket = client.connect("/").await.unwrap();
+    // Not reading yet: the pipe and the write buffer fill, and the timeouts cancel.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..COUNT {
+        let text = socket.recv_text().await.unwrap();
+        assert_eq!(text[..5], format!("{i:05}"));
+    }
+    assert_eq!(socket.recv_close().await.unwrap().unwrap().code, CloseCode::NORMAL);
+    let cancelled = cancelled_rx.recv().await.unwrap();
+    assert!(cancelled > 0, "the test cancelled no forward_to");
 }
 
 #[tokio::test]
@@ -456,13 +528,13 @@ async fn a_slow_socket_under_the_close_policy_is_closed_with_1013() {
 }
 
 /// A socket whose handler queues `publish` messages for its own subscriber (and, with
-/// `budget`, lets the hub drop some), then forwards them with `send_delivery` until the queue
-/// is empty, and reports each call's result.
+/// `budget`, lets the hub drop some), then forwards them with `forward_to` until the queue is
+/// empty, and reports each call's result.
 async fn forward_queued(
     publish: usize,
     budget: Option<usize>,
     policy: LagPolicy,
-) -> (Vec<tower_websockets::broadcast::SentDeliveries>, Vec<Message>) {
+) -> (Vec<Forwarded>, Vec<Message>) {
     let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
     let layer = WebSocketLayer::new();
     let client = TestClient::new(ServiceBuilder::new().layer(layer).service_fn(
@@ -481,14 +553,17 @@ async fn forward_queued(
                     for i in 0..publish {
                         hub.publish("t", format!("{i}"));
                     }
-                    while let Some(delivery) = subscriber.try_recv() {
-                        let sent = socket.send_delivery(delivery, &mut subscriber).await.unwrap();
-                        report.send(sent).unwrap();
-                        if let Some(code) = sent.close {
-                            socket.close(code, LAG_CLOSE_REASON).await.unwrap();
+                    // Until nothing is waiting: `ready` completes at once while something is.
+                    while futures_util::FutureExt::now_or_never(subscriber.ready()).is_some() {
+                        let forwarded = subscriber.forward_to(&mut socket).await.unwrap();
+                        let closed = forwarded.close.is_some();
+                        report.send(Some(forwarded)).unwrap();
+                        if closed {
+                            report.send(None).unwrap();
                             return;
                         }
                     }
+                    report.send(None).unwrap();
                     socket.close(CloseCode::NORMAL, "done").await.unwrap();
                 }))
             }
@@ -504,44 +579,45 @@ async fn forward_queued(
             break;
         }
     }
-    let mut sent = Vec::new();
-    while let Ok(report) = reports.try_recv() {
-        sent.push(report);
+    let mut forwarded = Vec::new();
+    while let Some(Some(report)) = reports.recv().await {
+        forwarded.push(report);
     }
-    (sent, received)
+    (forwarded, received)
 }
 
 #[tokio::test]
-async fn send_delivery_writes_a_burst_in_batches_of_at_most_256_in_order() {
-    let (sent, received) = forward_queued(300, None, LagPolicy::DropOldest).await;
-    let counts: Vec<usize> = sent.iter().map(|s| s.messages).collect();
+async fn forward_to_writes_a_burst_in_batches_of_at_most_256_in_order() {
+    let (forwarded, received) = forward_queued(300, None, LagPolicy::DropOldest).await;
+    let counts: Vec<usize> = forwarded.iter().map(|f| f.sent).collect();
     assert_eq!(counts, [256, 44]);
-    assert!(sent.iter().all(|s| s.missed == 0 && s.close.is_none()));
+    assert!(forwarded.iter().all(|f| f.missed == 0 && f.close.is_none()));
     let texts: Vec<&str> = received.iter().filter_map(Message::as_text).collect();
     let expected: Vec<String> = (0..300).map(|i| i.to_string()).collect();
     assert_eq!(texts, expected);
 }
 
 #[tokio::test]
-async fn send_delivery_stops_at_missed_messages_so_that_the_notice_keeps_its_place() {
+async fn forward_to_reports_missed_messages_alone_so_that_the_notice_keeps_its_place() {
     // Room for 3 one-digit messages: of 10, the oldest 7 are dropped.
     let budget = 3 * (1 + QUEUED_MESSAGE_OVERHEAD);
-    let (sent, received) = forward_queued(10, Some(budget), LagPolicy::DropOldest).await;
-    assert_eq!(sent[0].missed, 7, "{sent:?}");
-    assert_eq!(sent[0].messages, 0);
-    assert_eq!(sent[1].messages, 3);
+    let (forwarded, received) = forward_queued(10, Some(budget), LagPolicy::DropOldest).await;
+    assert_eq!(forwarded.len(), 2, "{forwarded:?}");
+    assert_eq!((forwarded[0].missed, forwarded[0].sent), (7, 0));
+    assert_eq!((forwarded[1].missed, forwarded[1].sent), (0, 3));
     let texts: Vec<&str> = received.iter().filter_map(Message::as_text).collect();
     assert_eq!(texts, ["7", "8", "9"]);
 }
 
 #[tokio::test]
-async fn send_delivery_reports_the_order_to_close() {
+async fn forward_to_closes_the_socket_on_the_order_to_close_and_reports_the_frame() {
     let budget = 3 * (1 + QUEUED_MESSAGE_OVERHEAD);
-    let (sent, received) =
+    let (forwarded, received) =
         forward_queued(10, Some(budget), LagPolicy::Close(CloseCode::POLICY_VIOLATION)).await;
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].close, Some(CloseCode::POLICY_VIOLATION));
-    assert_eq!(sent[0].messages, 0);
-    let Some(Message::Close(Some(frame))) = received.last() else { panic!("{received:?}") };
-    assert_eq!(frame.code, CloseCode::POLICY_VIOLATION);
+    assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+    let frame = forwarded[0].close.clone().expect("the order to close");
+    assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::POLICY_VIOLATION, LAG_CLOSE_REASON));
+    assert_eq!(forwarded[0].sent, 0);
+    let Some(Message::Close(Some(received))) = received.last() else { panic!("{received:?}") };
+    assert_eq!(*received, frame, "the client got that frame");
 }

@@ -112,6 +112,28 @@ async fn a_message_published_on_either_instance_reaches_every_subscriber_once_an
 }
 
 #[tokio::test]
+async fn publish_except_skips_one_local_subscriber_and_reaches_every_other_instance_s_all() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let (east, east_backplane) = instance(&redis).await;
+    let (west, west_backplane) = instance(&redis).await;
+    let (mut alice, mut dave) = (east.subscriber(), east.subscriber());
+    let mut bob = west.subscriber();
+    for subscriber in [&mut alice, &mut dave, &mut bob] {
+        subscriber.subscribe("room");
+    }
+    eventually("both instances have subscribed", || {
+        east_backplane.is_subscribed("room") && west_backplane.is_subscribed("room")
+    })
+    .await;
+    assert_eq!(east.publish_except("room", "alice says hi", &alice), 1, "dave, here");
+    assert_eq!(next_text(&mut dave).await, "alice says hi");
+    assert_eq!(next_text(&mut bob).await, "alice says hi");
+    nothing_more(&mut alice).await;
+    nothing_more(&mut dave).await;
+    nothing_more(&mut bob).await;
+}
+
+#[tokio::test]
 async fn while_redis_is_down_publishing_fails_locally_only_and_afterwards_everything_resumes() {
     let Some(mut redis) = RedisServer::start(&[]) else { return };
     let east = Hub::new();

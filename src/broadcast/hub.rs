@@ -12,7 +12,10 @@ use std::{
 use tokio::sync::Notify;
 
 use super::{BackplaneError, PreparedMessage, backplane::Backplane};
-use crate::{error::ConfigError, message::CloseCode};
+use crate::{
+    error::ConfigError,
+    message::{CloseCode, CloseFrame},
+};
 
 /// The default budget of a subscriber's queue: 1 MiB.
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1 << 20;
@@ -61,6 +64,29 @@ pub enum Delivery {
     Close(CloseCode),
 }
 
+/// What [`Subscriber::forward_to`] did.
+///
+/// ```
+/// use tower_websockets::broadcast::Forwarded;
+///
+/// let nothing = Forwarded::default();
+/// assert_eq!((nothing.sent, nothing.missed, nothing.close), (0, 0, None));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Forwarded {
+    /// Messages written to the socket and flushed.
+    pub sent: usize,
+    /// The subscriber fell behind ([`LagPolicy::DropOldest`]): this many messages were dropped
+    /// before the ones still queued. Nothing was written in this call; tell the client now if
+    /// it cares.
+    pub missed: u64,
+    /// The subscriber fell behind under [`LagPolicy::Close`]: it has left all its topics, and
+    /// the socket has been closed with this frame (the policy's code and
+    /// [`LAG_CLOSE_REASON`]). End the handler.
+    pub close: Option<CloseFrame>,
+}
+
 /// The hub's counts, from [`Hub::stats`].
 ///
 /// ```
@@ -83,7 +109,8 @@ pub struct HubStats {
     pub subscribers: usize,
     /// Subscriptions: (subscriber, topic) pairs.
     pub subscriptions: usize,
-    /// Calls to [`Hub::publish`] and [`Hub::publish_confirmed`] here so far.
+    /// Calls to [`Hub::publish`] and its variants (`publish_except`, `publish_local`,
+    /// `publish_confirmed`) here so far.
     pub published: u64,
     /// Messages put in a subscriber's queue so far (one per subscriber reached).
     pub queued: u64,
@@ -302,7 +329,41 @@ impl Hub {
     pub fn publish(&self, topic: &str, message: impl Into<PreparedMessage>) -> usize {
         let message = message.into();
         self.inner.published.fetch_add(1, Ordering::Relaxed);
-        let reached = self.deliver(topic, &message);
+        let reached = self.deliver(topic, &message, None);
+        if let Some(backplane) = self.inner.backplane.get() {
+            backplane.relay(topic, &message, None);
+        }
+        reached
+    }
+
+    /// Publishes a message like [`publish`](Self::publish) to every subscriber of `topic` but
+    /// `except`: in a chat, everyone but the one who said it (who already knows). Returns how
+    /// many subscribers it was queued for here.
+    ///
+    /// With a backplane, the other instances deliver it to all their subscribers of `topic`:
+    /// `except` is a subscriber of this instance, and a socket is subscribed on one instance
+    /// only.
+    ///
+    /// ```
+    /// use tower_websockets::broadcast::{Delivery, Hub};
+    ///
+    /// let hub = Hub::new();
+    /// let (mut alice, mut bob) = (hub.subscriber(), hub.subscriber());
+    /// alice.subscribe("lobby");
+    /// bob.subscribe("lobby");
+    /// assert_eq!(hub.publish_except("lobby", "hi, I am alice", &alice), 1);
+    /// assert!(alice.try_recv().is_none());
+    /// assert!(matches!(bob.try_recv(), Some(Delivery::Message(_))));
+    /// ```
+    pub fn publish_except(
+        &self,
+        topic: &str,
+        message: impl Into<PreparedMessage>,
+        except: &Subscriber,
+    ) -> usize {
+        let message = message.into();
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
+        let reached = self.deliver(topic, &message, Some(except.id));
         if let Some(backplane) = self.inner.backplane.get() {
             backplane.relay(topic, &message, None);
         }
@@ -325,7 +386,7 @@ impl Hub {
     /// ```
     pub fn publish_local(&self, topic: &str, message: impl Into<PreparedMessage>) -> usize {
         self.inner.published.fetch_add(1, Ordering::Relaxed);
-        self.deliver(topic, &message.into())
+        self.deliver(topic, &message.into(), None)
     }
 
     /// Publishes a message like [`publish`](Self::publish), and with a backplane waits until
@@ -357,7 +418,7 @@ impl Hub {
     ) -> Result<usize, BackplaneError> {
         let message = message.into();
         self.inner.published.fetch_add(1, Ordering::Relaxed);
-        let reached = self.deliver(topic, &message);
+        let reached = self.deliver(topic, &message, None);
         let Some(backplane) = self.inner.backplane.get() else { return Ok(reached) };
         let (confirm, confirmed) = tokio::sync::oneshot::channel();
         backplane.relay(topic, &message, Some(confirm));
@@ -387,7 +448,7 @@ impl Hub {
     /// Gives a message from another instance to this instance's subscribers.
     pub(crate) fn deliver_from_backplane(&self, topic: &str, message: &PreparedMessage) -> usize {
         self.inner.from_backplane.fetch_add(1, Ordering::Relaxed);
-        self.deliver(topic, message)
+        self.deliver(topic, message, None)
     }
 
     /// Attaches a backplane, and tells it the topics that already have subscribers.
@@ -412,14 +473,15 @@ impl Hub {
 }
 
 impl Hub {
-    /// Queues a message for this instance's subscribers of `topic`.
-    fn deliver(&self, topic: &str, message: &PreparedMessage) -> usize {
+    /// Queues a message for this instance's subscribers of `topic`, but the one whose id is
+    /// `except`.
+    fn deliver(&self, topic: &str, message: &PreparedMessage, except: Option<u64>) -> usize {
         let inner = &*self.inner;
         let topics = inner.topics.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let Some(subscribers) = topics.get(topic) else { return 0 };
         let mut reached = 0;
-        for mailbox in subscribers.values() {
-            if mailbox.push(message, inner) {
+        for (id, mailbox) in subscribers {
+            if Some(*id) != except && mailbox.push(message, inner) {
                 reached += 1;
             }
         }
@@ -541,6 +603,32 @@ impl Mailbox {
         drop(queue);
         self.notify.notify_one();
         true
+    }
+
+    /// Is a delivery waiting?
+    fn has_delivery(&self) -> bool {
+        let queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        queue.closing.is_some() || queue.missed > 0 || !queue.messages.is_empty()
+    }
+
+    /// The order to close or the count of missed messages, if one comes next.
+    fn take_notice(&self) -> Option<Delivery> {
+        let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(code) = queue.closing.take() {
+            return Some(Delivery::Close(code));
+        }
+        (queue.missed > 0).then(|| Delivery::Missed(std::mem::take(&mut queue.missed)))
+    }
+
+    /// The next message, if one comes next (not after a notice).
+    fn take_message(&self) -> Option<PreparedMessage> {
+        let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if queue.closing.is_some() || queue.missed > 0 {
+            return None;
+        }
+        let message = queue.messages.pop_front()?;
+        queue.bytes -= cost(&message);
+        Some(message)
     }
 
     /// The next delivery, if one is waiting.
@@ -740,6 +828,48 @@ impl Subscriber {
             self.unsubscribe_all();
         }
         Some(delivery)
+    }
+
+    /// Waits until a delivery is waiting, without taking it: the branch of a `tokio::select!`
+    /// beside [`WebSocket::recv`](crate::WebSocket::recv), whose handler then calls [`forward_to`](Self::forward_to).
+    /// Waits for ever while the subscriber is in no topic and nothing is queued.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it takes nothing.
+    ///
+    /// ```
+    /// use tower_websockets::broadcast::Hub;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Hub::new();
+    /// let mut subscriber = hub.subscriber();
+    /// subscriber.subscribe("ticks");
+    /// hub.publish("ticks", "1");
+    /// subscriber.ready().await;
+    /// assert!(subscriber.try_recv().is_some(), "still there: ready took nothing");
+    /// # }
+    /// ```
+    pub async fn ready(&self) {
+        while !self.mailbox.has_delivery() {
+            self.mailbox.notify.notified().await;
+        }
+    }
+
+    /// The order to close or the count of missed messages, taken, if one comes next. After
+    /// the order to close, the subscriber is in no topic (as after [`try_recv`](Self::try_recv)).
+    pub(crate) fn take_notice(&mut self) -> Option<Delivery> {
+        let notice = self.mailbox.take_notice()?;
+        if let Delivery::Close(_) = notice {
+            self.unsubscribe_all();
+        }
+        Some(notice)
+    }
+
+    /// The next message, taken, if one comes next (not after a notice).
+    pub(crate) fn take_message(&self) -> Option<PreparedMessage> {
+        self.mailbox.take_message()
     }
 
     /// What the queue holds now, in bytes (payloads plus overhead).

@@ -119,11 +119,10 @@ mod redis;
 pub use backplane::BackplaneError;
 
 pub use hub::{
-    DEFAULT_MAX_QUEUED_BYTES, Delivery, Hub, HubBuilder, HubStats, LAG_CLOSE_REASON, LagPolicy,
+    DEFAULT_MAX_QUEUED_BYTES, Delivery, Forwarded, Hub, HubBuilder, HubStats, LAG_CLOSE_REASON, LagPolicy,
     QUEUED_MESSAGE_OVERHEAD, Subscriber,
 };
 pub use prepared::PreparedMessage;
 
-pub use crate::socket::SentDeliveries;
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_CHANNEL_PREFIX, RedisBackplane, RedisBackplaneBuilder};

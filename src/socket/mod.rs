@@ -14,7 +14,6 @@ pub(crate) mod frame;
 mod keep_alive;
 mod prepared;
 
-pub use prepared::SentDeliveries;
 mod transport;
 
 use std::{

@@ -8,31 +8,15 @@ use tokio_tungstenite::tungstenite;
 
 use super::{WebSocket, compressed_frame};
 use crate::{
-    broadcast::{Delivery, PreparedMessage, Subscriber},
+    broadcast::{Delivery, Forwarded, LAG_CLOSE_REASON, PreparedMessage, Subscriber},
     deflate::Deflater,
     error::Error,
-    message::CloseCode,
+    message::CloseFrame,
 };
 
-/// At most this many messages go out between two flushes in
-/// [`WebSocket::send_delivery`], so that one burst does not hold the socket's other duties
-/// (and the handler's reading) back for long.
+/// At most this many messages go out between two flushes in [`Subscriber::forward_to`], so that
+/// one burst does not hold the socket's other duties (and the handler's reading) back for long.
 const MAX_BATCH: usize = 256;
-
-/// What [`WebSocket::send_delivery`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct SentDeliveries {
-    /// Messages written (and flushed).
-    pub messages: usize,
-    /// The subscriber had fallen behind: this many messages were dropped before the next ones
-    /// still queued ([`Delivery::Missed`]). Tell the client now if it cares; the batch stopped
-    /// here so that the notice keeps its place.
-    pub missed: u64,
-    /// The subscriber was told to close ([`Delivery::Close`]): close the socket with this code
-    /// and [`LAG_CLOSE_REASON`](crate::broadcast::LAG_CLOSE_REASON).
-    pub close: Option<CloseCode>,
-}
 
 impl WebSocket {
     /// Sends a [`PreparedMessage`] and flushes it: the way to send one message to many sockets
@@ -89,30 +73,59 @@ impl WebSocket {
         self.sending_stream()?.start_send(frame).map_err(Error::from_tungstenite)
     }
 
-    /// Writes a [`Delivery`] from [`Subscriber::recv`], and every message the subscriber
-    /// already has queued after it, then flushes once: one write to the connection for a
-    /// burst of published messages rather than one per message (as uWebSockets corks what it
-    /// publishes). This is how a handler forwards its subscriber's queue; see
-    /// [the `broadcast` module](crate::broadcast) for the whole handler.
+    /// Once the socket can take a message, feeds it the one `next` gives (without flushing):
+    /// `Ok(false)` if `next` gives none. A message is taken only when it can be handed over at
+    /// once, so a dropped future loses none ([`Subscriber::forward_to`]).
+    pub(crate) async fn feed_prepared_from(
+        &mut self,
+        next: impl FnOnce() -> Option<PreparedMessage>,
+    ) -> Result<bool, Error> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
+        let Some(message) = next() else { return Ok(false) };
+        let frame = encode(self.deflater.as_deref_mut(), &message);
+        self.sending_stream()?.start_send(frame).map_err(Error::from_tungstenite)?;
+        Ok(true)
+    }
+}
+
+/// The handler's side of a [`Hub`](crate::broadcast::Hub): here rather than in `broadcast/`,
+/// which the socket depends on, and not the other way round.
+impl Subscriber {
+    /// Writes what is queued for this subscriber to `socket`: waits until something is (as
+    /// [`ready`](Subscriber::ready)), then writes up to 256 messages and flushes once, so that a
+    /// burst of published messages is one write to the connection rather than one per message
+    /// (as uWebSockets corks what it publishes). The rest, if any, go on the next call.
     ///
-    /// The batch stops early at a [`Delivery::Missed`] or [`Delivery::Close`], which the result
-    /// reports, and after 256 messages (the rest follow on the next call).
+    /// Two things stop a batch, and [`Forwarded`] reports them:
+    ///
+    /// - **Missed messages** (under
+    ///   [`LagPolicy::DropOldest`](crate::broadcast::LagPolicy::DropOldest)): `missed` is how
+    ///   many were dropped before the messages still queued. The call that reports them writes
+    ///   nothing, so a notice you send the client now keeps its place; the next call goes on.
+    /// - **The order to close** (under [`LagPolicy::Close`](crate::broadcast::LagPolicy::Close)):
+    ///   the subscriber leaves all its topics, and `forward_to` closes the socket itself, with
+    ///   the policy's code and [`LAG_CLOSE_REASON`] (the closing handshake, up to 10 seconds, as
+    ///   [`WebSocket::close`]). `close` is that frame: end the handler.
+    ///
+    /// This is the handler's side of the hub; see [the `broadcast` module](crate::broadcast) for
+    /// the whole handler, with `select!`.
     ///
     /// ```
-    /// use tower_websockets::{WebSocket, broadcast::{Hub, LAG_CLOSE_REASON}};
+    /// use tower_websockets::{WebSocket, broadcast::Subscriber};
     ///
-    /// async fn listen(mut socket: WebSocket, hub: Hub) {
-    ///     let mut subscriber = hub.subscriber();
-    ///     subscriber.subscribe("news");
+    /// /// A socket that only listens: the news, as it is published.
+    /// async fn listen(mut socket: WebSocket, mut subscriber: Subscriber) {
     ///     loop {
-    ///         let delivery = subscriber.recv().await;
-    ///         let Ok(sent) = socket.send_delivery(delivery, &mut subscriber).await else { break };
-    ///         if let Some(code) = sent.close {
-    ///             let _ = socket.close(code, LAG_CLOSE_REASON).await;
-    ///             break;
-    ///         }
-    ///         if sent.missed > 0 && socket.send(format!("(missed {})", sent.missed)).await.is_err() {
-    ///             break;
+    ///         match subscriber.forward_to(&mut socket).await {
+    ///             Ok(forwarded) if forwarded.close.is_some() => break, // it fell behind
+    ///             Ok(forwarded) if forwarded.missed > 0 => {
+    ///                 let notice = format!("(missed {} messages)", forwarded.missed);
+    ///                 if socket.send(notice).await.is_err() {
+    ///                     break;
+    ///                 }
+    ///             }
+    ///             Ok(_) => {}
+    ///             Err(_) => break, // the socket is closed, or failed
     ///         }
     ///     }
     /// }
@@ -120,43 +133,46 @@ impl WebSocket {
     ///
     /// # Errors
     ///
-    /// As for [`send`](Self::send). Messages taken from the queue before the error are lost
-    /// (delivery is at most once).
+    /// As for [`WebSocket::send`]. Messages taken from the queue and not written when the
+    /// socket fails are lost (delivery is at most once).
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe, as [`send`](Self::send): keep it out of `select!` branches' futures
-    /// (call it in the branch's handler, as the module's example does).
-    pub async fn send_delivery(
-        &mut self,
-        delivery: Delivery,
-        subscriber: &mut Subscriber,
-    ) -> Result<SentDeliveries, Error> {
-        let mut sent = SentDeliveries::default();
-        let mut next = Some(delivery);
-        while let Some(delivery) = next.take() {
-            match delivery {
-                Delivery::Message(message) => {
-                    self.feed_prepared(&message).await?;
-                    sent.messages += 1;
-                }
-                Delivery::Missed(count) => {
-                    sent.missed = count;
-                    break;
-                }
-                Delivery::Close(code) => {
-                    sent.close = Some(code);
-                    break;
-                }
+    /// Cancel safe, in this sense: dropping the future loses no message. A message is taken
+    /// from the queue only once the socket can take it, and handed to the socket at once, so
+    /// each message is either still queued for the next call or in the socket's write buffer,
+    /// which the next send or flush writes out; a missed count is taken only when the call
+    /// returns it. Dropped while closing (the order to close), the connection is released, as
+    /// when [`WebSocket::close`]'s future is dropped. It still borrows the socket, so in a
+    /// `select!` it goes in the branch's handler, after [`ready`](Subscriber::ready), not beside
+    /// [`WebSocket::recv`].
+    pub async fn forward_to(&mut self, socket: &mut WebSocket) -> Result<Forwarded, Error> {
+        self.ready().await;
+        let mut forwarded = Forwarded::default();
+        match self.take_notice() {
+            Some(Delivery::Missed(count)) => {
+                forwarded.missed = count;
+                return Ok(forwarded);
             }
-            if sent.messages < MAX_BATCH {
-                next = subscriber.try_recv();
+            Some(Delivery::Close(code)) => {
+                if let Err(error) = socket.close(code, LAG_CLOSE_REASON).await {
+                    tracing::debug!(%error, "closing a subscriber that fell behind");
+                }
+                forwarded.close = Some(CloseFrame::new(code, LAG_CLOSE_REASON));
+                return Ok(forwarded);
             }
+            Some(Delivery::Message(_)) | None => {}
         }
-        if sent.messages > 0 {
-            self.flush().await?;
+        while forwarded.sent < MAX_BATCH {
+            if !socket.feed_prepared_from(|| self.take_message()).await? {
+                break;
+            }
+            forwarded.sent += 1;
         }
-        Ok(sent)
+        if forwarded.sent > 0 {
+            socket.flush().await?;
+        }
+        Ok(forwarded)
     }
 }
 

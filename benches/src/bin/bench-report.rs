@@ -293,7 +293,7 @@ fn uws_load_tables(t: &mut String, results: &Results) {
 
 /// The fan-out servers (`scripts/bench.sh --only fanout`) in table order, with their names.
 const FANOUT_SERVERS: [(&str, &str); 4] = [
-    ("ours-hub", "**tower-websockets** `broadcast::Hub`, `send_delivery` (one flush per burst)"),
+    ("ours-hub", "**tower-websockets** `broadcast::Hub`, `forward_to` (one flush per burst)"),
     ("ours-hub-unbatched", "**tower-websockets** `broadcast::Hub`, `send_prepared` per message (before)"),
     ("axum-chat", "axum 0.8 chat: `tokio::sync::broadcast`, split socket"),
     ("uws-pubsub", "uWebSockets `App::publish` to one topic"),
@@ -1213,14 +1213,14 @@ mod tests {
         ]);
         assert!(t.contains("### Fan-out, measured by uWebSockets' `broadcast_test`"));
         // 300 rounds/s of 100 × 100 deliveries; 3× the chat, 0.5× uWebSockets.
-        let ours = row(&t, "| 100 clients | **tower-websockets** `broadcast::Hub`, `send_delivery`");
+        let ours = row(&t, "| 100 clients | **tower-websockets** `broadcast::Hub`, `forward_to`");
         assert!(ours.contains("| 300.00 | 300.00 | 3,000,000 | 3.00× | 0.50× |"), "{ours}");
         assert!(ours.contains("| 14.0 MiB | 102.4 KiB | 7 |"), "{ours}");
         assert!(row(&t, "| 100 clients | `other` | 50.00 |").contains("0.50×"));
         assert!(row(&t, "| 1,000 clients + 1 that never reads | **tower-websockets**").contains("1.90"));
         let slow = row(
             &t,
-            "| **tower-websockets** `broadcast::Hub`, `send_delivery` (one flush per burst) | 2.00 | 1.90 |",
+            "| **tower-websockets** `broadcast::Hub`, `forward_to` (one flush per burst) | 2.00 | 1.90 |",
         );
         assert!(slow.contains("0.95×"), "{slow}");
         assert!(

@@ -23,10 +23,11 @@
 //! Text or Binary message received goes to every open socket, the sender included:
 //!
 //! - `ours-hub`: tower-websockets' `broadcast::Hub`, one topic that every socket's `Subscriber`
-//!   is in, the handler `select!`ing on `recv()` and `Subscriber::recv()` and writing with
-//!   `send_delivery` (the message and whatever else is queued, one flush), as the `broadcast`
-//!   module's docs show; through `WebSocketLayer` on an axum `Router`, as `ours-axum`.
-//!   `GET /stats` answers the hub's counts (JSON).
+//!   is in (subscribed in the axum handler, before the 101), the socket's handler `select!`ing
+//!   on `recv()` and `Subscriber::ready()` and writing with `Subscriber::forward_to` (whatever
+//!   is queued, one flush; `send_delivery` before 0.2, with the same batching), as the
+//!   `broadcast` module's docs show; through `WebSocketLayer` on an axum `Router`, as
+//!   `ours-axum`. `GET /stats` answers the hub's counts (JSON).
 //! - `ours-hub-unbatched`: the same, except that the handler writes each message with
 //!   `send_prepared` (one write per message: the documented shape before `send_delivery`).
 //! - `axum-chat`: axum 0.8's `extract::ws` with a `tokio::sync::broadcast` channel, in the shape
@@ -367,7 +368,10 @@ mod fan_out {
         }
 
         async fn ws(upgrade: WebSocketUpgrade, State(shared): State<Shared>) -> impl IntoResponse {
-            upgrade.on_upgrade(move |socket| hub_socket(socket, shared.hub, shared.batch))
+            // Subscribed before the 101 goes out, as the `broadcast` module's docs show.
+            let mut subscriber = shared.hub.subscriber();
+            subscriber.subscribe(TOPIC);
+            upgrade.on_upgrade(move |socket| hub_socket(socket, shared.hub, subscriber, shared.batch))
         }
 
         async fn stats(State(shared): State<Shared>) -> impl IntoResponse {
@@ -391,12 +395,12 @@ mod fan_out {
     /// The handler's shape from the `broadcast` module's docs: one owner of the socket, waiting
     /// on the socket and on its subscriber at once.
     ///
-    /// With `batch` (`ours-hub`), a delivery goes out with `send_delivery`: it and whatever else
-    /// the queue already holds, one flush. Without (`ours-hub-unbatched`), one `send_prepared`
-    /// per message.
+    /// With `batch` (`ours-hub`), what is queued goes out with `Subscriber::forward_to`: up to
+    /// 256 messages, one flush. Without (`ours-hub-unbatched`), one `send_prepared` per message.
     async fn hub_socket(
         mut socket: tower_websockets::WebSocket,
         hub: tower_websockets::broadcast::Hub,
+        mut subscriber: tower_websockets::broadcast::Subscriber,
         batch: bool,
     ) {
         use tower_websockets::{
@@ -404,8 +408,6 @@ mod fan_out {
             broadcast::{Delivery, LAG_CLOSE_REASON},
         };
 
-        let mut subscriber = hub.subscriber();
-        subscriber.subscribe(TOPIC);
         loop {
             tokio::select! {
                 incoming = socket.recv() => match incoming {
@@ -418,28 +420,23 @@ mod fan_out {
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => break,
                 },
-                delivery = subscriber.recv() => {
+                () = subscriber.ready() => {
                     let sent = if batch {
-                        // ours-hub, as the broadcast module's docs show: this message and
-                        // whatever else is queued, one flush. Only a client that stopped reading
-                        // misses messages (the hub counts them, GET /stats); telling it would put
-                        // a message into broadcast_test's byte count, so it is not told.
-                        match socket.send_delivery(delivery, &mut subscriber).await {
-                            Ok(sent) => match sent.close {
-                                Some(code) => {
-                                    let _ = socket.close(code, LAG_CLOSE_REASON).await;
-                                    break;
-                                }
-                                None => Ok(()),
-                            },
+                        // ours-hub, as the broadcast module's docs show: whatever is queued, one
+                        // flush. Only a client that stopped reading misses messages (the hub
+                        // counts them, GET /stats); telling it would put a message into
+                        // broadcast_test's byte count, so it is not told.
+                        match subscriber.forward_to(&mut socket).await {
+                            Ok(forwarded) if forwarded.close.is_some() => break,
+                            Ok(_) => Ok(()),
                             Err(e) => Err(e),
                         }
                     } else {
-                        match delivery {
+                        match subscriber.try_recv() {
                             // ours-hub-unbatched: one write per message (the shape before
                             // send_delivery).
-                            Delivery::Message(message) => socket.send_prepared(&message).await,
-                            Delivery::Close(code) => {
+                            Some(Delivery::Message(message)) => socket.send_prepared(&message).await,
+                            Some(Delivery::Close(code)) => {
                                 let _ = socket.close(code, LAG_CLOSE_REASON).await;
                                 break;
                             }
