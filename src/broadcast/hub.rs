@@ -290,6 +290,12 @@ impl Hub {
     /// A new subscriber, in no topic yet: one per socket, held by its handler. Dropping it
     /// leaves all its topics.
     ///
+    /// Make a socket's subscriber, and subscribe it, in the request handler, before
+    /// [`on_upgrade`](crate::WebSocketUpgrade::on_upgrade), and move it into the callback: it
+    /// receives from the moment it subscribes, and the callback only runs after the 101 has
+    /// gone out, when the client may already have been told of messages it would then miss.
+    /// See [the module](super) for the whole handler.
+    ///
     /// ```
     /// let hub = tower_websockets::broadcast::Hub::new();
     /// let subscriber = hub.subscriber();
@@ -680,7 +686,8 @@ impl fmt::Debug for Subscriber {
 }
 
 impl Subscriber {
-    /// Joins `topic`; `false` if already in it.
+    /// Joins `topic`; `false` if already in it. The subscriber receives every message published
+    /// to `topic` from now on, none from before.
     ///
     /// ```
     /// let hub = tower_websockets::broadcast::Hub::new();

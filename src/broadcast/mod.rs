@@ -10,14 +10,22 @@
 //!
 //! # The handler's shape
 //!
-//! The hub does not write to sockets. Each socket's handler owns its [`Subscriber`] and waits
-//! on two things at once, in one `tokio::select!`: [`WebSocket::recv`](crate::WebSocket::recv)
-//! for what the client sends, and [`Subscriber::recv`] for what is published to its topics,
-//! which it writes with [`WebSocket::send_delivery`](crate::WebSocket::send_delivery): that
-//! message and every other one already queued, with one flush (one write for a burst, rather
-//! than one per message: at 100 clients that is the difference between 0.5× and over 3× the
-//! rate of uWebSockets' pub/sub in `scripts/bench.sh`'s fan-out). Both `recv`s are cancel
-//! safe, so the branch that loses loses nothing.
+//! Two parts, in two places:
+//!
+//! 1. **In the handler that accepts the socket**, before
+//!    [`on_upgrade`](crate::WebSocketUpgrade::on_upgrade): make the socket's [`Subscriber`],
+//!    subscribe it, and move it into the callback. The subscription then exists before the 101
+//!    response goes out, so a client whose connect has returned gets everything published
+//!    after that. (The callback runs on a task of its own once the 101 has gone out: a
+//!    subscription made there may come after a message the client was meant to get.)
+//! 2. **In the socket's callback**: wait on two things at once, in one `tokio::select!`:
+//!    [`WebSocket::recv`](crate::WebSocket::recv) for what the client sends, and
+//!    [`Subscriber::ready`] for what is published to its topics, which
+//!    [`Subscriber::forward_to`] then writes: everything queued (up to 256 messages) with one
+//!    flush, one write for a burst rather than one per message (at 100 clients that is the
+//!    difference between 0.5× and over 3× the rate of uWebSockets' pub/sub in
+//!    `scripts/bench.sh`'s fan-out). `recv` and `ready` are cancel safe, so the branch that
+//!    loses loses nothing.
 //!
 //! Why this shape rather than a socket split into send and receive halves: the socket's
 //! keep-alive, its replies to Pings, the closing handshake and the layer's shutdown all run
@@ -29,13 +37,19 @@
 //!
 //! ```
 //! use tower_websockets::{
-//!     Message, WebSocket,
-//!     broadcast::{Hub, LAG_CLOSE_REASON},
+//!     Message, TextBody, WebSocket, WebSocketUpgrade,
+//!     broadcast::{Hub, Subscriber},
 //! };
 //!
-//! async fn chat(mut socket: WebSocket, hub: Hub) {
+//! /// Accepts a socket into the lobby (the request handler, with axum or without).
+//! fn join_lobby(upgrade: WebSocketUpgrade, hub: Hub) -> http::Response<TextBody> {
+//!     // Subscribed now, before the 101 goes out.
 //!     let mut subscriber = hub.subscriber();
 //!     subscriber.subscribe("lobby");
+//!     upgrade.on_upgrade(move |socket| chat(socket, hub, subscriber))
+//! }
+//!
+//! async fn chat(mut socket: WebSocket, hub: Hub, mut subscriber: Subscriber) {
 //!     loop {
 //!         tokio::select! {
 //!             incoming = socket.recv() => match incoming {
@@ -46,32 +60,37 @@
 //!                 // The socket is closed, or failed: the subscriber leaves "lobby" on drop.
 //!                 Some(Err(_)) | None => break,
 //!             },
-//!             delivery = subscriber.recv() => {
-//!                 // This message and whatever else is queued, in one write.
-//!                 let Ok(sent) = socket.send_delivery(delivery, &mut subscriber).await else {
-//!                     break;
-//!                 };
-//!                 if let Some(code) = sent.close {
-//!                     let _ = socket.close(code, LAG_CLOSE_REASON).await;
-//!                     break;
-//!                 }
-//!                 if sent.missed > 0 {
-//!                     let notice = format!("(missed {} messages)", sent.missed);
+//!             // What was published: everything queued, in one write.
+//!             () = subscriber.ready() => match subscriber.forward_to(&mut socket).await {
+//!                 // It fell behind (LagPolicy::Close): forward_to has closed the socket.
+//!                 Ok(forwarded) if forwarded.close.is_some() => break,
+//!                 Ok(forwarded) if forwarded.missed > 0 => {
+//!                     let notice = format!("(missed {} messages)", forwarded.missed);
 //!                     if socket.send(notice).await.is_err() {
 //!                         break;
 //!                     }
 //!                 }
-//!             }
+//!                 Ok(_) => {}
+//!                 Err(_) => break,
+//!             },
 //!         }
 //!     }
 //! }
 //! ```
+//!
+//! [`Hub::publish_except`] publishes to everyone but one subscriber: in a chat, everyone but the
+//! one who spoke.
 //!
 //! # Delivery guarantees
 //!
 //! - A message published to a topic is queued, at once and in publishing order, for every
 //!   subscriber in the topic at that moment; [`Hub::publish`] returns how many. Messages from
 //!   one publisher reach each subscriber in the order they were published.
+//! - **A subscriber receives from the moment [`Subscriber::subscribe`] returns:** every
+//!   message published to the topic after that, none published before. Subscribed in the
+//!   request handler (above), that moment comes before the 101, and so before the client's
+//!   connect returns; what is published until the callback starts waits in the subscriber's
+//!   queue. (If the upgrade fails, the callback is dropped, and the subscriber with it.)
 //! - Publishing never waits for a socket. Each subscriber's queue holds at most
 //!   [`max_queued_bytes`](HubBuilder::max_queued_bytes) (payload bytes plus
 //!   [`QUEUED_MESSAGE_OVERHEAD`] per message; a single larger message still reaches an empty
@@ -88,8 +107,13 @@
 //!
 //! With the `redis` feature, `RedisBackplane::attach(url, &hub)` links the hub to every other
 //! instance attached to the same Redis (and channel prefix). Nothing else changes in the
-//! handlers: [`Hub::publish`] and [`Hub::publish_confirmed`] reach the subscribers of every
-//! instance.
+//! handlers: [`Hub::publish`], [`Hub::publish_except`] and [`Hub::publish_confirmed`] reach the
+//! subscribers of every instance (`publish_except` skips its subscriber on its own instance;
+//! the others deliver to all theirs). So what each instance publishes for itself, a clock
+//! ticking on every instance say, goes out with [`Hub::publish_local`]: published with
+//! `publish`, each subscriber would get it once per instance. The backplane stays attached
+//! until the last handle to the hub is dropped; dropping the `RedisBackplane` handle does not
+//! detach it.
 //!
 //! - **Exactly once, while Redis is up.** A message published on an instance is queued for its
 //!   own subscribers at once, as without a backplane, and goes to Redis (channel
