@@ -1,5 +1,6 @@
-//! The crate's errors: [`Error`], what can go wrong on an open WebSocket, and [`ConfigError`],
-//! options that do not fit together.
+//! The crate's errors: [`Error`], what can go wrong on an open WebSocket, [`ConfigError`],
+//! options that do not fit together, and (feature `json`) `JsonError`, a message that is not the
+//! JSON expected.
 
 use std::{error::Error as StdError, fmt, io, time::Duration};
 
@@ -94,6 +95,11 @@ pub enum Error {
     UpgradeFailed(Box<dyn StdError + Send + Sync>),
     /// An I/O error on the connection.
     Io(io::Error),
+    /// A message that is not the JSON expected, from
+    /// [`WebSocket::recv_json`](crate::WebSocket::recv_json) (feature `json`). The socket stays
+    /// open: the handler chooses whether to answer, read on or close (with 1007, say).
+    #[cfg(feature = "json")]
+    Json(JsonError),
 }
 
 impl Error {
@@ -185,6 +191,8 @@ impl fmt::Display for Error {
             Self::InvalidClose(e) => write!(f, "invalid close: {e}"),
             Self::UpgradeFailed(e) => write!(f, "the connection could not be upgraded: {e}"),
             Self::Io(e) => write!(f, "I/O error on the WebSocket connection: {e}"),
+            #[cfg(feature = "json")]
+            Self::Json(e) => e.fmt(f),
         }
     }
 }
@@ -194,6 +202,8 @@ impl StdError for Error {
         match self {
             Self::Io(e) => Some(e),
             Self::UpgradeFailed(e) => Some(&**e),
+            #[cfg(feature = "json")]
+            Self::Json(e) => e.source(),
             _ => None,
         }
     }
@@ -316,5 +326,157 @@ mod tests {
             config.to_string(),
             "invalid WebSocket option `max_message_size`: must be at least 1 byte"
         );
+    }
+}
+
+/// A message that is not the JSON expected, or a value that cannot be written as JSON (feature
+/// `json`).
+///
+/// Its `Display` names the problem ("binary message where JSON text was expected", "invalid JSON
+/// at line 1 column 5: expected value", "JSON of the wrong shape at line 1 column 12: missing
+/// field `text`"): fit to send back to the client. The serde_json error, when there is one, is
+/// its [`source`](std::error::Error::source).
+///
+/// ```
+/// use tower_websockets::{JsonErrorKind, Message};
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// struct Say {
+///     text: String,
+/// }
+///
+/// let error = Message::text(r#"{"txt":"hi"}"#).parse_json::<Say>().unwrap_err();
+/// assert_eq!(error.kind(), JsonErrorKind::Data);
+/// assert_eq!(error.to_string(), "JSON of the wrong shape at line 1 column 12: missing field `text`");
+/// assert_eq!((error.line(), error.column()), (Some(1), Some(12)));
+///
+/// let error = Message::binary(vec![1, 2]).parse_json::<Say>().unwrap_err();
+/// assert_eq!(error.to_string(), "binary message where JSON text was expected");
+/// ```
+#[cfg(feature = "json")]
+#[derive(Debug)]
+pub struct JsonError {
+    kind: JsonErrorKind,
+    /// For [`JsonErrorKind::NotText`]: what the message was.
+    what: &'static str,
+    source: Option<serde_json::Error>,
+}
+
+/// What kind of problem a [`JsonError`] is.
+#[cfg(feature = "json")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JsonErrorKind {
+    /// A Binary (or Ping, Pong, Close) message where JSON text was expected.
+    NotText,
+    /// The text is not JSON: a syntax error, or it ends too early.
+    Syntax,
+    /// The text is JSON, but not of the type expected: a missing field, a value of the wrong
+    /// type, an unknown variant.
+    Data,
+    /// The value could not be written as JSON ([`Message::json`](crate::Message::json)): a map whose keys are not
+    /// strings, or a `Serialize` implementation that failed.
+    Serialize,
+}
+
+#[cfg(feature = "json")]
+impl JsonError {
+    /// What kind of problem this is.
+    ///
+    /// ```
+    /// use tower_websockets::{JsonErrorKind, Message};
+    ///
+    /// let error = Message::text("{").parse_json::<serde_json::Value>().unwrap_err();
+    /// assert_eq!(error.kind(), JsonErrorKind::Syntax);
+    /// ```
+    pub fn kind(&self) -> JsonErrorKind {
+        self.kind
+    }
+
+    /// The line (from 1) where reading the JSON failed, for [`Syntax`](JsonErrorKind::Syntax)
+    /// and [`Data`](JsonErrorKind::Data) errors.
+    ///
+    /// ```
+    /// use tower_websockets::Message;
+    ///
+    /// let error = Message::text("[1,\n2,,]").parse_json::<Vec<u8>>().unwrap_err();
+    /// assert_eq!(error.line(), Some(2));
+    /// ```
+    pub fn line(&self) -> Option<usize> {
+        self.position().map(|(line, _)| line)
+    }
+
+    /// The column (from 1) where reading the JSON failed, for
+    /// [`Syntax`](JsonErrorKind::Syntax) and [`Data`](JsonErrorKind::Data) errors.
+    ///
+    /// ```
+    /// use tower_websockets::Message;
+    ///
+    /// let error = Message::text("[1,,]").parse_json::<Vec<u8>>().unwrap_err();
+    /// assert_eq!(error.column(), Some(4));
+    /// ```
+    pub fn column(&self) -> Option<usize> {
+        self.position().map(|(_, column)| column)
+    }
+
+    fn position(&self) -> Option<(usize, usize)> {
+        match (&self.kind, &self.source) {
+            (JsonErrorKind::Syntax | JsonErrorKind::Data, Some(e)) if e.line() > 0 => {
+                Some((e.line(), e.column()))
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn not_text(message: &crate::message::Message) -> Self {
+        let what = match message {
+            crate::message::Message::Text(_) => "text",
+            crate::message::Message::Binary(_) => "binary",
+            crate::message::Message::Ping(_) => "ping",
+            crate::message::Message::Pong(_) => "pong",
+            crate::message::Message::Close(_) => "close",
+        };
+        Self { kind: JsonErrorKind::NotText, what, source: None }
+    }
+
+    pub(crate) fn reading(error: serde_json::Error) -> Self {
+        let kind = match error.classify() {
+            serde_json::error::Category::Data => JsonErrorKind::Data,
+            _ => JsonErrorKind::Syntax,
+        };
+        Self { kind, what: "", source: Some(error) }
+    }
+
+    pub(crate) fn writing(error: serde_json::Error) -> Self {
+        Self { kind: JsonErrorKind::Serialize, what: "", source: Some(error) }
+    }
+}
+
+#[cfg(feature = "json")]
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(source) = &self.source else {
+            return write!(f, "{} message where JSON text was expected", self.what);
+        };
+        // serde_json's message, without the position it appends: ours goes first.
+        let full = source.to_string();
+        let position = format!(" at line {} column {}", source.line(), source.column());
+        let problem = full.strip_suffix(&position).unwrap_or(&full);
+        let what = match self.kind {
+            JsonErrorKind::Serialize => return write!(f, "cannot write the value as JSON: {problem}"),
+            JsonErrorKind::Data => "JSON of the wrong shape",
+            _ => "invalid JSON",
+        };
+        match self.position() {
+            Some((line, column)) => write!(f, "{what} at line {line} column {column}: {problem}"),
+            None => write!(f, "{what}: {problem}"),
+        }
+    }
+}
+
+#[cfg(feature = "json")]
+impl StdError for JsonError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_ref().map(|e| e as &(dyn StdError + 'static))
     }
 }

@@ -140,6 +140,8 @@ mod config;
 mod deflate;
 mod error;
 mod handshake;
+#[cfg(feature = "json")]
+mod json;
 mod layer;
 mod lifecycle;
 mod message;
@@ -159,6 +161,8 @@ pub use config::{
 };
 pub use deflate::{Compression, NegotiatedCompression};
 pub use error::{ConfigError, Error};
+#[cfg(feature = "json")]
+pub use error::{JsonError, JsonErrorKind};
 pub use handshake::is_websocket_request;
 pub use layer::{WebSocketLayer, WebSocketLayerBuilder};
 pub use lifecycle::{ShutdownHandle, ShutdownReport, WebSocketStats};
