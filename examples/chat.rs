@@ -1,58 +1,59 @@
-//! A chat on `tower_websockets::broadcast`: rooms, nicknames, who is present, and the log.
+//! A chat on axum and `tower_websockets::broadcast`: rooms, nicknames, who is present, and the
+//! log. The template to copy for an app of your own: an origin policy, compression, typed JSON
+//! both ways, and the hub.
 //!
 //! ```text
-//! cargo run --example chat
+//! cargo run --features axum,json --example chat
 //! ```
 //!
 //! then open <http://localhost:5001> in two windows. One process, nothing else to install.
-//! `GET /` serves the page; `/ws` accepts WebSockets; anything else is a 404.
+//! `GET /` serves the page and `/ws` accepts WebSockets, from the page's own origin and from
+//! those given with `--allowed-origin`.
 //!
 //! Several instances share the rooms through Redis pub/sub (the `redis` feature):
 //!
 //! ```text
-//! cargo run --features redis --example chat -- --bind 127.0.0.1:5001 --redis redis://127.0.0.1:6379
-//! cargo run --features redis --example chat -- --bind 127.0.0.1:5002 --redis redis://127.0.0.1:6379
+//! cargo run --features axum,json,redis --example chat -- --bind 127.0.0.1:5001 --redis redis://127.0.0.1:6379
+//! cargo run --features axum,json,redis --example chat -- --bind 127.0.0.1:5002 --redis redis://127.0.0.1:6379
 //! ```
 //!
-//! A message said on one reaches the room on both, once; who is present is merged from every
-//! instance's own list (each instance shares its list of a room whenever it changes, on an
-//! internal topic, and answers a newcomer's list with its own).
+//! A message said on one reaches the room on both, once. Who is present is merged from every
+//! instance's own list: each instance shares its list of a room whenever it changes, on an
+//! internal topic, and answers an instance new to the room with its own.
 //!
-//! The protocol is text both ways. The client sends `nick:NAME` first, then `join:ROOM` (which
-//! leaves the room it was in) and `say:TEXT`. The server sends JSON objects:
-//! `{"type":"message","room":..,"nick":..,"text":..}`, `{"type":"presence","room":..,"members":[..]}`
-//! when someone joins or leaves, `{"type":"info","text":..}`, `{"type":"missed","count":N}`
-//! when the client fell behind and lost messages, and `{"type":"error","text":..}` for a bad
-//! command.
+//! The protocol is JSON text both ways. The client sends `{"type":"nick","name":..}` first, then
+//! `{"type":"join","room":..}` (which leaves the room it was in) and `{"type":"say","text":..}`.
+//! The server sends `{"type":"message","room":..,"nick":..,"text":..}`,
+//! `{"type":"presence","room":..,"members":[..]}` when someone joins or leaves,
+//! `{"type":"info","text":..}`, `{"type":"missed","count":N}` when the client fell behind and
+//! lost messages, and `{"type":"error","text":..}` for a bad command (the socket stays open).
 
 use std::{
     collections::{BTreeMap, HashMap},
-    convert::Infallible,
     process::ExitCode,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
-use clap::Parser;
-use http::{Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
-    service::TowerToHyperService,
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderValue, header, request::Parts},
+    response::{Html, IntoResponse},
+    routing::{any, get},
 };
-use tokio::net::TcpListener;
-use tower::ServiceBuilder;
+use clap::Parser;
+use serde::{Deserialize, Serialize};
 use tower_websockets::{
-    Message, PreparedMessage, TextBody, WebSocket, WebSocketLayer, WebSocketUpgrade,
+    AllowedOrigins, Compression, ConfigError, Error, PreparedMessage, WebSocket, WebSocketLayer,
+    WebSocketUpgrade,
     broadcast::{Delivery, Hub, Subscriber},
 };
 
 const INDEX_HTML: &str = include_str!("chat/index.html");
-/// How long a client has to send its request head, first byte included.
-const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Longest nickname and room name, in characters.
 const MAX_NAME: usize = 32;
@@ -66,10 +67,41 @@ struct Options {
     /// Address to listen on (port 0 picks a free port)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5001")]
     bind: String,
+    /// Let pages from this origin connect too, e.g. https://chat.example.com (repeatable; the
+    /// chat's own page always may)
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
     /// Share the rooms with other instances through Redis pub/sub (needs the `redis` feature),
     /// e.g. redis://127.0.0.1:6379 or redis://:PASSWORD@HOST:PORT
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+}
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Command {
+    Nick { name: String },
+    Join { room: String },
+    Say { text: String },
+}
+
+/// What the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Event<'a> {
+    Message { room: &'a str, nick: &'a str, text: &'a str },
+    Presence { room: &'a str, members: Vec<String> },
+    Info { text: &'a str },
+    Error { text: &'a str },
+    Missed { count: u64 },
+}
+
+impl Event<'_> {
+    /// The event as a message, encoded once for however many sockets it goes to.
+    fn prepare(&self) -> PreparedMessage {
+        PreparedMessage::json(self).expect("an event is strings and numbers")
+    }
 }
 
 /// The hub topic of a chat room.
@@ -78,103 +110,95 @@ pub(crate) fn room_topic(room: &str) -> String {
 }
 
 /// The internal topic on which instances share who is present in their rooms (no room's topic
-/// starts with `chat:`). A roster is `roster\tINSTANCE\tROOM\tNICK\tNICK...`: names have no
-/// control characters, so tabs separate them.
+/// starts with `chat:`).
 const PRESENCE_TOPIC: &str = "chat:presence";
 
-/// Another instance's id → who is present there, in one room.
-type Rosters = BTreeMap<u64, Vec<String>>;
+/// Who is present in one room on one instance, as instances tell each other.
+#[derive(Debug, Serialize, Deserialize)]
+struct Roster {
+    instance: u64,
+    room: String,
+    members: Vec<String>,
+}
 
-/// The chat's state, shared by every socket: the hub, and who is in which room.
+/// Who is present in which room.
+#[derive(Default)]
+struct Presence {
+    /// Room → socket id → nickname, on this instance.
+    here: HashMap<String, BTreeMap<u64, String>>,
+    /// Room → other instance → nicknames, from their rosters.
+    elsewhere: HashMap<String, BTreeMap<u64, Vec<String>>>,
+}
+
+impl Presence {
+    fn here(&self, room: &str) -> Vec<String> {
+        self.here.get(room).map(|members| members.values().cloned().collect()).unwrap_or_default()
+    }
+
+    fn everywhere(&self, room: &str) -> Vec<String> {
+        let elsewhere = self.elsewhere.get(room).into_iter().flat_map(BTreeMap::values).flatten();
+        self.here(room).into_iter().chain(elsewhere.cloned()).collect()
+    }
+}
+
+/// The chat's state, shared by every socket: the hub, and who is present where.
 #[derive(Clone)]
 pub(crate) struct Chat {
     pub(crate) hub: Hub,
     /// This instance's id in the rosters it shares.
     instance: u64,
-    /// Room → socket id → nickname: who is present here.
-    rooms: Arc<Mutex<HashMap<String, BTreeMap<u64, String>>>>,
-    /// Room → other instance → who is present there (with a backplane).
-    elsewhere: Arc<Mutex<HashMap<String, Rosters>>>,
+    presence: Arc<Mutex<Presence>>,
     next_id: Arc<AtomicU64>,
 }
 
 impl Default for Chat {
     fn default() -> Self {
-        Self::new(Hub::new())
+        use std::hash::{BuildHasher, Hasher};
+        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+        random.write_u32(std::process::id());
+        Self { hub: Hub::new(), instance: random.finish(), presence: Arc::default(), next_id: Arc::default() }
     }
 }
 
 impl Chat {
-    pub(crate) fn new(hub: Hub) -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
-        random.write_u32(std::process::id());
-        Self {
-            hub,
-            instance: random.finish(),
-            rooms: Arc::default(),
-            elsewhere: Arc::default(),
-            next_id: Arc::default(),
-        }
+    fn presence(&self) -> MutexGuard<'_, Presence> {
+        self.presence.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Puts `nick` (socket `id`) in `room`, or takes it out with `None`, tells the room who is
-    /// present now, and tells the other instances (if any) who is present here.
+    /// Puts socket `id` in `room` as `nick`, or takes it out with `None`; tells the room, and
+    /// the other instances.
     fn set_presence(&self, room: &str, id: u64, nick: Option<&str>) {
         let here = {
-            let mut rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let members = rooms.entry(room.to_owned()).or_default();
+            let mut presence = self.presence();
+            let members = presence.here.entry(room.to_owned()).or_default();
             match nick {
                 Some(nick) => members.insert(id, nick.to_owned()),
                 None => members.remove(&id),
             };
-            let here: Vec<String> = members.values().cloned().collect();
             if members.is_empty() {
-                rooms.remove(room);
+                presence.here.remove(room);
             }
-            here
+            presence.here(room)
         };
-        self.announce_presence(room);
-        self.share_roster(room, &here);
+        self.announce(room);
+        self.share(room, here);
     }
 
-    /// Tells this instance's sockets in `room` who is present on every instance.
-    fn announce_presence(&self, room: &str) {
-        let mut members: Vec<String> = {
-            let rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            rooms
-                .get(room)
-                .map(|members| members.values().map(|m| json_string(m)).collect())
-                .unwrap_or_default()
-        };
-        {
-            let elsewhere = self.elsewhere.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            for roster in elsewhere.get(room).into_iter().flat_map(BTreeMap::values) {
-                members.extend(roster.iter().map(|m| json_string(m)));
-            }
-        }
-        let presence = format!(
-            r#"{{"type":"presence","room":{},"members":[{}]}}"#,
-            json_string(room),
-            members.join(",")
-        );
-        // Every instance works out the room's list for its own sockets.
-        self.hub.publish_local(&room_topic(room), presence);
+    /// Tells this instance's sockets in `room` who is present on every instance. Each instance
+    /// does so for its own sockets, so this stays here: `publish_local`.
+    fn announce(&self, room: &str) {
+        let members = self.presence().everywhere(room);
+        self.hub.publish_local(&room_topic(room), Event::Presence { room, members }.prepare());
     }
 
-    /// Publishes who is present in `room` here, for the other instances (a no-op without a
-    /// backplane: nothing here subscribes to the topic).
-    fn share_roster(&self, room: &str, here: &[String]) {
-        let mut roster = format!("roster\t{}\t{room}", self.instance);
-        for nick in here {
-            roster.push('\t');
-            roster.push_str(nick);
-        }
-        self.hub.publish(PRESENCE_TOPIC, roster);
+    /// Tells the other instances who is present in `room` here (nobody hears it without a
+    /// backplane).
+    fn share(&self, room: &str, members: Vec<String>) {
+        let roster = Roster { instance: self.instance, room: room.to_owned(), members };
+        self.hub.publish(PRESENCE_TOPIC, PreparedMessage::json(&roster).expect("a roster is strings"));
     }
 
-    /// Keeps track of who is present on the other instances: run it when the hub has a
-    /// backplane.
+    /// Follows the other instances' rosters: run it when the hub has a backplane.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn follow_other_instances(&self) -> tokio::task::JoinHandle<()> {
         let chat = self.clone();
@@ -183,11 +207,10 @@ impl Chat {
         tokio::spawn(async move {
             loop {
                 match rosters.recv().await {
-                    Delivery::Message(message) => {
-                        if let Some(roster) = message.to_message().as_text() {
-                            chat.take_roster(roster);
-                        }
-                    }
+                    Delivery::Message(message) => match message.to_message().parse_json::<Roster>() {
+                        Ok(roster) => chat.take_roster(roster),
+                        Err(problem) => tracing::warn!(%problem, "ignored a roster that is not one"),
+                    },
                     Delivery::Close(_) => {
                         rosters.subscribe(PRESENCE_TOPIC);
                     }
@@ -197,24 +220,17 @@ impl Chat {
         })
     }
 
-    /// Records another instance's roster of a room; answers with ours if that instance is new
-    /// in the room.
+    /// Records another instance's roster, tells the room, and answers an instance new to the
+    /// room with who is here.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    fn take_roster(&self, roster: &str) {
-        let mut fields = roster.split('\t');
-        let (Some("roster"), Some(Ok(instance)), Some(room)) =
-            (fields.next(), fields.next().map(str::parse::<u64>), fields.next())
-        else {
-            tracing::warn!(roster, "ignored a roster that is not one");
-            return;
-        };
-        if instance == self.instance {
+    fn take_roster(&self, roster: Roster) {
+        if roster.instance == self.instance {
             return;
         }
-        let members: Vec<String> = fields.map(str::to_owned).collect();
-        let newcomer = {
-            let mut elsewhere = self.elsewhere.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let rosters = elsewhere.entry(room.to_owned()).or_default();
+        let Roster { instance, room, members } = roster;
+        let (newcomer, here) = {
+            let mut presence = self.presence();
+            let rosters = presence.elsewhere.entry(room.clone()).or_default();
             let newcomer = !members.is_empty() && !rosters.contains_key(&instance);
             if members.is_empty() {
                 rosters.remove(&instance);
@@ -222,109 +238,87 @@ impl Chat {
                 rosters.insert(instance, members);
             }
             if rosters.is_empty() {
-                elsewhere.remove(room);
+                presence.elsewhere.remove(&room);
             }
-            newcomer
+            (newcomer, presence.here(&room))
         };
-        self.announce_presence(room);
-        if newcomer {
-            let here: Vec<String> = {
-                let rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                rooms.get(room).map(|members| members.values().cloned().collect()).unwrap_or_default()
-            };
-            if !here.is_empty() {
-                self.share_roster(room, &here);
-            }
+        self.announce(&room);
+        if newcomer && !here.is_empty() {
+            self.share(&room, here);
         }
     }
 }
 
-/// The layer: messages up to 8 KiB (a chat line is short), pings every 30 s.
-pub(crate) fn layer() -> Result<WebSocketLayer, tower_websockets::ConfigError> {
-    WebSocketLayer::builder()
+/// The origin policy: the chat's own page (an `Origin` whose host and port are the ones the
+/// request was sent to), and the origins in `extra`, as `scheme://host[:port]`.
+fn origin_policy(extra: &[String]) -> Result<AllowedOrigins, String> {
+    let extra: Vec<String> =
+        extra.iter().map(|origin| origin.trim_end_matches('/').to_ascii_lowercase()).collect();
+    if let Some(bad) = extra.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
+        return Err(format!(
+            "--allowed-origin {bad}: an origin is http://HOST[:PORT] or https://HOST[:PORT]"
+        ));
+    }
+    Ok(AllowedOrigins::predicate(move |origin: &HeaderValue, request: &Parts| {
+        let Ok(origin) = origin.to_str().map(str::to_ascii_lowercase) else { return false };
+        let host = request.headers.get(header::HOST).and_then(|host| host.to_str().ok());
+        let host = host.or_else(|| request.uri.authority().map(|authority| authority.as_str()));
+        let own = host.is_some_and(|host| {
+            let page = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+            page.is_some_and(|page| page.eq_ignore_ascii_case(host))
+        });
+        own || extra.contains(&origin)
+    }))
+}
+
+/// The app: the page on `/`, the chat's WebSockets on `/ws` (messages up to 8 KiB, compressed
+/// when the browser offers it, pings every 30 s), from the allowed origins.
+pub(crate) fn app(chat: Chat, allowed_origins: &[String]) -> Result<Router, String> {
+    let websockets = WebSocketLayer::builder()
+        .allowed_origins(origin_policy(allowed_origins)?)
+        .compression(Compression::enabled())
         .max_message_size(8 * 1024)
-        .keep_alive_interval(std::time::Duration::from_secs(30))
+        .keep_alive_interval(Duration::from_secs(30))
         .build()
+        .map_err(|error: ConfigError| error.to_string())?;
+    Ok(Router::new()
+        .route("/", get(page))
+        .route("/index.html", get(page))
+        .route("/ws", any(accept))
+        .with_state(chat)
+        .layer(websockets))
 }
 
-/// Serves the page on `/` and the chat's WebSockets on `/ws`.
-pub(crate) async fn route(chat: Chat, mut req: Request<Incoming>) -> Result<Response<TextBody>, Infallible> {
-    Ok(match req.uri().path() {
-        "/" | "/index.html" if req.method() == Method::GET || req.method() == Method::HEAD => {
-            let mut response = Response::new(TextBody::from(INDEX_HTML));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/html; charset=utf-8"));
-            response
-        }
-        "/ws" => match WebSocketUpgrade::from_request(&mut req) {
-            Ok(upgrade) => upgrade.on_upgrade(move |socket| session(socket, chat)),
-            Err(rejection) => rejection.into_http_response(),
-        },
-        _ => {
-            let mut response = Response::new(TextBody::from("404 Not Found"));
-            *response.status_mut() = StatusCode::NOT_FOUND;
-            response
-        }
-    })
+async fn page() -> Html<&'static str> {
+    Html(INDEX_HTML)
 }
 
-/// What a client asked for.
-enum Command<'a> {
-    Nick(&'a str),
-    Join(&'a str),
-    Say(&'a str),
-}
-
-/// Parses a client's line, or says what is wrong with it.
-fn parse(line: &str) -> Result<Command<'_>, String> {
-    let (verb, arg) = line.split_once(':').ok_or("a command is nick:NAME, join:ROOM or say:TEXT")?;
-    let arg = arg.trim();
-    match verb {
-        "nick" | "join" => {
-            let what = if verb == "nick" { "a nickname" } else { "a room name" };
-            if arg.is_empty() || arg.chars().count() > MAX_NAME {
-                return Err(format!("{what} has 1 to {MAX_NAME} characters"));
-            }
-            if arg.chars().any(char::is_control) {
-                return Err(format!("{what} has no control characters"));
-            }
-            Ok(if verb == "nick" { Command::Nick(arg) } else { Command::Join(arg) })
-        }
-        "say" if arg.is_empty() => Err("nothing to say".to_owned()),
-        "say" if arg.chars().count() > MAX_TEXT => Err(format!("a line has at most {MAX_TEXT} characters")),
-        "say" => Ok(Command::Say(arg)),
-        _ => Err(format!("unknown command `{verb}`: use nick, join or say")),
-    }
+async fn accept(upgrade: WebSocketUpgrade, State(chat): State<Chat>) -> impl IntoResponse {
+    // A socket joins rooms when its client asks to, so its subscriber starts in none; a socket
+    // that belongs in a topic from the start is subscribed here, before the 101 (see the
+    // `broadcast` module).
+    let subscriber = chat.hub.subscriber();
+    upgrade.on_upgrade(move |socket| session(socket, chat, subscriber))
 }
 
 /// One client, from its first message to its last.
-async fn session(mut socket: WebSocket, chat: Chat) {
-    let id = chat.next_id.fetch_add(1, Ordering::Relaxed);
-    let mut subscriber = chat.hub.subscriber();
-    let mut nick: Option<String> = None;
-    let mut room: Option<String> = None;
+async fn session(mut socket: WebSocket, chat: Chat, subscriber: Subscriber) {
+    let mut client =
+        Client { id: chat.next_id.fetch_add(1, Ordering::Relaxed), subscriber, nick: None, room: None };
     loop {
         let reply = tokio::select! {
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(line))) => match parse(&line) {
-                    Ok(command) => act(&chat, &mut subscriber, id, &mut nick, &mut room, command).await,
-                    Err(problem) => Some(event("error", &problem)),
-                },
-                Some(Ok(Message::Binary(_))) => Some(event("error", "send text")),
-                Some(Ok(_)) => None,
+            received = socket.recv_json::<Command>() => match received {
+                Some(Ok(command)) => client.act(&chat, command).await,
+                // Not a command: say what is wrong, and read on.
+                Some(Err(Error::Json(problem))) => Some(Event::Error { text: &problem.to_string() }.prepare()),
                 Some(Err(_)) | None => break,
             },
-            () = subscriber.ready() => {
-                // What was published to the room: whatever is queued, in one write.
-                match subscriber.forward_to(&mut socket).await {
-                    Ok(forwarded) if forwarded.close.is_some() => break,
-                    Ok(forwarded) => (forwarded.missed > 0).then(|| {
-                        PreparedMessage::text(format!(r#"{{"type":"missed","count":{}}}"#, forwarded.missed))
-                    }),
-                    Err(_) => break,
-                }
-            }
+            // What was published to the room: whatever is queued, in one write.
+            () = client.subscriber.ready() => match client.subscriber.forward_to(&mut socket).await {
+                Ok(forwarded) if forwarded.close.is_some() => break,
+                Ok(forwarded) => (forwarded.missed > 0).then(|| Event::Missed { count: forwarded.missed }.prepare()),
+                Err(_) => break,
+            },
         };
         if let Some(reply) = reply {
             if socket.send_prepared(&reply).await.is_err() {
@@ -332,88 +326,87 @@ async fn session(mut socket: WebSocket, chat: Chat) {
             }
         }
     }
-    if let (Some(room), Some(_)) = (room, nick) {
-        drop(subscriber); // leave the room's topic before telling it
-        chat.set_presence(&room, id, None);
+    if let (Some(room), Some(_)) = (client.room, client.nick) {
+        drop(client.subscriber); // leave the room's topic before telling it
+        chat.set_presence(&room, client.id, None);
     }
 }
 
-/// Carries out a command; the reply to this client only, if any.
-async fn act(
-    chat: &Chat,
-    subscriber: &mut Subscriber,
+/// One client's state.
+struct Client {
     id: u64,
-    nick: &mut Option<String>,
-    room: &mut Option<String>,
-    command: Command<'_>,
-) -> Option<PreparedMessage> {
-    match command {
-        Command::Nick(name) => {
-            *nick = Some(name.to_owned());
-            if let Some(room) = room {
-                chat.set_presence(room, id, Some(name));
+    subscriber: Subscriber,
+    nick: Option<String>,
+    room: Option<String>,
+}
+
+impl Client {
+    /// Carries out a command; the reply to this client only, if any.
+    async fn act(&mut self, chat: &Chat, command: Command) -> Option<PreparedMessage> {
+        let problem = |text: &str| Some(Event::Error { text }.prepare());
+        match command {
+            Command::Nick { name } => {
+                let name = name.trim().to_owned();
+                if let Err(wrong) = check_name("a nickname", &name) {
+                    return problem(&wrong);
+                }
+                if let Some(room) = &self.room {
+                    chat.set_presence(room, self.id, Some(&name));
+                }
+                let reply = Event::Info { text: &format!("you are {name}") }.prepare();
+                self.nick = Some(name);
+                Some(reply)
             }
-            Some(event("info", &format!("you are {name}")))
-        }
-        Command::Join(_) | Command::Say(_) if nick.is_none() => {
-            Some(event("error", "choose a nickname first"))
-        }
-        Command::Join(name) => {
-            if let Some(old) = room.take() {
-                subscriber.unsubscribe(&room_topic(&old));
-                chat.set_presence(&old, id, None);
+            Command::Join { .. } | Command::Say { .. } if self.nick.is_none() => {
+                problem("choose a nickname first")
             }
-            subscriber.subscribe(&room_topic(name));
-            chat.set_presence(name, id, nick.as_deref());
-            *room = Some(name.to_owned());
-            None
-        }
-        Command::Say(text) => {
-            let (Some(room), Some(nick)) = (room.as_deref(), nick.as_deref()) else {
-                return Some(event("error", "join a room first"));
-            };
-            let line = format!(
-                r#"{{"type":"message","room":{},"nick":{},"text":{}}}"#,
-                json_string(room),
-                json_string(nick),
-                json_string(text)
-            );
-            // One encoding for everyone in the room, the sender included; with Redis, the other
-            // instances' sockets in the room too, and the sender hears if they could not be
-            // reached.
-            match chat.hub.publish_confirmed(&room_topic(room), line).await {
-                Ok(_) => None,
-                Err(error) => Some(event("error", &format!("not everyone got it: {error}"))),
+            Command::Join { room } => {
+                let room = room.trim().to_owned();
+                if let Err(wrong) = check_name("a room name", &room) {
+                    return problem(&wrong);
+                }
+                if let Some(old) = self.room.take() {
+                    self.subscriber.unsubscribe(&room_topic(&old));
+                    chat.set_presence(&old, self.id, None);
+                }
+                self.subscriber.subscribe(&room_topic(&room));
+                chat.set_presence(&room, self.id, self.nick.as_deref());
+                self.room = Some(room);
+                None
+            }
+            Command::Say { text } => {
+                let (Some(room), Some(nick)) = (self.room.as_deref(), self.nick.as_deref()) else {
+                    return problem("join a room first");
+                };
+                let text = text.trim();
+                if text.is_empty() {
+                    return problem("nothing to say");
+                }
+                if text.chars().count() > MAX_TEXT {
+                    return problem(&format!("a line has at most {MAX_TEXT} characters"));
+                }
+                // One encoding for everyone in the room, the sender included (its page shows the
+                // line in the room's order); with Redis, the other instances' sockets in the room
+                // too, and the sender hears if they could not be reached.
+                let line = Event::Message { room, nick, text }.prepare();
+                match chat.hub.publish_confirmed(&room_topic(room), line).await {
+                    Ok(_) => None,
+                    Err(error) => problem(&format!("not everyone got it: {error}")),
+                }
             }
         }
     }
 }
 
-/// `{"type":kind,"text":text}`.
-fn event(kind: &str, text: &str) -> PreparedMessage {
-    PreparedMessage::text(format!(r#"{{"type":"{kind}","text":{}}}"#, json_string(text)))
-}
-
-/// A JSON string literal.
-pub(crate) fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // Control characters, and the two line separators some JavaScript parsers dislike.
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
+/// Checks a nickname or room name.
+fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(format!("{what} has 1 to {MAX_NAME} characters"));
     }
-    out.push('"');
-    out
+    if name.chars().any(char::is_control) {
+        return Err(format!("{what} has no control characters"));
+    }
+    Ok(())
 }
 
 /// Attaches a Redis backplane to the chat's hub, and follows who is present elsewhere.
@@ -429,7 +422,7 @@ pub(crate) async fn share_rooms_through_redis(chat: &Chat, url: &str) -> Result<
 
 #[cfg(not(feature = "redis"))]
 async fn share_rooms_through_redis(_: &Chat, _: &str) -> Result<(), String> {
-    Err("--redis needs the `redis` feature: cargo run --features redis --example chat -- --redis URL"
+    Err("--redis needs the `redis` feature: cargo run --features axum,json,redis --example chat -- --redis URL"
         .to_owned())
 }
 
@@ -442,7 +435,21 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let listener = match TcpListener::bind(&options.bind).await {
+    let chat = Chat::default();
+    let app = match app(chat.clone(), &options.allowed_origins) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(url) = &options.redis {
+        if let Err(message) = share_rooms_through_redis(&chat, url).await {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(&options.bind).await {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", options.bind);
@@ -456,49 +463,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let layer = match layer() {
-        Ok(layer) => layer,
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let chat = Chat::default();
-    if let Some(url) = &options.redis {
-        if let Err(message) = share_rooms_through_redis(&chat, url).await {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
-    }
-    let service = ServiceBuilder::new().layer(layer).service_fn(move |req| route(chat.clone(), req));
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http2().enable_connect_protocol();
-    // Kestrel's limits on a request head, as in the echo example (docs/security.md): 32 KiB at
-    // most (else 431), 100 header lines, 30 seconds to send it.
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
-        .max_buf_size(32 * 1024)
-        .max_headers(100);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    continue;
-                }
-            },
-            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
-        };
-        let service = TowerToHyperService::new(service.clone());
-        let http = http.clone();
-        tokio::spawn(async move {
-            // auto::Builder reads the first bytes with no timeout of its own.
-            let first = tokio::time::timeout(HEAD_TIMEOUT, stream.peek(&mut [0u8])).await;
-            if matches!(first, Ok(Ok(1))) {
-                let _ = http.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
-            }
-        });
     }
 }

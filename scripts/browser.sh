@@ -18,8 +18,8 @@
 # docs/echo-page.png.
 #
 # Then the chat page across two instances (issue 13): installs redis-server (Debian package) when
-# missing, starts it on a free port, builds the chat example with the `redis` feature (or takes
-# CHAT_BIN), starts two instances with --redis, and runs scripts/browser/chat-page.test.mjs: two
+# missing, starts it on a free port, builds the chat example with the `axum`, `json` and
+# `redis` features (or takes CHAT_BIN), starts two instances with --redis, and runs scripts/browser/chat-page.test.mjs: two
 # pages, one per instance, see each other present and each other's messages once. Its screenshot
 # goes to target/browser/chat-page.png (docs/chat-page.png with --update-screenshot). Ends with `N passed, M failed` for each page's tests;
 # exits non-zero on failure.
@@ -102,8 +102,8 @@ fi
 if [[ -n ${CHAT_BIN:-} ]]; then
     [[ -x $CHAT_BIN ]] || die "CHAT_BIN=$CHAT_BIN is not an executable file"
 else
-    say "building the chat example with the redis feature (release)"
-    (cd "$ROOT" && cargo build --release --features redis --example chat) >&2
+    say "building the chat example with the axum, json and redis features (release)"
+    (cd "$ROOT" && cargo build --release --features axum,json,redis --example chat) >&2
     CHAT_BIN=$TARGET_DIR/release/examples/chat
 fi
 REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

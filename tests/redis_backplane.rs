@@ -5,6 +5,8 @@
 
 mod common;
 
+// The chat example needs `axum` and `json` too: its tests below are in `chat_instances`.
+#[cfg(all(feature = "axum", feature = "json"))]
 #[path = "../examples/chat.rs"]
 #[allow(dead_code)]
 mod chat;
@@ -12,12 +14,7 @@ mod chat;
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
-use hyper::body::Incoming;
-use tower::ServiceBuilder;
-use tower_websockets::{
-    broadcast::{BackplaneError, Delivery, Hub, RedisBackplane, Subscriber},
-    test::{TestClient, TestWebSocket},
-};
+use tower_websockets::broadcast::{BackplaneError, Delivery, Hub, RedisBackplane, Subscriber};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -240,138 +237,154 @@ async fn start_up_errors_name_the_problem() {
     assert_eq!(again, BackplaneError::AlreadyAttached);
 }
 
-/// One chat instance, in memory, on the shared Redis.
-async fn chat_instance(redis: &RedisServer) -> TestClient {
-    let state = chat::Chat::default();
-    chat::share_rooms_through_redis(&state, &redis.url("")).await.expect("attach");
-    let service = ServiceBuilder::new()
-        .layer(chat::layer().unwrap())
-        .service_fn(move |req: http::Request<Incoming>| chat::route(state.clone(), req));
-    TestClient::new(service)
-}
+/// The chat example as two instances on one Redis.
+#[cfg(all(feature = "axum", feature = "json"))]
+mod chat_instances {
+    use std::time::{Duration, Instant};
 
-async fn join(client: &TestClient, nick: &str, room: &str) -> TestWebSocket {
-    let mut socket = client.connect("/ws").await.unwrap();
-    socket.send_text(&format!("nick:{nick}")).await.unwrap();
-    assert_eq!(socket.recv_text().await.unwrap(), format!(r#"{{"type":"info","text":"you are {nick}"}}"#));
-    socket.send_text(&format!("join:{room}")).await.unwrap();
-    socket
-}
+    use tower_websockets::test::{TestClient, TestWebSocket};
 
-/// Reads until the room's presence lists `members` (in any order).
-async fn until_present(socket: &mut TestWebSocket, members: &[&str]) {
-    let mut expected: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
-    expected.sort();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let text = tokio::time::timeout_at(deadline.into(), socket.recv_text())
-            .await
-            .unwrap_or_else(|_| panic!("no presence with {members:?}"))
-            .unwrap();
-        let Some(list) = text.strip_prefix(r#"{"type":"presence","room":"lobby","members":["#) else {
-            continue;
-        };
-        let mut listed: Vec<String> =
-            list.trim_end_matches("]}").split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect();
-        listed.sort();
-        if listed == expected {
-            return;
+    use super::{PATIENCE, chat, common::redis_server::RedisServer};
+
+    /// One chat instance, in memory, on the shared Redis.
+    async fn chat_instance(redis: &RedisServer) -> TestClient {
+        let state = chat::Chat::default();
+        chat::share_rooms_through_redis(&state, &redis.url("")).await.expect("attach");
+        TestClient::new(chat::app(state, &[]).unwrap())
+    }
+
+    fn say(text: &str) -> String {
+        serde_json::json!({ "type": "say", "text": text }).to_string()
+    }
+
+    async fn join(client: &TestClient, nick: &str, room: &str) -> TestWebSocket {
+        let mut socket = client.connect("/ws").await.unwrap();
+        socket.send_text(&serde_json::json!({ "type": "nick", "name": nick }).to_string()).await.unwrap();
+        assert_eq!(
+            socket.recv_text().await.unwrap(),
+            format!(r#"{{"type":"info","text":"you are {nick}"}}"#)
+        );
+        socket.send_text(&serde_json::json!({ "type": "join", "room": room }).to_string()).await.unwrap();
+        socket
+    }
+
+    /// Reads until the room's presence lists `members` (in any order).
+    async fn until_present(socket: &mut TestWebSocket, members: &[&str]) {
+        let mut expected: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
+        expected.sort();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = tokio::time::timeout_at(deadline.into(), socket.recv_text())
+                .await
+                .unwrap_or_else(|_| panic!("no presence with {members:?}"))
+                .unwrap();
+            let Some(list) = text.strip_prefix(r#"{"type":"presence","room":"lobby","members":["#) else {
+                continue;
+            };
+            let mut listed: Vec<String> =
+                list.trim_end_matches("]}").split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect();
+            listed.sort();
+            if listed == expected {
+                return;
+            }
         }
     }
-}
 
-/// The next line that is not a presence list (which instances may repeat as they exchange
-/// rosters), or `None` if none comes within a moment.
-async fn next_line(socket: &mut TestWebSocket) -> Option<String> {
-    loop {
-        let text = tokio::time::timeout(Duration::from_millis(500), socket.recv_text()).await.ok()?.unwrap();
-        if !text.starts_with(r#"{"type":"presence""#) {
-            return Some(text);
+    /// The next line that is not a presence list (which instances may repeat as they exchange
+    /// rosters), or `None` if none comes within a moment.
+    async fn next_line(socket: &mut TestWebSocket) -> Option<String> {
+        loop {
+            let text =
+                tokio::time::timeout(Duration::from_millis(500), socket.recv_text()).await.ok()?.unwrap();
+            if !text.starts_with(r#"{"type":"presence""#) {
+                return Some(text);
+            }
         }
     }
-}
 
-#[tokio::test]
-async fn two_chat_instances_share_rooms_presence_and_messages() {
-    let Some(redis) = RedisServer::start(&[]) else { return };
-    let east = chat_instance(&redis).await;
-    let west = chat_instance(&redis).await;
+    #[tokio::test]
+    async fn two_chat_instances_share_rooms_presence_and_messages() {
+        let Some(redis) = RedisServer::start(&[]) else { return };
+        let east = chat_instance(&redis).await;
+        let west = chat_instance(&redis).await;
 
-    let mut alice = join(&east, "alice", "lobby").await;
-    until_present(&mut alice, &["alice"]).await;
-    // The instances subscribe to the room as their first member joins; give Redis the moment.
-    let mut bob = join(&west, "bob", "lobby").await;
-    until_present(&mut bob, &["alice", "bob"]).await;
-    until_present(&mut alice, &["alice", "bob"]).await;
+        let mut alice = join(&east, "alice", "lobby").await;
+        until_present(&mut alice, &["alice"]).await;
+        // The instances subscribe to the room as their first member joins; give Redis the moment.
+        let mut bob = join(&west, "bob", "lobby").await;
+        until_present(&mut bob, &["alice", "bob"]).await;
+        until_present(&mut alice, &["alice", "bob"]).await;
 
-    alice.send_text("say:hello from east").await.unwrap();
-    let said = r#"{"type":"message","room":"lobby","nick":"alice","text":"hello from east"}"#;
-    assert_eq!(next_line(&mut alice).await, Some(said.to_owned()));
-    assert_eq!(next_line(&mut bob).await, Some(said.to_owned()));
-    bob.send_text("say:hi alice").await.unwrap();
-    let reply = r#"{"type":"message","room":"lobby","nick":"bob","text":"hi alice"}"#;
-    assert_eq!(next_line(&mut bob).await, Some(reply.to_owned()));
-    assert_eq!(next_line(&mut alice).await, Some(reply.to_owned()), "once, with nothing in between");
-    for socket in [&mut alice, &mut bob] {
-        assert_eq!(next_line(socket).await, None, "no duplicate");
-    }
-
-    // Bob leaves: east hears of it.
-    bob.close().await.unwrap();
-    until_present(&mut alice, &["alice"]).await;
-}
-
-#[tokio::test]
-async fn chat_sockets_stay_open_through_a_redis_outage() {
-    let Some(mut redis) = RedisServer::start(&[]) else { return };
-    let east = chat_instance(&redis).await;
-    let west = chat_instance(&redis).await;
-    let mut alice = join(&east, "alice", "lobby").await;
-    let mut bob = join(&west, "bob", "lobby").await;
-    until_present(&mut alice, &["alice", "bob"]).await;
-
-    redis.stop();
-    // Alice still talks to her own server; she is told when the other one was not reached.
-    let said = r#"{"type":"message","room":"lobby","nick":"alice","text":"anyone?"}"#;
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        alice.send_text("say:anyone?").await.unwrap();
-        let first = next_line(&mut alice).await;
-        assert!(first.is_some(), "her own server answers");
-        let second = if first.as_deref() == Some(said) { next_line(&mut alice).await } else { first.clone() };
-        if let Some(error) = second {
-            assert!(
-                error.starts_with(
-                    r#"{"type":"error","text":"not everyone got it: the backplane is unavailable"#
-                ),
-                "{error}"
-            );
-            assert_eq!(
-                next_line(&mut alice).await.as_deref(),
-                if first.as_deref() == Some(said) { None } else { Some(said) }
-            );
-            break;
+        alice.send_text(&say("hello from east")).await.unwrap();
+        let said = r#"{"type":"message","room":"lobby","nick":"alice","text":"hello from east"}"#;
+        assert_eq!(next_line(&mut alice).await, Some(said.to_owned()));
+        assert_eq!(next_line(&mut bob).await, Some(said.to_owned()));
+        bob.send_text(&say("hi alice")).await.unwrap();
+        let reply = r#"{"type":"message","room":"lobby","nick":"bob","text":"hi alice"}"#;
+        assert_eq!(next_line(&mut bob).await, Some(reply.to_owned()));
+        assert_eq!(next_line(&mut alice).await, Some(reply.to_owned()), "once, with nothing in between");
+        for socket in [&mut alice, &mut bob] {
+            assert_eq!(next_line(socket).await, None, "no duplicate");
         }
-        assert!(Instant::now() < deadline, "the outage was never reported");
-    }
-    while next_line(&mut bob).await.is_some() {} // what got through before Redis went
 
-    redis.restart();
-    // Both sockets are still open, and the room is whole again once the instances reconnect.
-    let deadline = Instant::now() + PATIENCE;
-    let back = r#"{"type":"message","room":"lobby","nick":"alice","text":"back"}"#;
-    loop {
-        alice.send_text("say:back").await.unwrap();
-        assert_eq!(next_line(&mut alice).await.as_deref(), Some(back));
-        if next_line(&mut bob).await.as_deref() == Some(back) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "west never heard from east again");
-        while next_line(&mut alice).await.is_some() {} // an error while still reconnecting
+        // Bob leaves: east hears of it.
+        bob.close().await.unwrap();
+        until_present(&mut alice, &["alice"]).await;
     }
-    bob.send_text("say:welcome back").await.unwrap();
-    let welcome = r#"{"type":"message","room":"lobby","nick":"bob","text":"welcome back"}"#;
-    assert_eq!(next_line(&mut alice).await.as_deref(), Some(welcome));
+
+    #[tokio::test]
+    async fn chat_sockets_stay_open_through_a_redis_outage() {
+        let Some(mut redis) = RedisServer::start(&[]) else { return };
+        let east = chat_instance(&redis).await;
+        let west = chat_instance(&redis).await;
+        let mut alice = join(&east, "alice", "lobby").await;
+        let mut bob = join(&west, "bob", "lobby").await;
+        until_present(&mut alice, &["alice", "bob"]).await;
+
+        redis.stop();
+        // Alice still talks to her own server; she is told when the other one was not reached.
+        let said = r#"{"type":"message","room":"lobby","nick":"alice","text":"anyone?"}"#;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            alice.send_text(&say("anyone?")).await.unwrap();
+            let first = next_line(&mut alice).await;
+            assert!(first.is_some(), "her own server answers");
+            let second =
+                if first.as_deref() == Some(said) { next_line(&mut alice).await } else { first.clone() };
+            if let Some(error) = second {
+                assert!(
+                    error.starts_with(
+                        r#"{"type":"error","text":"not everyone got it: the backplane is unavailable"#
+                    ),
+                    "{error}"
+                );
+                assert_eq!(
+                    next_line(&mut alice).await.as_deref(),
+                    if first.as_deref() == Some(said) { None } else { Some(said) }
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "the outage was never reported");
+        }
+        while next_line(&mut bob).await.is_some() {} // what got through before Redis went
+
+        redis.restart();
+        // Both sockets are still open, and the room is whole again once the instances reconnect.
+        let deadline = Instant::now() + PATIENCE;
+        let back = r#"{"type":"message","room":"lobby","nick":"alice","text":"back"}"#;
+        loop {
+            alice.send_text(&say("back")).await.unwrap();
+            assert_eq!(next_line(&mut alice).await.as_deref(), Some(back));
+            if next_line(&mut bob).await.as_deref() == Some(back) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "west never heard from east again");
+            while next_line(&mut alice).await.is_some() {} // an error while still reconnecting
+        }
+        bob.send_text(&say("welcome back")).await.unwrap();
+        let welcome = r#"{"type":"message","room":"lobby","nick":"bob","text":"welcome back"}"#;
+        assert_eq!(next_line(&mut alice).await.as_deref(), Some(welcome));
+    }
 }
 
 #[tokio::test]
