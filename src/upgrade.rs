@@ -252,6 +252,11 @@ impl WebSocketUpgrade {
     /// HTTP/2 (RFC 8441) it is `200 OK`, and the socket runs on the request's stream. Either way
     /// it carries `Sec-WebSocket-Protocol` when a subprotocol was chosen.
     ///
+    /// The callback starts only after that response has gone out, on a task of its own, so the
+    /// client's connect may return before it runs. Whatever the client must find in place by
+    /// then (a [`Hub`](crate::broadcast::Hub) subscription, say) is set up before this call, in
+    /// the handler, and moved into the callback; see [the `broadcast` module](crate::broadcast).
+    ///
     /// Per-accept options that do not fit together (see [`try_on_upgrade`](Self::try_on_upgrade))
     /// are not accepted: the response is then a `500 Internal Server Error`, and an error event
     /// is logged with the [`ConfigError`], which names the option as the layer's `build()` would.

@@ -60,7 +60,8 @@ pub enum Delivery {
     /// behind; they came before the messages still queued. Tell the client, if it cares.
     Missed(u64),
     /// The subscriber fell behind under [`LagPolicy::Close`]: it has left all its topics, and
-    /// its socket should close with this code (and [`LAG_CLOSE_REASON`]).
+    /// its socket should close with this code (and [`LAG_CLOSE_REASON`]), as
+    /// [`Subscriber::forward_to`] does by itself.
     Close(CloseCode),
 }
 
