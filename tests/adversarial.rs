@@ -21,7 +21,10 @@ use std::{
     time::Duration,
 };
 
-use common::{Behaviour, Ended, echo_service};
+use common::{
+    Behaviour, Ended, echo_service,
+    raw::{KEY, Raw, close_payload, frame, handshake_request, header, header64, unmasked_frame},
+};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -30,10 +33,7 @@ use hyper_util::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{
-        TcpListener, TcpStream,
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-    },
+    net::{TcpListener, TcpStream},
     process::Child,
     sync::mpsc,
     task::JoinHandle,
@@ -225,193 +225,6 @@ async fn well_behaved_client(url: &str) {
     }
     client.close(None).await.unwrap();
     while let Some(Ok(_)) = client.next().await {}
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw clients and hand-made frames.
-
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-/// A client frame: `b0` is FIN, RSV and the opcode; the payload is masked.
-fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = header(b0, payload.len() as u64, true);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    out
-}
-
-/// An unmasked frame, as no client may send.
-fn unmasked_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = header(b0, payload.len() as u64, false);
-    out.extend_from_slice(payload);
-    out
-}
-
-/// A frame header, with the mask key when `masked`, in the shortest length form.
-fn header(b0: u8, len: u64, masked: bool) -> Vec<u8> {
-    let mask_bit = if masked { 0x80 } else { 0 };
-    let mut out = vec![b0];
-    match len {
-        0..=125 => out.push(mask_bit | len as u8),
-        126..=0xffff => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    if masked {
-        out.extend_from_slice(&MASK);
-    }
-    out
-}
-
-/// A header with the 64-bit length form whatever the length, as `header` never makes for small
-/// ones, so that any 64-bit value can be announced.
-fn header64(b0: u8, len: u64) -> Vec<u8> {
-    let mut out = vec![b0, 0x80 | 127];
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&MASK);
-    out
-}
-
-fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason);
-    payload
-}
-
-fn handshake_request(extra_headers: &str) -> String {
-    format!(
-        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
-    )
-}
-
-/// A TCP connection that speaks WebSocket by hand: its write half, and a reader.
-struct Raw {
-    write: OwnedWriteHalf,
-    reader: Reader,
-}
-
-/// The read half of a [`Raw`] connection, with what has been read and not yet parsed.
-struct Reader {
-    read: OwnedReadHalf,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    /// Connects, sends `request`, and returns the response head (`None` if the connection
-    /// ends first).
-    async fn request(addr: &str, request: &[u8]) -> (Self, Option<String>) {
-        let (read, write) = TcpStream::connect(addr).await.expect("connect").into_split();
-        let mut raw = Self { write, reader: Reader { read, buf: Vec::new() } };
-        // The server may answer (and close) before it has read everything: ignore write errors.
-        let _ = raw.write.write_all(request).await;
-        let head = raw.reader.read_head().await;
-        (raw, head)
-    }
-
-    /// Connects and completes a valid handshake.
-    async fn open(addr: &str) -> Self {
-        let (raw, head) = Self::request(addr, handshake_request("").as_bytes()).await;
-        let head = head.expect("a response head");
-        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
-        raw
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.write.write_all(bytes).await.expect("the server reads");
-    }
-
-    /// Resets the connection: SO_LINGER 0, so that closing sends a RST instead of a FIN.
-    fn reset(self) {
-        let stream = self.reader.read.reunite(self.write).expect("the halves of one stream");
-        stream.set_zero_linger().unwrap();
-        drop(stream);
-    }
-}
-
-impl Reader {
-    /// Reads an HTTP response head (5 s at most); `None` if the connection ends first.
-    async fn read_head(&mut self) -> Option<String> {
-        tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head: Vec<u8> = self.buf.drain(..end + 4).collect();
-                    return Some(String::from_utf8_lossy(&head).into_owned());
-                }
-                if !self.fill().await {
-                    return None;
-                }
-            }
-        })
-        .await
-        .expect("a response head within 5 s")
-    }
-
-    /// Reads more; `false` at the end of the stream (or a reset).
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 4096];
-        match self.read.read(&mut chunk).await {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
-    }
-
-    /// The next whole frame from the server: (opcode, payload); `None` at the end of the stream.
-    async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
-        loop {
-            if let Some((opcode, header_len, len)) = parse_server_header(&self.buf) {
-                if self.buf.len() >= header_len + len {
-                    let frame: Vec<u8> = self.buf.drain(..header_len + len).collect();
-                    return Some((opcode, frame[header_len..].to_vec()));
-                }
-            }
-            if !self.fill().await {
-                return None;
-            }
-        }
-    }
-
-    /// Skips frames until the server's Close, and returns its code (`Some(None)` for a Close
-    /// without one); `None` if the connection ends first. 10 s at most.
-    async fn close_code(&mut self) -> Option<Option<u16>> {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some((opcode, payload)) = self.next_frame().await {
-                if opcode == 0x8 {
-                    return Some(payload.get(..2).map(|code| u16::from_be_bytes([code[0], code[1]])));
-                }
-            }
-            None
-        })
-        .await
-        .expect("the server's Close or end within 10 s")
-    }
-
-    /// Waits for the server to end the connection (10 s at most).
-    async fn assert_closed(&mut self) {
-        tokio::time::timeout(Duration::from_secs(10), async { while self.fill().await {} })
-            .await
-            .expect("the server ends the connection within 10 s");
-    }
-}
-
-/// (opcode, header length, payload length) of a server frame at the start of `buf`.
-fn parse_server_header(buf: &[u8]) -> Option<(u8, usize, usize)> {
-    let (b0, b1) = (*buf.first()?, *buf.get(1)?);
-    assert_eq!(b1 & 0x80, 0, "the server masked a frame");
-    let (len, header_len) = match b1 & 0x7f {
-        126 => (u16::from_be_bytes(buf.get(2..4)?.try_into().unwrap()) as usize, 4),
-        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().unwrap()) as usize, 10),
-        n => (n as usize, 2),
-    };
-    Some((b0 & 0x0f, header_len, len))
 }
 
 /// Sends `bytes` on a socket of its own and checks the server's Close code, that it then ends
