@@ -21,6 +21,8 @@ KOSOKU_VERSION=0.1.0
 ALL_CASES=517
 OUT=${AUTOBAHN_OUT:-$TARGET_DIR/autobahn}
 PARALLELISM=${AUTOBAHN_PARALLELISM:-2}
+# How long kosoku may take (seconds); the whole suite takes about 5 minutes on two cores.
+TIMEOUT=${AUTOBAHN_TIMEOUT:-1800}
 
 ensure_venv "kosoku==$KOSOKU_VERSION"
 echo_bin
@@ -33,7 +35,7 @@ say "running kosoku $KOSOKU_VERSION (-p $PARALLELISM) into $OUT"
 started=$(date +%s)
 # kosoku exits 1 when any case is not OK (NON-STRICT and INFORMATIONAL included): judge index.json.
 kosoku_status=0
-timeout 1800 "$VENV/bin/kosoku" -p "$PARALLELISM" -o "$OUT" "$@" "ws://127.0.0.1:$ECHO_PORT/ws" \
+timeout "$TIMEOUT" "$VENV/bin/kosoku" -p "$PARALLELISM" -o "$OUT" "$@" "ws://127.0.0.1:$ECHO_PORT/ws" \
     >"$OUT/kosoku.log" 2>&1 || kosoku_status=$?
 say "kosoku finished in $(($(date +%s) - started)) s (exit status $kosoku_status)"
 cp "$ECHO_LOG" "$OUT/echo-server.log"
