@@ -1,8 +1,8 @@
 //! [`Decoder`]: the peer's bytes in, whole messages and control frames out, every RFC 6455 check
 //! on the way (and RFC 7692's, with an [`Inflate`] step).
 //!
-//! One state machine, after Node `ws`'s receiver: header (its first two bytes are checked as
-//! soon as they are there, then the extended length and the mask key) → payload → inflate, for
+//! One state machine, after Node `ws`'s receiver: header (its first byte and then its second are
+//! checked as soon as they are there, then the extended length and the mask key) → payload → inflate, for
 //! a compressed message → message. The header is peeked and consumed only once it is whole, so
 //! a caller can feed any split of the stream. The declared length is checked against
 //! `max_frame_size` and, summed over the message's fragments, `max_message_size` before
@@ -260,8 +260,8 @@ impl Decoder {
     /// Checks the header at the start of `src` as far as it has arrived, and starts its frame
     /// once it is whole.
     fn read_header(&mut self, src: &mut BytesMut) -> Result<Started, ProtocolError> {
-        // Everything the first byte decides, then the second, before the rest of the header is
-        // there.
+        // Everything the first byte decides, then the second (the mask bit), before the rest of
+        // the header is there.
         let Some(&b0) = src.first() else { return Ok(Started::NeedMore) };
         let bits = (b0 >> 4) & 0b111;
         let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(ProtocolError::UnknownOpcode(b0 & 0x0F))?;
@@ -286,15 +286,6 @@ impl Decoder {
             _ => {}
         }
         let Some(&b1) = src.get(1) else { return Ok(Started::NeedMore) };
-        let short_len = b1 & 0x7F;
-        if opcode.is_control() {
-            if u64::from(short_len) > MAX_CONTROL_PAYLOAD {
-                return Err(ProtocolError::ControlFrameTooLong);
-            }
-            if opcode == OpCode::Close && short_len == 1 {
-                return Err(ProtocolError::CloseOneByte);
-            }
-        }
         let masked = b1 & 0x80 != 0;
         match self.config.role {
             Role::Server if !masked => return Err(ProtocolError::UnmaskedFrame),
@@ -303,11 +294,19 @@ impl Decoder {
         }
         let Some(header) = FrameHeader::parse(src)? else { return Ok(Started::NeedMore) };
         if opcode.is_control() {
+            // The length as decoded, not its 7-bit field: a length in a longer form than needed
+            // is accepted (as tungstenite does), whatever the frame.
+            if header.payload_len > MAX_CONTROL_PAYLOAD {
+                return Err(ProtocolError::ControlFrameTooLong);
+            }
+            if opcode == OpCode::Close && header.payload_len == 1 {
+                return Err(ProtocolError::CloseOneByte);
+            }
             // At most 125 bytes: it waits whole in `src`.
             self.state = State::Control {
                 opcode,
                 header_len: header.len,
-                len: usize::from(short_len),
+                len: header.payload_len as usize,
                 mask: header.mask,
             };
             return Ok(Started::Frame);
@@ -495,11 +494,12 @@ fn parse_close(payload: Bytes) -> Result<Option<CloseFrame>, ProtocolError> {
         [] => Ok(None),
         [_] => Err(ProtocolError::CloseOneByte),
         [a, b, ref reason @ ..] => {
+            // The reason first: a Close bad in both ways fails with 1007, as tungstenite's does.
+            std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidCloseReason)?;
             let code = u16::from_be_bytes([a, b]);
             if !crate::proto::close::is_allowed_on_wire(code) {
                 return Err(ProtocolError::InvalidCloseCode(code));
             }
-            std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidCloseReason)?;
             Ok(Some(CloseFrame { code, reason: payload.slice(2..) }))
         }
     }

@@ -125,16 +125,25 @@ fn reserved_opcodes_fail_with_1002() {
 
 #[test]
 fn control_frame_rules() {
-    // Over 125 bytes: known from the second byte alone.
-    assert_eq!(fails(server(None, None), &[PING, 0xFE]), (ProtocolError::ControlFrameTooLong, 1002));
-    assert_eq!(fails(server(None, None), &[CLOSE, 0xFF]), (ProtocolError::ControlFrameTooLong, 1002));
+    // Over 125 bytes: known once the length is there.
+    assert_eq!(
+        fails(server(None, None), &frame(PING, &[0; 126])[..8]),
+        (ProtocolError::ControlFrameTooLong, 1002)
+    );
+    let mut close = vec![CLOSE, 0xFF, 0, 0, 0, 0, 0, 0, 0x01, 0x00];
+    close.extend_from_slice(&MASK);
+    assert_eq!(fails(server(None, None), &close), (ProtocolError::ControlFrameTooLong, 1002));
+    // A length in a longer form than needed is accepted, as tungstenite does: a 64-bit zero.
+    let mut pong = vec![PONG, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0];
+    pong.extend_from_slice(&MASK);
+    assert_eq!(run(&mut server(None, None), &pong), (vec![Event::Pong(Bytes::new())], None));
     // A 125-byte Ping is fine.
     let ping = vec![7; 125];
     assert_eq!(run(&mut server(None, None), &frame(PING, &ping)), (vec![Event::Ping(ping.into())], None));
     // Without FIN.
     assert_eq!(fails(server(None, None), &[0x09, 0x80]), (ProtocolError::FragmentedControlFrame, 1002));
     // A Close of one byte.
-    assert_eq!(fails(server(None, None), &[CLOSE, 0x81]), (ProtocolError::CloseOneByte, 1002));
+    assert_eq!(fails(server(None, None), &frame(CLOSE, b"x")), (ProtocolError::CloseOneByte, 1002));
 }
 
 #[test]
