@@ -213,6 +213,11 @@ fn close_payloads() {
         fails(server(None, None), &frame(CLOSE, &bad_reason)),
         (ProtocolError::InvalidCloseReason, 1007)
     );
+    // Bad both ways: the reason decides, as in tungstenite.
+    let mut both = 1005u16.to_be_bytes().to_vec();
+    both.extend_from_slice(b"\xC3");
+    let (error, code) = fails(server(None, None), &frame(CLOSE, &both));
+    assert_eq!((error, code), (ProtocolError::InvalidCloseReason, 1007));
 }
 
 #[test]
