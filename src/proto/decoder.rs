@@ -537,7 +537,7 @@ fn inflate_into(
     let result = inflater
         .inflate(input, &mut message.inflated, sync_flush)
         .map_err(ProtocolError::CorruptCompressedData)?;
-    let produced = message.inflated.len() - before;
+    let produced = message.inflated.len().saturating_sub(before);
     message.size = message.size.saturating_add(produced as u64);
     if let Some(max) = max {
         if message.size > max as u64 {
@@ -547,7 +547,8 @@ fn inflate_into(
     if result.stream_end {
         message.stream_ended = true;
     }
-    if message.text && message.utf8.feed(&message.inflated[before..]).is_err() {
+    let made = message.inflated.get(before..).unwrap_or_default();
+    if message.text && message.utf8.feed(made).is_err() {
         return Err(ProtocolError::InvalidUtf8);
     }
     Ok((result.consumed.min(input.len()), produced))

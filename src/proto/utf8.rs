@@ -31,6 +31,10 @@ impl Utf8Validator {
         if self.carry_len > 0 {
             let have = usize::from(self.carry_len);
             let need = width(self.carry[0]);
+            if need <= have {
+                // Only the start of a code point is ever carried; anything else is invalid.
+                return Err(());
+            }
             let take = (need - have).min(bytes.len());
             self.carry[have..have + take].copy_from_slice(&bytes[..take]);
             let have = have + take;
