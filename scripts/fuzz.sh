@@ -70,6 +70,8 @@ options_for() {
         # Room for a few messages at the 64 KiB limit.
         frames) echo "-max_len=160000" ;;
         handshake) echo "-max_len=8192 -dict=fuzz/handshake.dict" ;;
+        # Room for several frames at its 1 KiB frame and 4 KiB message limits.
+        proto_vs_tungstenite) echo "-max_len=8192" ;;
         *) echo "" ;;
     esac
 }

@@ -42,8 +42,13 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 
-use super::frame::{FrameHeader, apply_mask};
-use crate::deflate::{Inflater, InflaterConfig};
+use crate::{
+    deflate::{Inflater, InflaterConfig},
+    proto::{
+        error::ProtocolError,
+        frame::{FrameHeader, apply_mask},
+    },
+};
 
 /// tungstenite's read buffer under a reader that bypasses it: it only reads frames up to about
 /// this size whole, so a small buffer costs it nothing, and it is all that an idle socket keeps
@@ -461,6 +466,16 @@ impl fmt::Display for TransportError {
 }
 
 impl std::error::Error for TransportError {}
+
+impl From<ProtocolError> for TransportError {
+    /// A header the parser refused: its only error is the 64-bit length's top bit.
+    fn from(error: ProtocolError) -> Self {
+        match error {
+            ProtocolError::LengthTopBit => Self::LengthTopBit,
+            _ => Self::Protocol("malformed frame header"),
+        }
+    }
+}
 
 impl From<TransportError> for io::Error {
     fn from(error: TransportError) -> Self {
