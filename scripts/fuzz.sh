@@ -44,7 +44,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 # Every target the fuzz crate must have; keep in step with fuzz/Cargo.toml's [[bin]]s.
-EXPECTED_TARGETS=(deflate_offer frames handshake)
+EXPECTED_TARGETS=(deflate_offer frames handshake proto_vs_tungstenite)
 
 say "the fuzz crate's own tests (reference model, handshake oracle)"
 cargo +nightly test --manifest-path fuzz/Cargo.toml --lib 2>&1
