@@ -82,6 +82,10 @@ struct Options {
         default_value = "10"
     )]
     shutdown_timeout: Duration,
+    /// Drop a connection that has not sent its whole request head (its first byte included)
+    /// within this many seconds
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "30")]
+    head_timeout: Duration,
     /// Serve HTTPS and WSS with a self-signed certificate for localhost, 127.0.0.1 and ::1 made
     /// at startup (clients must be told to accept it); ALPN offers h2, so browsers can open
     /// WebSockets over HTTP/2
@@ -216,13 +220,14 @@ async fn main() -> ExitCode {
     // HTTP/2 preface (h2c with prior knowledge) gets it too.
     http.http2().enable_connect_protocol();
     // Kestrel's limits on a request head (docs/security.md): 32 KiB at most, else 431 (hyper's
-    // default buffer lets about 400 KiB in); 100 header lines; and 30 seconds to send it, so that
+    // default buffer lets about 400 KiB in); 100 header lines; and --head-timeout (30 s by default) to send it, so that
     // a slow client cannot hold a connection for ever (the timeout needs hyper's timer).
     http.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(options.head_timeout)
         .max_buf_size(32 * 1024)
         .max_headers(100);
+    let head_timeout = options.head_timeout;
 
     let websockets = layer.shutdown_handle();
     let connections = GracefulShutdown::new();
@@ -254,9 +259,10 @@ async fn main() -> ExitCode {
             async move {
                 match tls {
                     // hyper-util's auto::Builder reads the first bytes (HTTP/1.1 or HTTP/2?) with
-                    // no timeout of its own: a client that sends nothing is dropped after 30 s.
+                    // no timeout of its own: a client that sends nothing is dropped after
+                    // --head-timeout.
                     None => {
-                        if first_byte_within(&stream, HEAD_TIMEOUT).await {
+                        if first_byte_within(&stream, head_timeout).await {
                             server.serve(stream, peer, watcher).await;
                         }
                     }
@@ -340,9 +346,6 @@ async fn tls_handshake(
         }
     }
 }
-
-/// How long a client has to send its request head, first byte included.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Has the client sent anything within `timeout`? (A peek: the bytes stay for hyper.)
 async fn first_byte_within(stream: &TcpStream, timeout: Duration) -> bool {
@@ -528,6 +531,8 @@ mod tests {
             "--protocol",
             "chat",
             "--tls",
+            "--head-timeout",
+            "1.5",
         ]) else {
             panic!("expected options");
         };
@@ -538,7 +543,9 @@ mod tests {
         assert_eq!(options.max_message_size, Some(1024));
         assert_eq!(options.protocols, ["chat"]);
         assert!(options.tls);
+        assert_eq!(options.head_timeout, Duration::from_millis(1500));
         let Ok(options) = parse(&[]) else { panic!("expected options") };
+        assert_eq!(options.head_timeout, Duration::from_secs(30));
         assert!(!options.tls);
         assert_eq!(options.bind, "127.0.0.1:5000");
         assert_eq!(options.shutdown_timeout, Duration::from_secs(10));
@@ -555,6 +562,7 @@ mod tests {
             (&["--max-message-size", "1e3"][..], "--max-message-size"),
             (&["--protocol", "a b"][..], "--protocol"),
             (&["--tls=yes"][..], "--tls"),
+            (&["--head-timeout", "-1"][..], "--head-timeout"),
         ] {
             let Err(e) = parse(args) else { panic!("{args:?} should be refused") };
             assert!(e.contains(named), "{e}");
@@ -580,6 +588,7 @@ mod tests {
             ),
             ("--protocol <NAME>", "[default: none]".to_owned()),
             ("--shutdown-timeout <SECS>", "[default: 10]".to_owned()),
+            ("--head-timeout <SECS>", "[default: 30]".to_owned()),
         ];
         for (flag, default) in flags {
             // The flag's entry: its line, and the lines up to the next flag.

@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
 """Summarise an Autobahn `index.json` (as kosoku writes it) and apply the pass bar.
 
-    autobahn_summary.py target/autobahn/index.json
+    autobahn_summary.py [--expect N] target/autobahn/index.json
 
 The pass bar: every case, sections 12 and 13 (permessage-deflate) included, must have
 `behavior` OK, NON-STRICT or INFORMATIONAL and `behaviorClose` OK or INFORMATIONAL. An
 UNIMPLEMENTED case fails: the echo server runs with `--compression`.
 
+With `--expect N` (scripts/autobahn.sh passes 517 when the whole suite was asked for), the index
+must hold exactly N cases: a run that stopped early, or lost cases, fails even if every case it
+holds passed; each missing case counts as a failure.
+
 Prints a table by section (Markdown), the cases that failed, and a last line
-`N passed, M failed`. Exits 1 when a case failed or the index is empty.
+`N passed, M failed`. Exits 1 when a case failed, the index is empty, or the count is not the
+expected one.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import Counter, defaultdict
@@ -42,10 +48,11 @@ def case_key(case_id: str) -> tuple[int, ...]:
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    with open(sys.argv[1], encoding="utf-8") as f:
+    parser = argparse.ArgumentParser(description="Summarise an Autobahn index.json.")
+    parser.add_argument("--expect", type=int, default=None, help="the number of cases the run must hold")
+    parser.add_argument("index")
+    args = parser.parse_args()
+    with open(args.index, encoding="utf-8") as f:
         index = json.load(f)
     if not index:
         print("index.json holds no results")
@@ -89,8 +96,12 @@ def main() -> int:
     print()
     for failure in failures:
         print(f"FAILED {failure}")
-    print(f"{passed} passed, {len(failures)} failed")
-    return 1 if failures or passed == 0 else 0
+    failed = len(failures)
+    if args.expect is not None and total != args.expect:
+        print(f"FAILED: the run holds {total} cases, not the {args.expect} expected")
+        failed += max(args.expect - total, 1)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or passed == 0 else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@
 # under fuzz/artifacts/TARGET/ and fails the script; replay one with
 # `cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/crash-...`.
 #
+# Before fuzzing it checks the harness itself: the fuzz crate's own unit tests (the reference
+# model in fuzz/src/reference.rs, the handshake oracle in fuzz/src/handshake.rs) must pass, and
+# `cargo fuzz list` must show every target in EXPECTED_TARGETS below, so that a target that
+# stopped building or was dropped fails the run instead of being skipped.
+#
 # FUZZ_SANITIZER: address (default) or none (about twice the executions per second; for long
 # runs where memory errors in dependencies' unsafe code are not the point).
 set -euo pipefail
@@ -38,9 +43,25 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+# Every target the fuzz crate must have; keep in step with fuzz/Cargo.toml's [[bin]]s.
+EXPECTED_TARGETS=(deflate_offer frames handshake proto_vs_tungstenite)
+
+say "the fuzz crate's own tests (reference model, handshake oracle)"
+cargo +nightly test --manifest-path fuzz/Cargo.toml --lib 2>&1
+
+mapfile -t listed < <(cargo +nightly fuzz list)
+for expected in "${EXPECTED_TARGETS[@]}"; do
+    printf '%s\n' "${listed[@]}" | grep -qx "$expected" ||
+        die "cargo fuzz list does not show the target '$expected' (it shows: ${listed[*]:-nothing})"
+done
+for found in "${listed[@]}"; do
+    printf '%s\n' "${EXPECTED_TARGETS[@]}" | grep -qx "$found" ||
+        die "cargo fuzz list shows '$found', which EXPECTED_TARGETS in scripts/fuzz.sh does not name: add it there"
+done
+
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    mapfile -t targets < <(cargo +nightly fuzz list)
+    targets=("${EXPECTED_TARGETS[@]}")
 fi
 
 # Per target: the largest input, and extra libFuzzer options.
@@ -49,6 +70,8 @@ options_for() {
         # Room for a few messages at the 64 KiB limit.
         frames) echo "-max_len=160000" ;;
         handshake) echo "-max_len=8192 -dict=fuzz/handshake.dict" ;;
+        # Room for several frames at its 1 KiB frame and 4 KiB message limits.
+        proto_vs_tungstenite) echo "-max_len=8192" ;;
         *) echo "" ;;
     esac
 }

@@ -306,7 +306,7 @@ impl CloseCode {
     /// assert!(!CloseCode(2000).is_sendable());
     /// ```
     pub const fn is_sendable(self) -> bool {
-        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
+        crate::proto::close::is_allowed_on_wire(self.0)
     }
 
     /// The registered name of the code, if it has one.

@@ -21,7 +21,10 @@ use std::{
     time::Duration,
 };
 
-use common::{Behaviour, Ended, echo_service};
+use common::{
+    Behaviour, Ended, echo_service,
+    raw::{KEY, Raw, close_payload, frame, handshake_request, header, header64, unmasked_frame},
+};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -30,10 +33,7 @@ use hyper_util::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{
-        TcpListener, TcpStream,
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-    },
+    net::{TcpListener, TcpStream},
     process::Child,
     sync::mpsc,
     task::JoinHandle,
@@ -227,193 +227,6 @@ async fn well_behaved_client(url: &str) {
     while let Some(Ok(_)) = client.next().await {}
 }
 
-// ---------------------------------------------------------------------------------------------
-// Raw clients and hand-made frames.
-
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-/// A client frame: `b0` is FIN, RSV and the opcode; the payload is masked.
-fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = header(b0, payload.len() as u64, true);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    out
-}
-
-/// An unmasked frame, as no client may send.
-fn unmasked_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = header(b0, payload.len() as u64, false);
-    out.extend_from_slice(payload);
-    out
-}
-
-/// A frame header, with the mask key when `masked`, in the shortest length form.
-fn header(b0: u8, len: u64, masked: bool) -> Vec<u8> {
-    let mask_bit = if masked { 0x80 } else { 0 };
-    let mut out = vec![b0];
-    match len {
-        0..=125 => out.push(mask_bit | len as u8),
-        126..=0xffff => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    if masked {
-        out.extend_from_slice(&MASK);
-    }
-    out
-}
-
-/// A header with the 64-bit length form whatever the length, as `header` never makes for small
-/// ones, so that any 64-bit value can be announced.
-fn header64(b0: u8, len: u64) -> Vec<u8> {
-    let mut out = vec![b0, 0x80 | 127];
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&MASK);
-    out
-}
-
-fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason);
-    payload
-}
-
-fn handshake_request(extra_headers: &str) -> String {
-    format!(
-        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
-    )
-}
-
-/// A TCP connection that speaks WebSocket by hand: its write half, and a reader.
-struct Raw {
-    write: OwnedWriteHalf,
-    reader: Reader,
-}
-
-/// The read half of a [`Raw`] connection, with what has been read and not yet parsed.
-struct Reader {
-    read: OwnedReadHalf,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    /// Connects, sends `request`, and returns the response head (`None` if the connection
-    /// ends first).
-    async fn request(addr: &str, request: &[u8]) -> (Self, Option<String>) {
-        let (read, write) = TcpStream::connect(addr).await.expect("connect").into_split();
-        let mut raw = Self { write, reader: Reader { read, buf: Vec::new() } };
-        // The server may answer (and close) before it has read everything: ignore write errors.
-        let _ = raw.write.write_all(request).await;
-        let head = raw.reader.read_head().await;
-        (raw, head)
-    }
-
-    /// Connects and completes a valid handshake.
-    async fn open(addr: &str) -> Self {
-        let (raw, head) = Self::request(addr, handshake_request("").as_bytes()).await;
-        let head = head.expect("a response head");
-        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
-        raw
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.write.write_all(bytes).await.expect("the server reads");
-    }
-
-    /// Resets the connection: SO_LINGER 0, so that closing sends a RST instead of a FIN.
-    fn reset(self) {
-        let stream = self.reader.read.reunite(self.write).expect("the halves of one stream");
-        stream.set_zero_linger().unwrap();
-        drop(stream);
-    }
-}
-
-impl Reader {
-    /// Reads an HTTP response head (5 s at most); `None` if the connection ends first.
-    async fn read_head(&mut self) -> Option<String> {
-        tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head: Vec<u8> = self.buf.drain(..end + 4).collect();
-                    return Some(String::from_utf8_lossy(&head).into_owned());
-                }
-                if !self.fill().await {
-                    return None;
-                }
-            }
-        })
-        .await
-        .expect("a response head within 5 s")
-    }
-
-    /// Reads more; `false` at the end of the stream (or a reset).
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 4096];
-        match self.read.read(&mut chunk).await {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
-    }
-
-    /// The next whole frame from the server: (opcode, payload); `None` at the end of the stream.
-    async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
-        loop {
-            if let Some((opcode, header_len, len)) = parse_server_header(&self.buf) {
-                if self.buf.len() >= header_len + len {
-                    let frame: Vec<u8> = self.buf.drain(..header_len + len).collect();
-                    return Some((opcode, frame[header_len..].to_vec()));
-                }
-            }
-            if !self.fill().await {
-                return None;
-            }
-        }
-    }
-
-    /// Skips frames until the server's Close, and returns its code (`Some(None)` for a Close
-    /// without one); `None` if the connection ends first. 10 s at most.
-    async fn close_code(&mut self) -> Option<Option<u16>> {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some((opcode, payload)) = self.next_frame().await {
-                if opcode == 0x8 {
-                    return Some(payload.get(..2).map(|code| u16::from_be_bytes([code[0], code[1]])));
-                }
-            }
-            None
-        })
-        .await
-        .expect("the server's Close or end within 10 s")
-    }
-
-    /// Waits for the server to end the connection (10 s at most).
-    async fn assert_closed(&mut self) {
-        tokio::time::timeout(Duration::from_secs(10), async { while self.fill().await {} })
-            .await
-            .expect("the server ends the connection within 10 s");
-    }
-}
-
-/// (opcode, header length, payload length) of a server frame at the start of `buf`.
-fn parse_server_header(buf: &[u8]) -> Option<(u8, usize, usize)> {
-    let (b0, b1) = (*buf.first()?, *buf.get(1)?);
-    assert_eq!(b1 & 0x80, 0, "the server masked a frame");
-    let (len, header_len) = match b1 & 0x7f {
-        126 => (u16::from_be_bytes(buf.get(2..4)?.try_into().unwrap()) as usize, 4),
-        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().unwrap()) as usize, 10),
-        n => (n as usize, 2),
-    };
-    Some((b0 & 0x0f, header_len, len))
-}
-
 /// Sends `bytes` on a socket of its own and checks the server's Close code, that it then ends
 /// the connection, and that the handler's `recv` ended.
 async fn assert_closes_with(server: &mut Server, what: &str, bytes: &[u8], code: u16) {
@@ -534,7 +347,8 @@ fn valid_edge_cases_are_accepted() {
 }
 
 /// Gap 1 of issue #14: RFC 6455 §5.2 says the most significant bit of a 64-bit length MUST be 0.
-/// tungstenite reads such a header as a huge length, and the frame limit answers 1009.
+/// tungstenite alone would read such a header as a huge length (and its frame limit would answer
+/// 1009); the crate refuses it as a protocol error, 1002.
 #[test]
 fn a_64_bit_length_with_its_top_bit_set_gets_1002() {
     serial(|| async {
@@ -680,48 +494,102 @@ fn malformed_handshakes_get_their_status() {
     });
 }
 
+/// How late after its header read timeout a stalled connection may be dropped: the timer's
+/// tick, the scheduler and a loaded machine, not a second timeout.
+const DROP_SLACK: Duration = Duration::from_secs(3);
+
+/// Connects to `addr`, writes `bytes` of a handshake one at a time, 100 ms apart, then stalls;
+/// returns how long after connecting the server dropped the connection (`None`: not within
+/// `timeout + DROP_SLACK`).
+async fn stall(addr: String, bytes: usize, timeout: Duration) -> Option<Duration> {
+    let started = tokio::time::Instant::now();
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    let request = handshake_request("");
+    for byte in request.as_bytes().iter().take(bytes) {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut rest = Vec::new();
+    let deadline = started + timeout + DROP_SLACK;
+    match tokio::time::timeout_at(deadline, stream.read_to_end(&mut rest)).await {
+        Ok(_) => Some(started.elapsed()),
+        Err(_) => None,
+    }
+}
+
+/// Each connection was dropped, and not before `timeout` nor later than `timeout + DROP_SLACK`.
+fn assert_dropped_at(what: &str, drops: &[Option<Duration>], timeout: Duration) {
+    let late = drops.iter().filter(|drop| drop.is_none()).count();
+    assert_eq!(
+        late,
+        0,
+        "{what}: {late} of {} connections were still open {DROP_SLACK:?} after the timeout",
+        drops.len()
+    );
+    // A whole request head was never sent, so nothing but the timeout may end a connection
+    // (a little under it: the server's clock started on accept, ours before connecting).
+    let early =
+        drops.iter().flatten().filter(|elapsed| **elapsed + Duration::from_millis(200) < timeout).count();
+    assert_eq!(early, 0, "{what}: dropped before the {timeout:?} timeout: {drops:?}");
+}
+
 #[test]
-fn slowloris_handshakes_do_not_stop_a_live_client_and_are_dropped() {
+fn slowloris_handshakes_do_not_stop_a_live_client_and_are_dropped_at_the_timeout() {
     serial(|| async {
         let mut server = Server::start().await;
         let addr = server.addr.to_string();
         let before = usage();
         // 200 connections that send their request head a byte at a time, slower than the
-        // header read timeout allows, and 50 that send nothing.
+        // header read timeout allows (40 bytes in 4 s, where the whole head must come in 2 s).
         let mut slow = tokio::task::JoinSet::new();
-        for i in 0..250 {
-            let addr = addr.clone();
-            slow.spawn(async move {
-                let mut stream = TcpStream::connect(&addr).await.unwrap();
-                let request = handshake_request("");
-                // The last 50 send nothing at all.
-                let bytes = if i < 200 { 40 } else { 0 };
-                for byte in request.as_bytes().iter().take(bytes) {
-                    if stream.write_all(&[*byte]).await.is_err() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                // Then stall: the server must drop the connection at its header read timeout.
-                let mut rest = Vec::new();
-                let ended =
-                    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut rest)).await;
-                ended.is_ok()
-            });
+        for _ in 0..200 {
+            slow.spawn(stall(addr.clone(), 40, HEADER_READ_TIMEOUT));
         }
         // Meanwhile a live client is served, more than once.
         for _ in 0..5 {
             server.assert_serves_a_client().await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let mut dropped = 0;
+        let mut drops = Vec::new();
         while let Some(result) = slow.join_next().await {
-            dropped += usize::from(result.unwrap());
+            drops.push(result.unwrap());
         }
-        assert_eq!(dropped, 250, "the server dropped every slow connection");
+        assert_dropped_at("byte-at-a-time heads", &drops, HEADER_READ_TIMEOUT);
         server.assert_serves_a_client().await;
         server.settle().await;
         assert_back("slowloris", before, 16, usage).await;
+    });
+}
+
+/// The echo example's own timeouts (`--head-timeout`, 1 s here): a connection that sends
+/// nothing (the first-byte timeout, before hyper reads) and one that sends its head a byte at a
+/// time (hyper's header read timeout) are both dropped at the timeout, while a live client is
+/// served.
+#[test]
+fn the_echo_example_drops_silent_and_slow_connections_at_its_head_timeout() {
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    serial(|| async {
+        let echo = Echo::start(&["--head-timeout", "1"]).await;
+        echo.assert_serves_a_client().await;
+        let before = echo.usage();
+        let mut silent = tokio::task::JoinSet::new();
+        let mut slow = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            silent.spawn(stall(echo.addr.clone(), 0, TIMEOUT));
+            slow.spawn(stall(echo.addr.clone(), 20, TIMEOUT));
+        }
+        echo.assert_serves_a_client().await;
+        for (what, mut set) in [("silent connections", silent), ("byte-at-a-time heads", slow)] {
+            let mut drops = Vec::new();
+            while let Some(result) = set.join_next().await {
+                drops.push(result.unwrap());
+            }
+            assert_dropped_at(what, &drops, TIMEOUT);
+        }
+        echo.assert_serves_a_client().await;
+        assert_back("slowloris (echo process)", before, 16, || echo.usage()).await;
     });
 }
 

@@ -2,14 +2,21 @@
 //! context takeover), and the hub's topics, back-pressure policies and counts.
 #![cfg(feature = "test-util")]
 
+mod common;
+
 use std::{
     convert::Infallible,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use common::{
+    TestServer,
+    raw::{Raw, far_repeat, inflate},
+};
+use flate2::Decompress;
 use hyper::body::Incoming;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, util::BoxCloneSyncService};
 use tower_websockets::{
     CloseCode, Compression, Message, PreparedMessage, WebSocket, WebSocketLayer, WebSocketUpgrade,
     broadcast::{
@@ -23,12 +30,17 @@ fn json(n: usize) -> String {
     (0..n).map(|i| format!(r#"{{"id":{i},"user":"alice","text":"hello, world"}}"#)).collect()
 }
 
+/// A client of [`prepared_svc`].
+fn prepared_service(compression: Compression, messages: Arc<Vec<PreparedMessage>>) -> TestClient {
+    TestClient::new(prepared_svc(compression, messages))
+}
+
 /// A service whose sockets each get `messages` (the same prepared values for all), a plain
 /// message between them, and then read until the client closes.
-fn prepared_service(compression: Compression, messages: Arc<Vec<PreparedMessage>>) -> TestClient {
+fn prepared_svc(compression: Compression, messages: Arc<Vec<PreparedMessage>>) -> common::Svc {
     let layer = WebSocketLayer::builder().compression(compression).build().unwrap();
     let stack = ServiceBuilder::new().layer(layer);
-    TestClient::new(stack.service_fn(move |mut req: http::Request<Incoming>| {
+    BoxCloneSyncService::new(stack.service_fn(move |mut req: http::Request<Incoming>| {
         let messages = messages.clone();
         async move {
             let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
@@ -94,6 +106,86 @@ async fn one_prepared_message_reaches_many_sockets_plain_and_compressed() {
     }
     for (_, _, socket) in &mut sockets {
         socket.close().await.unwrap();
+    }
+}
+
+/// The same, read raw over TCP and inflated with flate2 (a decoded message hides RSV1): each
+/// message is compressed (RSV1) where compression was negotiated, with the socket's own context
+/// (with context takeover the repeat shrinks) or once for all sockets without context takeover
+/// (the repeat is the same bytes), within the negotiated window; without compression, plain.
+#[tokio::test]
+async fn on_the_wire_prepared_messages_are_compressed_as_each_socket_negotiated() {
+    let far = far_repeat();
+    let messages = Arc::new(vec![
+        PreparedMessage::text(json(200)),
+        PreparedMessage::text(json(200)),
+        PreparedMessage::binary(far.clone()),
+    ]);
+    let server = TestServer::start(prepared_svc(Compression::enabled(), messages)).await;
+    let takeover = "permessage-deflate";
+    let no_takeover = "permessage-deflate; server_no_context_takeover";
+    let ten_bits = "permessage-deflate; server_no_context_takeover; server_max_window_bits=10";
+    for offer in [None, Some(takeover), Some(no_takeover), Some(ten_bits)] {
+        let headers = offer.map(|offer| format!("Sec-WebSocket-Extensions: {offer}\r\n")).unwrap_or_default();
+        let (mut raw, head) = Raw::open_with(&server.addr.to_string(), &headers).await;
+        let head = head.to_ascii_lowercase();
+        assert_eq!(head.contains("sec-websocket-extensions"), offer.is_some(), "{head}");
+        let bits = if offer == Some(ten_bits) { 10 } else { 15 };
+        let mut context = Decompress::new(false);
+        let mut payloads = Vec::new();
+        for (opcode, expected) in [
+            (0x1, json(200).into_bytes()),
+            (0x1, json(3).into_bytes()),
+            (0x1, json(200).into_bytes()),
+            (0x1, json(3).into_bytes()),
+            (0x2, far.clone()),
+            (0x1, json(3).into_bytes()),
+        ] {
+            let (b0, payload) = raw.reader.next_data_frame().await;
+            let inflated = match offer {
+                None => {
+                    assert_eq!(b0, 0x80 | opcode, "{offer:?}: FIN, no RSV1");
+                    payload.clone()
+                }
+                Some(offer) => {
+                    assert_eq!(b0, 0x80 | 0x40 | opcode, "{offer}: FIN, RSV1 (compressed)");
+                    let mut fresh = Decompress::new_with_window_bits(false, bits);
+                    let decompress = if offer == takeover { &mut context } else { &mut fresh };
+                    inflate(decompress, &payload).expect("inflates with the negotiated window")
+                }
+            };
+            assert_eq!(inflated, expected, "{offer:?}");
+            payloads.push(payload);
+        }
+        let (first, repeat, far_payload) = (&payloads[0], &payloads[2], &payloads[4]);
+        match offer {
+            None => {}
+            Some(offer) if offer == takeover => {
+                assert!(
+                    repeat.len() < first.len() * 6 / 10,
+                    "the repeat refers back: {} then {}",
+                    first.len(),
+                    repeat.len()
+                );
+                assert!(
+                    far_payload.len() < far.len() * 6 / 10,
+                    "15 bits reach 2,000 bytes back: {}",
+                    far_payload.len()
+                );
+            }
+            Some(_) => {
+                assert_eq!(first, repeat, "{offer:?}: compressed once, the same bytes each time");
+                let reaches_back = far_payload.len() < far.len() * 6 / 10;
+                assert_eq!(
+                    reaches_back,
+                    bits == 15,
+                    "{offer:?}: {} bytes for {}",
+                    far_payload.len(),
+                    far.len()
+                );
+            }
+        }
+        raw.send(&common::raw::frame(0x88, &common::raw::close_payload(1000, b""))).await;
     }
 }
 

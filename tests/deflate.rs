@@ -9,8 +9,11 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Behaviour, TestServer, echo_service, next_end};
-use flate2::{Compress, FlushCompress};
+use common::{
+    Behaviour, TestServer, echo_service, next_end,
+    raw::{Raw, far_repeat, frame, handshake_request, inflate},
+};
+use flate2::{Compress, Decompress, FlushCompress};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
@@ -130,6 +133,125 @@ async fn per_accept_compression_overrides_the_layer() {
         assert_eq!(socket.recv_text().await.unwrap(), said);
         assert_eq!(socket.compression().is_some(), said == "compressed");
     }
+}
+
+#[tokio::test]
+async fn on_the_wire_per_accept_compression_overrides_the_layer() {
+    use std::convert::Infallible;
+
+    use http::Request;
+    use hyper::body::Incoming;
+    use tower::{ServiceBuilder, util::BoxCloneSyncService};
+    use tower_websockets::WebSocketUpgrade;
+
+    let service = ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(
+        |mut req: Request<Incoming>| async move {
+            let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+            let compressed = req.uri().path() == "/compressed";
+            let upgrade = if compressed { upgrade.compression(Compression::enabled()) } else { upgrade };
+            Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
+                let said = if socket.compression().is_some() { "compressed" } else { "plain" };
+                let _ = socket.send(said).await;
+                while let Some(Ok(_)) = socket.recv().await {}
+            }))
+        },
+    );
+    let server = TestServer::start(BoxCloneSyncService::new(service)).await;
+    let (mut raw, head) = raw_open(server.addr, "/compressed", "permessage-deflate").await;
+    assert!(head.contains("sec-websocket-extensions: permessage-deflate\r\n"), "{head}");
+    let (b0, payload) = raw.reader.next_data_frame().await;
+    assert_eq!(b0, 0x80 | 0x40 | 0x1, "FIN, RSV1 and Text");
+    assert_eq!(inflate(&mut Decompress::new(false), &payload).unwrap(), b"compressed");
+
+    let (mut raw, head) = raw_open(server.addr, "/plain", "permessage-deflate").await;
+    assert!(!head.contains("sec-websocket-extensions"), "{head}");
+    assert_eq!(raw.reader.next_data_frame().await, (0x80 | 0x1, b"plain".to_vec()), "FIN and Text, no RSV1");
+}
+
+// --- The server's frames as they are on the wire -------------------------------------------
+//
+// The in-memory client above inflates with the crate's own inflater, and a decoded message hides
+// RSV1: these read the server's frames raw over TCP and inflate them with flate2 directly, with
+// the negotiated window, so that a server that never compressed, ignored the window or kept its
+// context when it said it would not, fails here.
+
+async fn raw_open(addr: std::net::SocketAddr, path: &str, offer: &str) -> (Raw, String) {
+    let request = handshake_request(&format!("Sec-WebSocket-Extensions: {offer}\r\n")).replacen(
+        "GET /ws ",
+        &format!("GET {path} "),
+        1,
+    );
+    let (raw, head) = Raw::request(&addr.to_string(), request.as_bytes()).await;
+    let head = head.expect("a response head");
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    (raw, head.to_ascii_lowercase())
+}
+
+/// Echoes `message` three times; returns each compressed payload's length, after checking that
+/// each frame is FIN + RSV1 + `opcode` and that `decompress()` (called once per message) inflates
+/// it to `message`.
+async fn echo_compressed(
+    raw: &mut Raw,
+    opcode: u8,
+    message: &[u8],
+    mut decompress: impl FnMut() -> Option<Decompress>,
+    shared: &mut Decompress,
+) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for _ in 0..3 {
+        raw.send(&frame(0x80 | opcode, message)).await;
+        let (b0, payload) = raw.reader.next_data_frame().await;
+        assert_eq!(b0, 0x80 | 0x40 | opcode, "FIN, RSV1 (compressed) and the opcode");
+        let inflated = match decompress() {
+            Some(mut fresh) => inflate(&mut fresh, &payload),
+            None => inflate(shared, &payload),
+        };
+        assert_eq!(inflated.expect("inflates with the negotiated window"), message);
+        sizes.push(payload.len());
+    }
+    sizes
+}
+
+#[tokio::test]
+async fn on_the_wire_a_repeated_message_shrinks_with_context_takeover() {
+    let (service, _ends) = echo_service(layer(Compression::enabled()), Behaviour::default());
+    let server = TestServer::start(service).await;
+    let (mut raw, head) = raw_open(server.addr, "/ws", "permessage-deflate").await;
+    assert!(head.contains("sec-websocket-extensions: permessage-deflate\r\n"), "{head}");
+    // One inflater for the connection: the server's context runs on from message to message.
+    let mut context = Decompress::new(false);
+    let message = json(20);
+    let sizes = echo_compressed(&mut raw, 0x1, message.as_bytes(), || None, &mut context).await;
+    assert!(sizes[0] < message.len() / 2, "compressed: {sizes:?} of {}", message.len());
+    assert!(sizes[1] * 2 < sizes[0] && sizes[2] * 2 < sizes[0], "the repeats refer back: {sizes:?}");
+}
+
+#[tokio::test]
+async fn on_the_wire_no_context_takeover_and_a_9_bit_window_are_kept() {
+    // What tells the windows apart: with 15 bits this message shrinks to about half (its second
+    // half refers back 2,000 bytes); within 9 bits it cannot shrink at all.
+    let far = far_repeat();
+    let wide = deflate(&mut Compress::new(flate2::Compression::default(), false), &far).len();
+    assert!(wide < 2200, "a 15-bit window refers back 2,000 bytes: {wide}");
+
+    let compression = Compression::enabled().server_no_context_takeover(true);
+    let (service, _ends) = echo_service(layer(compression), Behaviour::default());
+    let server = TestServer::start(service).await;
+    let (mut raw, head) = raw_open(server.addr, "/ws", "permessage-deflate; server_max_window_bits=9").await;
+    assert!(
+        head.contains("sec-websocket-extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=9\r\n"),
+        "{head}"
+    );
+    // A new 9-bit inflater for each message: no context is carried over, and none is needed.
+    let fresh = || Some(Decompress::new_with_window_bits(false, 9));
+    let mut unused = Decompress::new(false);
+    let message = json(20);
+    let sizes = echo_compressed(&mut raw, 0x1, message.as_bytes(), fresh, &mut unused).await;
+    assert!(sizes[0] < message.len() / 2, "compressed: {sizes:?} of {}", message.len());
+    assert!(sizes.iter().all(|size| *size == sizes[0]), "a repeat does not shrink: {sizes:?}");
+    let sizes = echo_compressed(&mut raw, 0x2, &far, fresh, &mut unused).await;
+    assert!(sizes.iter().all(|size| *size == sizes[0]), "{sizes:?}");
+    assert!(sizes[0] >= far.len(), "no reference 2,000 bytes back, as a 9-bit window allows: {sizes:?}");
 }
 
 // --- The peer's mistakes, written as raw frames over TCP -------------------------------------

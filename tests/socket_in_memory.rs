@@ -48,13 +48,116 @@ async fn messages_of_every_kind_and_size_echo() {
     assert_eq!(ended.close.unwrap().code, CloseCode::NORMAL);
 }
 
+/// A server IO that counts the writes made on it (`poll_write` and `poll_write_vectored` calls
+/// that wrote something).
+struct CountingIo {
+    inner: tokio::io::DuplexStream,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountingIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// `feed` queues messages and `flush` writes them: ten messages fed, then one flush, reach the
+/// connection in one write, counted on the server's IO under hyper, and arrive in order.
 #[tokio::test]
 async fn several_messages_share_one_flush() {
-    let (client, _ends) = client(WebSocketLayer::new(), Behaviour::default());
-    let mut socket = client.connect("/ws").await.unwrap();
-    socket.send_all((0..10).map(|i| Message::text(i.to_string()))).await.unwrap();
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use futures_util::StreamExt;
+    use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+    use tokio_tungstenite::tungstenite::Message as TMessage;
+
+    let writes = Arc::new(AtomicUsize::new(0));
+    // The writes counted during the feeds (none) and at the flush, as the handler saw them.
+    let (counted_tx, mut counted_rx) = mpsc::unbounded_channel();
+    let counter = writes.clone();
+    let service =
+        ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(move |mut req: Request<Incoming>| {
+            let (counter, counted_tx) = (counter.clone(), counted_tx.clone());
+            async move {
+                let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
+                    // The 101 has been written by now; count from here.
+                    let before = counter.load(Ordering::SeqCst);
+                    for i in 0..10 {
+                        socket.feed(Message::text(i.to_string())).await.unwrap();
+                    }
+                    let after_feeds = counter.load(Ordering::SeqCst);
+                    socket.flush().await.unwrap();
+                    let after_flush = counter.load(Ordering::SeqCst);
+                    let _ = counted_tx.send((after_feeds - before, after_flush - after_feeds));
+                    while socket.recv().await.is_some() {}
+                }))
+            }
+        });
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let server_io = CountingIo { inner: server_io, writes };
+    tokio::spawn(async move {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(server_io), TowerToHyperService::new(service))
+            .with_upgrades()
+            .await;
+    });
+    let (mut client, _) = tokio_tungstenite::client_async("ws://localhost/ws", client_io).await.unwrap();
+    let (during_feeds, at_flush) = counted_rx.recv().await.unwrap();
+    assert_eq!((during_feeds, at_flush), (0, 1), "writes during the ten feeds, and at the one flush");
     for i in 0..10 {
-        assert_eq!(socket.recv_text().await.unwrap(), i.to_string());
+        assert_eq!(client.next().await.unwrap().unwrap(), TMessage::text(i.to_string()));
     }
 }
 

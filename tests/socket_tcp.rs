@@ -357,19 +357,37 @@ async fn without_a_frame_limit_a_huge_frame_header_closes_with_1009() {
     assert!(matches!(next_end(&mut ends).await.error, Some(Error::MessageTooBig { max: 1024, .. })));
 }
 
+/// Over real TCP, in real time: each Ping comes no sooner than the interval after the last
+/// traffic, and not much later. (The exact instants are asserted in paused time over the
+/// in-memory client: `keep_alive_pings_come_exactly_after_each_interval_of_silence` in
+/// tests/socket_in_memory.rs.)
 #[tokio::test]
 async fn a_keep_alive_ping_arrives_after_an_interval_of_silence() {
-    let layer = WebSocketLayer::builder().keep_alive_interval(Duration::from_millis(200)).build().unwrap();
+    const INTERVAL: Duration = Duration::from_millis(200);
+    let layer = WebSocketLayer::builder().keep_alive_interval(INTERVAL).build().unwrap();
     let (service, _ends) = echo_service(layer, Behaviour::default());
     let server = TestServer::start(service).await;
+    // The server's clock starts after this instant (at the upgrade), so the wait measured from
+    // here is never shorter than the one the server timed.
+    let mut silent_since = tokio::time::Instant::now();
     let mut client = connect(&server).await;
-    // Read without sending: the first thing to arrive must be the server's Ping.
-    match next(&mut client).await {
-        TMessage::Ping(_) => {}
-        other => panic!("expected a keep-alive Ping, got {other:?}"),
+    // Read without sending: the first thing to arrive must be the server's Ping. (tungstenite
+    // answers each Ping with a Pong, which is traffic: the next interval starts from there.)
+    for n in 1..=2 {
+        match next(&mut client).await {
+            TMessage::Ping(_) => {}
+            other => panic!("expected keep-alive Ping {n}, got {other:?}"),
+        }
+        let waited = silent_since.elapsed();
+        assert!(
+            waited >= INTERVAL,
+            "Ping {n} came after {waited:?} of silence, before the {INTERVAL:?} interval"
+        );
+        assert!(waited < INTERVAL + Duration::from_secs(2), "Ping {n} came only after {waited:?}");
+        // Let tungstenite write its Pong; the server hears it after this instant.
+        client.flush().await.unwrap();
+        silent_since = tokio::time::Instant::now();
     }
-    // And again, as long as the client stays silent.
-    assert!(matches!(next(&mut client).await, TMessage::Ping(_)));
 }
 
 /// An echo server that pings after 100 ms of silence and drops a peer 100 ms later.

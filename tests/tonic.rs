@@ -194,14 +194,15 @@ async fn tonics_own_server_cannot_carry_websockets() {
 
     // HTTP/1.1: the handler answers 101, but the connection is served without upgrades, so it is
     // never handed over to the socket: the client sees it end.
-    if let Ok((mut socket, _)) =
-        within("an HTTP/1.1 WebSocket", tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))).await
-    {
-        let _ = socket.send(TMessage::text("anyone?")).await;
-        match within("the connection to end", socket.next()).await {
-            None | Some(Err(_)) => {}
-            Some(Ok(message)) => panic!("tonic's server carried a WebSocket message: {message:?}"),
-        }
+    let (mut socket, response) =
+        within("an HTTP/1.1 WebSocket", tokio_tungstenite::connect_async(format!("ws://{addr}/ws")))
+            .await
+            .expect("the handler's 101 reaches the client");
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let _ = socket.send(TMessage::text("anyone?")).await;
+    match within("the connection to end", socket.next()).await {
+        None | Some(Err(_)) => {}
+        Some(Ok(message)) => panic!("tonic's server carried a WebSocket message: {message:?}"),
     }
     assert_eq!(layer.stats().open, 0);
 }

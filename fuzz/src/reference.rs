@@ -268,4 +268,47 @@ mod tests {
         assert!(matches!(expect(&bad).end, Some(End::Violation { ref codes, .. }) if codes == &[1007]));
         assert_eq!(expect(&bad[..3]).end, Some(End::Eof));
     }
+
+    /// The close code the model expects for `input`, for a violation.
+    fn codes(input: &[u8]) -> Vec<u16> {
+        match expect(input).end {
+            Some(End::Violation { codes, .. }) => codes,
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    /// Each rule of the model on its own, so that a model that answers one of them wrongly
+    /// fails here and not only on the fuzz corpus.
+    #[test]
+    fn every_violation_has_its_code() {
+        let frames = |list: &[(u8, &[u8])]| -> Vec<u8> {
+            list.iter().flat_map(|(b0, payload)| client_frame(*b0, payload)).collect()
+        };
+        let cases: &[(&str, Vec<u8>, u16)] = &[
+            ("invalid UTF-8 in the first fragment", frames(&[(0x01, &[0xff])]), 1007),
+            ("invalid UTF-8 in a continuation", frames(&[(0x01, b"a"), (0x00, &[0xff]), (0x80, b"b")]), 1007),
+            ("a text message ending mid-character", frames(&[(0x01, b"a"), (0x80, &[0xe2, 0x82])]), 1007),
+            ("a continuation with nothing to continue", frames(&[(0x80, b"a")]), 1002),
+            ("a new message inside a fragmented one", frames(&[(0x01, b"a"), (0x81, b"b")]), 1002),
+            ("a one-byte Close", frames(&[(0x88, &[0x03])]), 1002),
+            ("a Close reason that is not UTF-8", frames(&[(0x88, &[0x03, 0xe8, 0xff])]), 1007),
+            ("RSV1 without an extension", frames(&[(0xc1, b"a")]), 1002),
+            ("a reserved opcode", frames(&[(0x83, b"a")]), 1002),
+            ("a fragmented Ping", frames(&[(0x09, b"a")]), 1002),
+            ("a 126-byte Ping", frames(&[(0x89, &[0u8; 126])]), 1002),
+        ];
+        for (what, input, code) in cases {
+            assert_eq!(codes(input), [*code], "{what}");
+        }
+        // A code no endpoint may send is answered with 1002; 1014 with its echo or 1002.
+        let close = |code: u16| client_frame(0x88, &code.to_be_bytes());
+        assert_eq!(expect(&close(1005)).end, Some(End::PeerClose(Reply::ProtocolError)));
+        assert_eq!(
+            expect(&close(1014)).end,
+            Some(End::PeerClose(Reply::EchoOrProtocolError(close(1014)[6..].to_vec())))
+        );
+        assert_eq!(expect(&client_frame(0x88, b"")).end, Some(End::PeerClose(Reply::Empty)));
+        // A text message cut mid-character at the end of the input is not (yet) a violation.
+        assert_eq!(expect(&client_frame(0x01, &[0xe2, 0x82])).end, Some(End::Eof));
+    }
 }

@@ -229,7 +229,8 @@ async function tlsScenario(consoleLines) {
                 `Chromium opened the WebSocket over ${http}, not as an HTTP/2 extended CONNECT ` +
                     `(RFC 8441); the server logged: ${opened.trim()}`,
             );
-            // A 200, not a 101, when DevTools reported the handshake at all.
+            // DevTools reports the handshake's response: a 200, not a 101.
+            check(handshakes.length > 0, "DevTools reported no handshake response for the WebSocket");
             check(
                 handshakes.every((status) => status === 200),
                 `Chromium saw handshake status(es) ${handshakes.join(", ")}, expected 200`,

@@ -6,9 +6,8 @@ use bytes::Bytes;
 use flate2::{Compress, FlushCompress};
 
 use super::{Compression, NegotiatedCompression, pool};
-
 /// The four bytes a sync flush ends with, which the sender removes and the receiver adds back.
-pub(crate) const SYNC_FLUSH_TRAILER: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+pub(crate) use crate::proto::decoder::SYNC_FLUSH_TRAILER;
 
 /// The compressor of one socket, made on the first message it compresses.
 #[derive(Debug)]

@@ -20,9 +20,13 @@ use bytes::{Buf, BufMut, BytesMut};
 use flate2::{Decompress, FlushDecompress, Status};
 
 use super::{compress::SYNC_FLUSH_TRAILER, pool};
-use crate::socket::{
-    TransportError,
-    frame::{FrameHeader, apply_mask},
+use crate::{
+    proto::{
+        self,
+        decoder::Inflated,
+        frame::{FrameHeader, OpCode, apply_mask},
+    },
+    socket::TransportError,
 };
 
 /// The most inflated bytes in one re-emitted frame.
@@ -54,8 +58,8 @@ enum ReadState {
 /// The compressed message being inflated.
 #[derive(Debug)]
 struct Message {
-    /// 1 (text) or 2 (binary).
-    opcode: u8,
+    /// Text or Binary.
+    opcode: OpCode,
     /// A frame with the opcode has been written: what follows are continuations.
     started: bool,
     /// Inflated bytes so far.
@@ -154,8 +158,8 @@ impl Inflater {
         }
         self.input.advance(header.len);
         if starts_compressed {
-            self.message =
-                Some(Message { opcode: header.opcode, started: false, size: 0, stream_ended: false });
+            let opcode = if header.opcode == OpCode::Text.bits() { OpCode::Text } else { OpCode::Binary };
+            self.message = Some(Message { opcode, started: false, size: 0, stream_ended: false });
         }
         self.state =
             ReadState::Inflate { left: header.payload_len, mask: header.mask, offset: 0, fin: header.fin };
@@ -270,27 +274,14 @@ impl Inflater {
     /// Writes the pending inflated bytes as one frame of the message.
     fn emit(&mut self, fin: bool) {
         let Some(message) = self.message.as_mut() else { return };
-        let opcode = if message.started { 0 } else { message.opcode };
+        let opcode = if message.started { OpCode::Continuation } else { message.opcode };
         message.started = true;
         let len = self.pending.len();
-        self.output.reserve(len + 14);
-        self.output.put_u8(if fin { 0x80 } else { 0 } | opcode);
-        let mask_bit = if self.config.server { 0x80 } else { 0 };
-        match len {
-            0..=125 => self.output.put_u8(mask_bit | len as u8),
-            126..=0xFFFF => {
-                self.output.put_u8(mask_bit | 126);
-                self.output.put_u16(len as u16);
-            }
-            _ => {
-                self.output.put_u8(mask_bit | 127);
-                self.output.put_u64(len as u64);
-            }
-        }
-        if self.config.server {
-            // An all-zero mask key: the payload unmasks to itself.
-            self.output.put_u32(0);
-        }
+        // An all-zero mask key on a server: the payload unmasks to itself.
+        let mask = self.config.server.then_some([0; 4]);
+        let header = FrameHeader::new(fin, false, opcode, len as u64, mask).encode();
+        self.output.reserve(header.as_slice().len() + len);
+        self.output.put_slice(header.as_slice());
         self.output.extend_from_slice(&self.pending);
         self.pending.clear();
     }
@@ -315,6 +306,55 @@ impl Inflater {
             // Hold nothing between messages; with context takeover the inflate state is held
             // anyway, and the chunk buffer is kept for the next message.
             self.pending = Vec::new();
+        }
+    }
+}
+
+/// The inflate step of the protocol core's decoder ([`proto::decoder::Inflate`]): one raw-deflate
+/// inflater, taken from the pool on the first compressed message and, when the peer starts
+/// each message afresh, given back after each.
+///
+/// The socket moves onto the decoder in issue 19's next step; until then only tests use this.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) struct MessageInflater {
+    decompress: Option<Decompress>,
+    /// The peer starts each message with an empty context (`client_no_context_takeover` on a
+    /// server).
+    reset_after_message: bool,
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+impl MessageInflater {
+    /// An inflater for a connection whose peer resets its context after each message, or not.
+    pub(crate) fn new(reset_after_message: bool) -> Self {
+        Self { decompress: None, reset_after_message }
+    }
+}
+
+impl proto::decoder::Inflate for MessageInflater {
+    fn inflate(&mut self, input: &[u8], output: &mut Vec<u8>, sync_flush: bool) -> Result<Inflated, String> {
+        let decompress = self.decompress.get_or_insert_with(pool::take_inflater);
+        let (before_in, before_out) = (decompress.total_in(), decompress.total_out());
+        let flush = if sync_flush { FlushDecompress::Sync } else { FlushDecompress::None };
+        // `decompress_vec` writes into the spare capacity only, never growing the vector.
+        let status = decompress.decompress_vec(input, output, flush).map_err(|e| e.to_string())?;
+        Ok(Inflated {
+            consumed: usize::try_from(decompress.total_in() - before_in).unwrap_or(0),
+            produced: usize::try_from(decompress.total_out() - before_out).unwrap_or(0),
+            stream_end: status == Status::StreamEnd,
+        })
+    }
+
+    fn end_message(&mut self, stream_ended: bool) {
+        if self.reset_after_message {
+            if let Some(decompress) = self.decompress.take() {
+                pool::give_inflater(decompress);
+            }
+        } else if stream_ended {
+            if let Some(decompress) = self.decompress.as_mut() {
+                decompress.reset(false);
+            }
         }
     }
 }

@@ -11,6 +11,8 @@ mod negotiate;
 mod pool;
 
 pub(crate) use compress::{Deflater, compress_alone};
+#[cfg(test)]
+pub(crate) use inflate::MessageInflater;
 pub(crate) use inflate::{Inflater, InflaterConfig};
 pub(crate) use negotiate::negotiate;
 #[cfg(feature = "test-util")]

@@ -10,7 +10,6 @@
 //! replies to the peer's Pings and Close run while the handler awaits `recv`, `send` or a flush.
 
 mod close;
-pub(crate) mod frame;
 mod keep_alive;
 mod prepared;
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod echo_process;
+pub(crate) mod raw;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_server;
 
