@@ -107,36 +107,9 @@ async fn no_context_takeover_both_ways_and_window_bits() {
     assert_eq!(next_end(&mut ends).await.echoed, 3);
 }
 
-#[tokio::test]
-async fn per_accept_compression_overrides_the_layer() {
-    use std::convert::Infallible;
-
-    use http::Request;
-    use hyper::body::Incoming;
-    use tower::ServiceBuilder;
-    use tower_websockets::WebSocketUpgrade;
-
-    let service = ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(
-        |mut req: Request<Incoming>| async move {
-            let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
-            let compressed = req.uri().path() == "/compressed";
-            let upgrade = if compressed { upgrade.compression(Compression::enabled()) } else { upgrade };
-            Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
-                let said = if socket.compression().is_some() { "compressed" } else { "plain" };
-                let _ = socket.send(said).await;
-            }))
-        },
-    );
-    let client = TestClient::new(service);
-    for (path, said) in [("/compressed", "compressed"), ("/plain", "plain")] {
-        let mut socket = client.connect(path).compression(Compression::enabled()).await.unwrap();
-        assert_eq!(socket.recv_text().await.unwrap(), said);
-        assert_eq!(socket.compression().is_some(), said == "compressed");
-    }
-}
-
-#[tokio::test]
-async fn on_the_wire_per_accept_compression_overrides_the_layer() {
+/// Compression per accept: on at `/compressed` (the layer leaves it off), off at `/plain`; the
+/// handler says which it got.
+fn per_accept_service() -> common::Svc {
     use std::convert::Infallible;
 
     use http::Request;
@@ -144,7 +117,7 @@ async fn on_the_wire_per_accept_compression_overrides_the_layer() {
     use tower::{ServiceBuilder, util::BoxCloneSyncService};
     use tower_websockets::WebSocketUpgrade;
 
-    let service = ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(
+    BoxCloneSyncService::new(ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(
         |mut req: Request<Incoming>| async move {
             let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
             let compressed = req.uri().path() == "/compressed";
@@ -155,8 +128,22 @@ async fn on_the_wire_per_accept_compression_overrides_the_layer() {
                 while let Some(Ok(_)) = socket.recv().await {}
             }))
         },
-    );
-    let server = TestServer::start(BoxCloneSyncService::new(service)).await;
+    ))
+}
+
+#[tokio::test]
+async fn per_accept_compression_overrides_the_layer() {
+    let client = TestClient::new(per_accept_service());
+    for (path, said) in [("/compressed", "compressed"), ("/plain", "plain")] {
+        let mut socket = client.connect(path).compression(Compression::enabled()).await.unwrap();
+        assert_eq!(socket.recv_text().await.unwrap(), said);
+        assert_eq!(socket.compression().is_some(), said == "compressed");
+    }
+}
+
+#[tokio::test]
+async fn on_the_wire_per_accept_compression_overrides_the_layer() {
+    let server = TestServer::start(per_accept_service()).await;
     let (mut raw, head) = raw_open(server.addr, "/compressed", "permessage-deflate").await;
     assert!(head.contains("sec-websocket-extensions: permessage-deflate\r\n"), "{head}");
     let (b0, payload) = raw.reader.next_data_frame().await;
