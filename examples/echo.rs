@@ -56,8 +56,8 @@ struct Options {
     /// port)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
     bind: String,
-    /// Let WebSockets in only from this origin, as scheme://host[:port]; repeat for more
-    /// [default: any]
+    /// Let WebSockets in only from this origin, as scheme://host[:port], or * for any page;
+    /// repeat for more [default: same origin: the pages this server serves]
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
     /// Ping a silent client after this many seconds; 0 turns keep-alive off [default: 120]
@@ -576,7 +576,7 @@ mod tests {
         let help = Options::command().render_help().to_string();
         let flags = [
             ("--bind <ADDR>", "[default: 127.0.0.1:5000]".to_owned()),
-            ("--allowed-origin <ORIGIN>", "[default: any]".to_owned()),
+            ("--allowed-origin <ORIGIN>", "[default: same origin: the pages this server serves]".to_owned()),
             (
                 "--keep-alive-interval <SECS>",
                 format!("[default: {}]", tower_websockets::DEFAULT_KEEP_ALIVE_INTERVAL.as_secs()),

@@ -8,7 +8,7 @@ use crate::{
     config::{Config, SocketConfig, socket_option_setters},
     error::ConfigError,
     lifecycle::{Shared, ShutdownHandle, Tracker, WebSocketStats},
-    origin::AllowedOrigins,
+    origin::{AllowedOrigins, ForwardedHeader},
     service::WebSocketService,
 };
 
@@ -59,7 +59,8 @@ impl Default for WebSocketLayer {
 
 impl WebSocketLayer {
     /// A layer with the default options: keep-alive pings every 2 minutes, no keep-alive
-    /// timeout, a 4 KiB receive buffer, any origin, 64 MiB messages and 16 MiB frames, no
+    /// timeout, a 4 KiB receive buffer, same-origin pages only (and clients that send no
+    /// `Origin`), 64 MiB messages and 16 MiB frames, no
     /// connection limit.
     pub fn new() -> Self {
         Self::default()
@@ -106,7 +107,8 @@ impl<S> Layer<S> for WebSocketLayer {
 /// | `KeepAliveInterval` | [`keep_alive_interval`](Self::keep_alive_interval) | 120 s |
 /// | `KeepAliveTimeout` | [`keep_alive_timeout`](Self::keep_alive_timeout) | off |
 /// | `ReceiveBufferSize` | [`receive_buffer_size`](Self::receive_buffer_size) | 4 KiB |
-/// | `AllowedOrigins` | [`allowed_origins`](Self::allowed_origins) | any |
+/// | `AllowedOrigins` | [`allowed_origins`](Self::allowed_origins) | same origin |
+/// | `ForwardedHeadersOptions` | [`forwarded_host`](Self::forwarded_host) | none trusted |
 /// | | [`max_message_size`](Self::max_message_size) | 64 MiB |
 /// | | [`max_frame_size`](Self::max_frame_size) | 16 MiB |
 /// | | [`write_buffer_size`](Self::write_buffer_size) | 128 KiB |
@@ -135,6 +137,7 @@ impl<S> Layer<S> for WebSocketLayer {
 pub struct WebSocketLayerBuilder {
     socket: SocketConfig,
     origins: AllowedOrigins,
+    forwarded_host: Option<ForwardedHeader>,
     max_connections: Option<usize>,
 }
 
@@ -142,9 +145,36 @@ impl WebSocketLayerBuilder {
     socket_option_setters!(socket);
 
     /// Which origins may open a WebSocket: a list of `scheme://host[:port]` strings, or an
-    /// [`AllowedOrigins`]. Default: any origin. See [`AllowedOrigins`] for the rules.
+    /// [`AllowedOrigins`]. Default: [`AllowedOrigins::same_origin`], pages of the host the
+    /// request was sent to; `.allowed_origins(AllowedOrigins::any())` lets every page in. See
+    /// [`AllowedOrigins`] for the rules.
+    ///
+    /// ```
+    /// use tower_websockets::{AllowedOrigins, WebSocketLayer};
+    ///
+    /// let layer = WebSocketLayer::builder().allowed_origins(["https://app.example.com"]).build()?;
+    /// let anyone = WebSocketLayer::builder().allowed_origins(AllowedOrigins::any()).build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
     pub fn allowed_origins(mut self, origins: impl Into<AllowedOrigins>) -> Self {
         self.origins = origins.into();
+        self
+    }
+
+    /// Behind a proxy that rewrites `Host`: the header in which the proxy passes the public host
+    /// the browser connected to, for the same-origin check (the default origin policy). When the
+    /// header is missing from a request, the request's own authority is used. Default: none,
+    /// because a client that reaches the server directly can send any such header; set it only
+    /// when every request comes through a proxy that sets (or strips) it.
+    ///
+    /// ```
+    /// use tower_websockets::{ForwardedHeader, WebSocketLayer};
+    ///
+    /// let layer = WebSocketLayer::builder().forwarded_host(ForwardedHeader::Forwarded).build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn forwarded_host(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_host = Some(header);
         self
     }
 
@@ -171,7 +201,7 @@ impl WebSocketLayerBuilder {
         if self.max_connections == Some(0) {
             return Err(ConfigError::new("max_connections", "must be at least 1"));
         }
-        let origins = self.origins.into_policy()?;
+        let origins = self.origins.into_policy(self.forwarded_host)?;
         Ok(WebSocketLayer::from_config(Config {
             socket: self.socket,
             origins,

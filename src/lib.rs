@@ -163,7 +163,7 @@ pub use handshake::is_websocket_request;
 pub use layer::{WebSocketLayer, WebSocketLayerBuilder};
 pub use lifecycle::{ShutdownHandle, ShutdownReport, WebSocketStats};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
-pub use origin::AllowedOrigins;
+pub use origin::{AllowedOrigins, ForwardedHeader};
 pub use rejection::WebSocketUpgradeRejection;
 pub use response::TextBody;
 pub use service::{ResponseBody, ResponseFuture, WebSocketService};

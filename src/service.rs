@@ -17,6 +17,7 @@ use tower_service::Service;
 use crate::{
     handshake::is_upgrade_attempt,
     lifecycle::{Shared, Slot},
+    origin::OriginRefusal,
     response::{TextBody, text_response},
 };
 
@@ -110,7 +111,7 @@ where
 
         let tracker = &self.shared.tracker;
         if tracker.is_shutting_down() {
-            tracing::debug!(uri = %req.uri(), "refused WebSocket request: shutting down");
+            tracing::debug!(path = %req.uri().path(), "refused WebSocket request: shutting down");
             return ResponseFuture::ready(unavailable("the server is shutting down"));
         }
 
@@ -121,22 +122,26 @@ where
             req = Request::from_parts(parts, body);
             decision
         } else {
-            policy.check_headers(req.headers())
+            policy.check_headers(req.uri(), req.headers())
         };
 
         if let Err(refusal) = decision {
             tracing::debug!(
                 origin = ?req.headers().get_all(http::header::ORIGIN).iter().collect::<Vec<_>>(),
-                uri = %req.uri(),
+                path = %req.uri().path(),
                 reason = refusal.reason(),
                 "refused WebSocket request: origin not allowed"
             );
             tracker.count_refused_by_origin();
-            return ResponseFuture::ready(text_response(StatusCode::FORBIDDEN, refusal.reason()));
+            let body = match refusal {
+                OriginRefusal::CrossOrigin(reason) => TextBody::from(reason),
+                other => TextBody::from_static(other.reason_static()),
+            };
+            return ResponseFuture::ready(text_response(StatusCode::FORBIDDEN, body));
         }
 
         let Some(slot) = self.shared.reserve() else {
-            tracing::debug!(uri = %req.uri(), "refused WebSocket request: connection limit reached");
+            tracing::debug!(path = %req.uri().path(), "refused WebSocket request: connection limit reached");
             tracker.count_refused_by_limit();
             return ResponseFuture::ready(unavailable("too many WebSocket connections"));
         };

@@ -39,7 +39,7 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_tungstenite::tungstenite::Message as TMessage;
-use tower_websockets::{CloseCode, WebSocketLayer, WebSocketStats};
+use tower_websockets::{CloseCode, WebSocketLayer, WebSocketLayerBuilder, WebSocketStats};
 
 // ---------------------------------------------------------------------------------------------
 // Running one case at a time, and measuring the process.
@@ -140,12 +140,13 @@ impl Drop for Server {
 
 impl Server {
     async fn start() -> Self {
-        let layer = WebSocketLayer::builder()
-            .allowed_origins([ALLOWED_ORIGIN, ALLOWED_ORIGIN_WITH_PORT])
-            .max_message_size(MAX_MESSAGE)
-            .max_frame_size(MAX_FRAME)
-            .build()
-            .expect("valid options");
+        Self::start_with(WebSocketLayer::builder().allowed_origins([ALLOWED_ORIGIN, ALLOWED_ORIGIN_WITH_PORT]))
+            .await
+    }
+
+    /// A server whose layer is `builder` with the suite's message and frame limits.
+    async fn start_with(builder: WebSocketLayerBuilder) -> Self {
+        let layer = builder.max_message_size(MAX_MESSAGE).max_frame_size(MAX_FRAME).build().expect("valid options");
         let (service, ends) = echo_service(layer.clone(), Behaviour::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
@@ -418,6 +419,38 @@ async fn exchange(addr: &str, request: &[u8]) -> String {
     Raw::request(addr, request).await.1.unwrap_or_default()
 }
 
+/// Sends `request` and returns the whole response, head and body (read up to its
+/// `Content-Length`).
+async fn exchange_whole(addr: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("the server reads");
+    let mut response = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&response).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if response.len() >= end + 4 + length {
+                    return;
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => response.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await.expect("a whole response in time");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
 fn status_of(head: &str) -> u16 {
     head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {head:?}"))
 }
@@ -491,6 +524,37 @@ fn malformed_handshakes_get_their_status() {
         assert_eq!(server.stats().refused_by_origin, 8);
         server.settle().await;
         assert_back("malformed handshakes", before, 16, usage).await;
+    });
+}
+
+#[test]
+fn by_default_a_cross_origin_page_gets_403_naming_both_hosts() {
+    serial(|| async {
+        let mut server = Server::start_with(WebSocketLayer::builder()).await;
+        let addr = server.addr.to_string();
+        let before = usage();
+        // `handshake_request` sends `Host: 127.0.0.1`.
+        for (origin, host) in [
+            ("https://evil.example", "127.0.0.1"),
+            ("http://127.0.0.1:8080", "127.0.0.1"),
+            ("http://127.0.0.1.evil.example", "127.0.0.1"),
+        ] {
+            let response =
+                exchange_whole(&addr, handshake_request(&format!("Origin: {origin}\r\n")).as_bytes()).await;
+            assert_eq!(status_of(&response), 403, "{origin}: {response}");
+            let reason = format!("origin {origin} does not match host {host}; see allowed_origins");
+            assert!(response.ends_with(&format!("\r\n\r\n{reason}")), "{origin}: {response}");
+            server.assert_serves_a_client().await;
+        }
+        // The server's own pages, on either scheme's default port, are let in.
+        for origin in ["http://127.0.0.1", "https://127.0.0.1"] {
+            let head = exchange(&addr, handshake_request(&format!("Origin: {origin}\r\n")).as_bytes()).await;
+            assert_eq!(status_of(&head), 101, "{origin}: {head}");
+            server.wait_ends(1).await;
+        }
+        assert_eq!(server.stats().refused_by_origin, 3);
+        server.settle().await;
+        assert_back("cross-origin handshakes", before, 16, usage).await;
     });
 }
 
