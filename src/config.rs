@@ -278,6 +278,10 @@ pub(crate) struct Config {
     pub(crate) origins: OriginPolicy,
     /// The most sockets open at once; `None` for no limit.
     pub(crate) max_connections: Option<usize>,
+    /// The authentication function for upgrade requests, if any.
+    pub(crate) authenticator: Option<crate::auth::Authenticator>,
+    /// The query parameter that carries a token, removed before the inner service sees the URI.
+    pub(crate) token_query_param: Option<std::borrow::Cow<'static, str>>,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use crate::{
+    auth::{AuthRejection, Authenticator},
     config::{Config, SocketConfig, socket_option_setters},
     error::ConfigError,
     lifecycle::{Shared, ShutdownHandle, Tracker, WebSocketStats},
@@ -139,6 +140,8 @@ pub struct WebSocketLayerBuilder {
     origins: AllowedOrigins,
     forwarded_host: Option<ForwardedHeader>,
     max_connections: Option<usize>,
+    authenticator: Option<Authenticator>,
+    token_query_param: Option<std::borrow::Cow<'static, str>>,
 }
 
 impl WebSocketLayerBuilder {
@@ -188,6 +191,78 @@ impl WebSocketLayerBuilder {
         self
     }
 
+    /// Authenticates every WebSocket upgrade request before it reaches your service: `function`
+    /// gets the request head and returns a future of the identity (any `Clone + Send + Sync`
+    /// type of yours) or an [`AuthRejection`] (401 or 403, with a short reason).
+    ///
+    /// - It runs for upgrade requests only, after the origin policy and before the connection
+    ///   limit's slot is taken and before your service is called. Ordinary requests never reach
+    ///   it and cost nothing more.
+    /// - A refusal is answered by the layer (`401` or `403`, the reason as the body), logged at
+    ///   debug level without the token, and counted in [`WebSocketStats::refused_by_auth`].
+    /// - The identity goes into the request's extensions (axum's `Extension<I>` reads it), and
+    ///   is readable from [`WebSocketUpgrade::identity`](crate::WebSocketUpgrade::identity) and
+    ///   [`WebSocket::identity`](crate::WebSocket::identity).
+    /// - With it, an offer of `["bearer", token]` in `Sec-WebSocket-Protocol` is read as a token,
+    ///   never as a subprotocol: the answer names `bearer` when your handler chooses no other.
+    ///
+    /// Read the token from the head in the function itself (it borrows `&Parts`), with the
+    /// [`Token`](crate::Token) helpers, and check it in the future it returns. Browsers cannot
+    /// set `Authorization` on a WebSocket; a non-browser client can, and the head has it.
+    ///
+    /// ```
+    /// use tower_websockets::{AuthRejection, Token, WebSocketLayer};
+    ///
+    /// #[derive(Clone, Debug)]
+    /// struct User {
+    ///     name: String,
+    /// }
+    ///
+    /// async fn check(token: &str) -> Option<User> {
+    ///     (token == "s3cr3t").then(|| User { name: "ada".into() })
+    /// }
+    ///
+    /// let layer = WebSocketLayer::builder()
+    ///     .authenticate(|parts: &http::request::Parts| {
+    ///         let token = Token::from_protocol(parts)
+    ///             .or_else(|| Token::from_query(parts, "access_token"))
+    ///             .or_else(|| Token::from_cookie(parts, "session"))
+    ///             .map(str::to_owned);
+    ///         async move {
+    ///             let token = token.ok_or_else(|| AuthRejection::unauthorized("no token"))?;
+    ///             check(&token).await.ok_or_else(|| AuthRejection::unauthorized("bad token"))
+    ///         }
+    ///     })
+    ///     .token_query_param("access_token")
+    ///     .build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn authenticate<F, Fut, I>(mut self, function: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<I, AuthRejection>> + Send + 'static,
+        I: Clone + Send + Sync + 'static,
+    {
+        self.authenticator = Some(Authenticator::new(function));
+        self
+    }
+
+    /// The query parameter that carries a token (`?access_token=...`): the layer removes it from
+    /// the URI of every upgrade request it lets through, so that neither your service nor its
+    /// logs see it (the socket's span records the path only). Authentication runs before, on
+    /// the whole URI. Default: none.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// let layer = WebSocketLayer::builder().token_query_param("access_token").build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn token_query_param(mut self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.token_query_param = Some(name.into());
+        self
+    }
+
     /// Checks the options and builds the layer.
     ///
     /// # Errors
@@ -202,10 +277,22 @@ impl WebSocketLayerBuilder {
             return Err(ConfigError::new("max_connections", "must be at least 1"));
         }
         let origins = self.origins.into_policy(self.forwarded_host)?;
+        if self
+            .token_query_param
+            .as_deref()
+            .is_some_and(|name| name.is_empty() || name.contains(['&', '=', '#']))
+        {
+            return Err(ConfigError::new(
+                "token_query_param",
+                "must be a query parameter name, without & = or #",
+            ));
+        }
         Ok(WebSocketLayer::from_config(Config {
             socket: self.socket,
             origins,
             max_connections: self.max_connections,
+            authenticator: self.authenticator,
+            token_query_param: self.token_query_param,
         }))
     }
 }
@@ -235,6 +322,8 @@ mod tests {
             ),
             (WebSocketLayer::builder().allowed_origins(["example.com"]), "allowed_origins"),
             (WebSocketLayer::builder().max_connections(0), "max_connections"),
+            (WebSocketLayer::builder().token_query_param(""), "token_query_param"),
+            (WebSocketLayer::builder().token_query_param("a&b"), "token_query_param"),
         ];
         for (builder, option) in cases {
             let err = builder.build().unwrap_err();

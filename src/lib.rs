@@ -133,6 +133,7 @@
     doc = "[`test::TestClient`]: #feature-flags\n[test-module]: #feature-flags"
 )]
 
+mod auth;
 #[cfg(feature = "axum")]
 mod axum;
 pub mod broadcast;
@@ -152,6 +153,7 @@ mod socket;
 pub mod test;
 mod upgrade;
 
+pub use auth::{AuthRejection, BEARER_PROTOCOL, Token};
 pub use broadcast::PreparedMessage;
 pub use config::{
     DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,

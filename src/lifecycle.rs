@@ -83,6 +83,7 @@ pub(crate) struct Tracker {
     accepted: AtomicU64,
     refused_by_origin: AtomicU64,
     refused_by_limit: AtomicU64,
+    refused_by_auth: AtomicU64,
     keep_alive_timeouts: AtomicU64,
     /// Set once the shutdown has begun: read by every socket, so an atomic.
     shutting_down: AtomicBool,
@@ -127,6 +128,10 @@ impl Tracker {
         self.refused_by_limit.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_refused_by_auth(&self) {
+        self.refused_by_auth.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn count_keep_alive_timeout(&self) {
         self.keep_alive_timeouts.fetch_add(1, Ordering::Relaxed);
     }
@@ -137,6 +142,7 @@ impl Tracker {
             accepted: self.accepted.load(Ordering::Relaxed),
             refused_by_origin: self.refused_by_origin.load(Ordering::Relaxed),
             refused_by_limit: self.refused_by_limit.load(Ordering::Relaxed),
+            refused_by_auth: self.refused_by_auth.load(Ordering::Relaxed),
             keep_alive_timeouts: self.keep_alive_timeouts.load(Ordering::Relaxed),
         }
     }
@@ -175,6 +181,8 @@ impl Drop for Slot {
 pub(crate) struct OpenSocket {
     shared: Arc<Shared>,
     _slot: Arc<Slot>,
+    /// What the layer's authentication function returned for this socket's handshake.
+    identity: Option<crate::auth::Identity>,
     /// Completes when the layer shuts down; `None` once the socket was told.
     shutdown: Option<ShutdownWatch>,
 }
@@ -192,17 +200,21 @@ impl std::fmt::Debug for ShutdownWatch {
 }
 
 impl OpenSocket {
-    pub(crate) fn new(slot: Arc<Slot>) -> Self {
+    pub(crate) fn new(slot: Arc<Slot>, identity: Option<crate::auth::Identity>) -> Self {
         let shared = slot.shared.clone();
         // Take the signal before anything can check the flag, so that no shutdown is missed.
         let signal = Box::pin(shared.tracker.shutdown_signal());
         shared.tracker.open.fetch_add(1, Ordering::AcqRel);
         shared.tracker.accepted.fetch_add(1, Ordering::Relaxed);
-        Self { shared, _slot: slot, shutdown: Some(ShutdownWatch { signal, registered: None }) }
+        Self { shared, _slot: slot, identity, shutdown: Some(ShutdownWatch { signal, registered: None }) }
     }
 
     pub(crate) fn tracker(&self) -> &Tracker {
         &self.shared.tracker
+    }
+
+    pub(crate) fn identity(&self) -> Option<&crate::auth::Identity> {
+        self.identity.as_ref()
     }
 
     /// Has the layer's shutdown begun? `true` once, the first time it is seen; `false` after.
@@ -277,6 +289,9 @@ pub struct WebSocketStats {
     /// WebSocket requests refused by [`max_connections`](crate::WebSocketLayerBuilder::max_connections)
     /// (503).
     pub refused_by_limit: u64,
+    /// WebSocket requests refused by the
+    /// [`authenticate`](crate::WebSocketLayerBuilder::authenticate) function (401 or 403).
+    pub refused_by_auth: u64,
     /// Sockets dropped by the keep-alive timeout.
     pub keep_alive_timeouts: u64,
 }
@@ -437,7 +452,7 @@ mod tests {
     #[test]
     fn open_sockets_are_counted_and_told_of_the_shutdown_once() {
         let shared = shared(None);
-        let mut open = OpenSocket::new(Arc::new(shared.reserve().unwrap()));
+        let mut open = OpenSocket::new(Arc::new(shared.reserve().unwrap()), None);
         let stats = ShutdownHandle::new(shared.clone()).stats();
         assert_eq!((stats.open, stats.accepted), (1, 1));
 

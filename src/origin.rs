@@ -218,7 +218,9 @@ impl Default for OriginPolicy {
 impl fmt::Debug for OriginPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::SameOrigin { forwarded } => f.debug_struct("SameOrigin").field("forwarded", forwarded).finish(),
+            Self::SameOrigin { forwarded } => {
+                f.debug_struct("SameOrigin").field("forwarded", forwarded).finish()
+            }
             Self::Any => f.write_str("Any"),
             Self::List(list) => {
                 f.debug_list().entries(list.iter().map(|o| String::from_utf8_lossy(o))).finish()
@@ -406,7 +408,9 @@ fn split_origin(normalized: &[u8]) -> Option<(&str, &str)> {
 /// An authority's host and its port, if it has one (after the last `:` outside an IPv6 literal).
 fn host_and_port(authority: &str) -> (&str, Option<&str>) {
     match authority.rfind(':') {
-        Some(colon) if !authority[colon..].contains(']') => (&authority[..colon], Some(&authority[colon + 1..])),
+        Some(colon) if !authority[colon..].contains(']') => {
+            (&authority[..colon], Some(&authority[colon + 1..]))
+        }
         _ => (authority, None),
     }
 }
@@ -508,7 +512,11 @@ mod tests {
         assert_eq!(policy.check_headers(&uri(), &headers(&["https://client.com:443"])), Ok(()));
         assert_eq!(policy.check_headers(&uri(), &headers(&[])), Ok(()));
         for bad in ["https://client.com.evil.example", "http://client.com", "https://client.com:8443"] {
-            assert_eq!(policy.check_headers(&uri(), &headers(&[bad])), Err(OriginRefusal::NotAllowed), "{bad}");
+            assert_eq!(
+                policy.check_headers(&uri(), &headers(&[bad])),
+                Err(OriginRefusal::NotAllowed),
+                "{bad}"
+            );
         }
         assert_eq!(policy.check_headers(&uri(), &headers(&["null"])), Err(OriginRefusal::Null));
         assert_eq!(
@@ -561,7 +569,10 @@ mod tests {
     fn with(origin: Option<&str>, pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = headers(origin.as_slice());
         for (name, value) in pairs {
-            map.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
         }
         map
     }
@@ -569,7 +580,8 @@ mod tests {
     #[test]
     fn same_origin_compares_host_and_port_with_default_ports_by_the_origin_scheme() {
         let policy = same(None);
-        let host = |origin: &str, host: &str| policy.check_headers(&uri(), &with(Some(origin), &[("host", host)]));
+        let host =
+            |origin: &str, host: &str| policy.check_headers(&uri(), &with(Some(origin), &[("host", host)]));
         for (origin, authority) in [
             ("https://chat.example.com", "chat.example.com"),
             ("http://chat.example.com", "chat.example.com"),
@@ -599,11 +611,17 @@ mod tests {
             );
         }
         let refusal = host("https://a.example", "b.example").unwrap_err();
-        assert_eq!(refusal.reason(), "origin https://a.example does not match host b.example; see allowed_origins");
+        assert_eq!(
+            refusal.reason(),
+            "origin https://a.example does not match host b.example; see allowed_origins"
+        );
         // No Origin: allowed. `null`, two Origins and no Host: refused.
         assert_eq!(policy.check_headers(&uri(), &with(None, &[("host", "b.example")])), Ok(()));
         assert_eq!(host("null", "b.example"), Err(OriginRefusal::Null));
-        assert_eq!(policy.check_headers(&uri(), &with(Some("https://b.example"), &[])), Err(OriginRefusal::NoHost));
+        assert_eq!(
+            policy.check_headers(&uri(), &with(Some("https://b.example"), &[])),
+            Err(OriginRefusal::NoHost)
+        );
     }
 
     #[test]
@@ -631,7 +649,8 @@ mod tests {
         assert_eq!(x.check_headers(&uri(), &with(origin, &[("host", "public.example")])), Ok(()));
 
         let f = same(Some(ForwardedHeader::Forwarded));
-        let forwarded = [("host", "backend:8080"), ("forwarded", "for=1.2.3.4;proto=https;Host=\"public.example\"")];
+        let forwarded =
+            [("host", "backend:8080"), ("forwarded", "for=1.2.3.4;proto=https;Host=\"public.example\"")];
         assert_eq!(f.check_headers(&uri(), &with(origin, &forwarded)), Ok(()));
         // The other header is not read.
         assert!(f.check_headers(&uri(), &with(origin, &behind)).is_err());
@@ -640,7 +659,8 @@ mod tests {
     #[test]
     fn a_refusal_quotes_at_most_a_short_printable_text() {
         let long = format!("https://{}.example", "a".repeat(300));
-        let refusal = same(None).check_headers(&uri(), &with(Some(&long), &[("host", "b.example")])).unwrap_err();
+        let refusal =
+            same(None).check_headers(&uri(), &with(Some(&long), &[("host", "b.example")])).unwrap_err();
         assert!(refusal.reason().len() < 250, "{}", refusal.reason());
         assert!(refusal.reason().contains("..."));
     }

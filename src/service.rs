@@ -5,7 +5,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use bytes::Bytes;
@@ -15,6 +15,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::{
+    auth::{Identity, without_query_param},
     handshake::is_upgrade_attempt,
     lifecycle::{Shared, Slot},
     origin::OriginRefusal,
@@ -28,6 +29,8 @@ use crate::{
 pub(crate) struct WebSocketContext {
     pub(crate) shared: Arc<Shared>,
     pub(crate) slot: Arc<Slot>,
+    /// What the layer's authentication function returned, when the layer has one.
+    pub(crate) identity: Option<Identity>,
 }
 
 /// `Retry-After` for WebSocket requests refused with 503, in seconds.
@@ -92,9 +95,16 @@ impl<S> WebSocketService<S> {
 
 /// Classifies the request and either calls the inner service or answers it directly (see
 /// [`WebSocketService`]). Readiness is the inner service's.
+///
+/// `S: Clone + Send + 'static` and a `Send + 'static` request body: with
+/// [`authenticate`](crate::WebSocketLayerBuilder::authenticate), the inner service is called after
+/// an asynchronous step, so an upgrade request takes the service that was made ready (a clone is
+/// left in its place, as tower's own middleware does) into a boxed `Send` future. Ordinary
+/// requests, and every request of a layer that does not authenticate, never clone it.
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WebSocketService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -140,15 +150,66 @@ where
             return ResponseFuture::ready(text_response(StatusCode::FORBIDDEN, body));
         }
 
-        let Some(slot) = self.shared.reserve() else {
-            tracing::debug!(path = %req.uri().path(), "refused WebSocket request: connection limit reached");
-            tracker.count_refused_by_limit();
-            return ResponseFuture::ready(unavailable("too many WebSocket connections"));
+        let Some(authenticator) = &self.shared.config.authenticator else {
+            return match admit(&self.shared, &mut req, None) {
+                Ok(()) => ResponseFuture::inner(self.inner.call(req)),
+                Err(response) => ResponseFuture::ready(response),
+            };
         };
 
-        req.extensions_mut().insert(WebSocketContext { shared: self.shared.clone(), slot: Arc::new(slot) });
-        ResponseFuture::inner(self.inner.call(req))
+        // Authenticate, then admit and call the service made ready (tower's clone-and-replace).
+        let (parts, body) = req.into_parts();
+        let authenticating = authenticator.authenticate(&parts);
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        ResponseFuture::authenticating(Box::pin(async move {
+            let identity = match authenticating.await {
+                Ok(identity) => identity,
+                Err(rejection) => {
+                    let (status, reason) = rejection.into_parts();
+                    tracing::debug!(
+                        path = %parts.uri.path(),
+                        status = status.as_u16(),
+                        reason = %reason,
+                        "refused WebSocket request: authentication"
+                    );
+                    shared.tracker.count_refused_by_auth();
+                    return Err(text_response(status, TextBody::from(Bytes::from(reason.into_owned()))));
+                }
+            };
+            let mut req = Request::from_parts(parts, body);
+            identity.insert_into(req.extensions_mut());
+            admit(&shared, &mut req, Some(identity))?;
+            Ok(inner.call(req))
+        }))
     }
+}
+
+/// Lets an upgrade request that passed the origin policy (and authentication) through: removes
+/// the token's query parameter, takes a connection slot and leaves the context for the
+/// extractor. The refusal when shutting down or at the connection limit.
+fn admit<B>(
+    shared: &Arc<Shared>,
+    req: &mut Request<B>,
+    identity: Option<Identity>,
+) -> Result<(), Response<TextBody>> {
+    if shared.tracker.is_shutting_down() {
+        tracing::debug!(path = %req.uri().path(), "refused WebSocket request: shutting down");
+        return Err(unavailable("the server is shutting down"));
+    }
+    if let Some(name) = &shared.config.token_query_param {
+        if let Some(uri) = without_query_param(req.uri(), name) {
+            *req.uri_mut() = uri;
+        }
+    }
+    let Some(slot) = shared.reserve() else {
+        tracing::debug!(path = %req.uri().path(), "refused WebSocket request: connection limit reached");
+        shared.tracker.count_refused_by_limit();
+        return Err(unavailable("too many WebSocket connections"));
+    };
+    req.extensions_mut().insert(WebSocketContext { shared: shared.clone(), slot: Arc::new(slot), identity });
+    Ok(())
 }
 
 /// `503 Service Unavailable` with `Retry-After`.
@@ -200,6 +261,7 @@ pin_project! {
     enum FutureKind<F> {
         Inner { #[pin] future: F },
         Ready { response: Option<Response<TextBody>> },
+        Authenticating { future: Pin<Box<dyn Future<Output = Result<F, Response<TextBody>>> + Send>> },
     }
 }
 
@@ -208,6 +270,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
         let kind = match &self.kind {
             FutureKind::Inner { .. } => "inner",
             FutureKind::Ready { .. } => "ready",
+            FutureKind::Authenticating { .. } => "authenticating",
         };
         f.debug_struct("ResponseFuture").field("kind", &kind).finish()
     }
@@ -221,6 +284,10 @@ impl<F> ResponseFuture<F> {
     fn ready(response: Response<TextBody>) -> Self {
         Self { kind: FutureKind::Ready { response: Some(response) } }
     }
+
+    fn authenticating(future: Pin<Box<dyn Future<Output = Result<F, Response<TextBody>>> + Send>>) -> Self {
+        Self { kind: FutureKind::Authenticating { future } }
+    }
 }
 
 /// Resolves to the inner service's response, its body wrapped in a [`ResponseBody`], or to the
@@ -231,15 +298,27 @@ where
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            FutureKindProj::Inner { future } => future
-                .poll(cx)
-                .map_ok(|response| response.map(|body| ResponseBody { kind: BodyKind::Inner { body } })),
-            FutureKindProj::Ready { response } => {
-                let response = response.take().expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(response.map(|body| ResponseBody { kind: BodyKind::Text { body } })))
-            }
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut kind = self.as_mut().project().kind;
+            let next = match kind.as_mut().project() {
+                FutureKindProj::Inner { future } => {
+                    return future.poll(cx).map_ok(|response| {
+                        response.map(|body| ResponseBody { kind: BodyKind::Inner { body } })
+                    });
+                }
+                FutureKindProj::Ready { response } => {
+                    let response = response.take().expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(
+                        response.map(|body| ResponseBody { kind: BodyKind::Text { body } })
+                    ));
+                }
+                FutureKindProj::Authenticating { future } => match ready!(future.as_mut().poll(cx)) {
+                    Ok(future) => FutureKind::Inner { future },
+                    Err(response) => FutureKind::Ready { response: Some(response) },
+                },
+            };
+            kind.set(next);
         }
     }
 }

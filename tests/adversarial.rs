@@ -140,13 +140,16 @@ impl Drop for Server {
 
 impl Server {
     async fn start() -> Self {
-        Self::start_with(WebSocketLayer::builder().allowed_origins([ALLOWED_ORIGIN, ALLOWED_ORIGIN_WITH_PORT]))
-            .await
+        Self::start_with(
+            WebSocketLayer::builder().allowed_origins([ALLOWED_ORIGIN, ALLOWED_ORIGIN_WITH_PORT]),
+        )
+        .await
     }
 
     /// A server whose layer is `builder` with the suite's message and frame limits.
     async fn start_with(builder: WebSocketLayerBuilder) -> Self {
-        let layer = builder.max_message_size(MAX_MESSAGE).max_frame_size(MAX_FRAME).build().expect("valid options");
+        let layer =
+            builder.max_message_size(MAX_MESSAGE).max_frame_size(MAX_FRAME).build().expect("valid options");
         let (service, ends) = echo_service(layer.clone(), Behaviour::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
@@ -434,7 +437,8 @@ async fn exchange_whole(addr: &str, request: &[u8]) -> String {
                     .lines()
                     .find_map(|line| {
                         let (name, value) = line.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
                     })
                     .unwrap_or(0);
                 if response.len() >= end + 4 + length {

@@ -253,7 +253,10 @@ async fn by_default_a_cross_origin_handshake_gets_403_saying_why() {
     let (response, called) = same_origin_decision("https://a.example", &[("host", "b.example")], None).await;
     assert_eq!((response.status(), called), (StatusCode::FORBIDDEN, false));
     assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
-    assert_eq!(response.body(), "origin https://a.example does not match host b.example; see allowed_origins");
+    assert_eq!(
+        response.body(),
+        "origin https://a.example does not match host b.example; see allowed_origins"
+    );
 }
 
 #[tokio::test]
@@ -274,7 +277,9 @@ async fn by_default_a_same_origin_handshake_and_one_without_origin_are_let_throu
 
 #[tokio::test]
 async fn by_default_ports_must_match() {
-    for (origin, host) in [("http://localhost:3000", "localhost:3001"), ("https://b.example:8443", "b.example")] {
+    for (origin, host) in
+        [("http://localhost:3000", "localhost:3001"), ("https://b.example:8443", "b.example")]
+    {
         let (response, called) = same_origin_decision(origin, &[("host", host)], None).await;
         assert_eq!((response.status(), called), (StatusCode::FORBIDDEN, false), "{origin} on {host}");
     }
@@ -296,7 +301,8 @@ async fn a_forwarded_host_is_trusted_only_when_configured() {
     let forged = [("host", "127.0.0.1:8080"), ("x-forwarded-host", "public.example")];
     let (response, _) = same_origin_decision("https://evil.example", &forged, trusted).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let forwarded = [("host", "127.0.0.1:8080"), ("forwarded", "for=192.0.2.1;host=public.example;proto=https")];
+    let forwarded =
+        [("host", "127.0.0.1:8080"), ("forwarded", "for=192.0.2.1;host=public.example;proto=https")];
     let (response, called) =
         same_origin_decision("https://public.example", &forwarded, Some(ForwardedHeader::Forwarded)).await;
     assert_eq!((response.status(), called), (ALLOWED_BY_EXTRACTOR, true));
@@ -318,7 +324,10 @@ async fn over_http2_the_authority_is_the_uri_s() {
     assert_eq!(calls, 1);
     let (response, calls) = extract_through(WebSocketLayer::new(), request("https://evil.example")).await;
     assert_eq!((response.status(), calls), (StatusCode::FORBIDDEN, 0));
-    assert_eq!(response.body(), "origin https://evil.example does not match host chat.example; see allowed_origins");
+    assert_eq!(
+        response.body(),
+        "origin https://evil.example does not match host chat.example; see allowed_origins"
+    );
 }
 
 #[tokio::test]

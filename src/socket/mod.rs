@@ -270,6 +270,28 @@ impl WebSocket {
         result
     }
 
+    /// The identity the layer's [`authenticate`](crate::WebSocketLayerBuilder::authenticate)
+    /// function returned for this socket's handshake, if it is an `I`. `None` without
+    /// authentication, and on client sockets.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocket;
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// async fn handler(mut socket: WebSocket) {
+    ///     let greeting = match socket.identity::<User>() {
+    ///         Some(user) => format!("hello {}", user.0),
+    ///         None => "hello".to_owned(),
+    ///     };
+    ///     let _ = socket.send(greeting).await;
+    /// }
+    /// ```
+    pub fn identity<I: 'static>(&self) -> Option<&I> {
+        self.open.as_ref()?.identity()?.get()
+    }
+
     /// The subprotocol chosen in the handshake, if any.
     ///
     /// ```
