@@ -9,7 +9,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header::RETRY_AFTER};
+use http::{
+    HeaderValue, Request, Response, StatusCode,
+    header::{RETRY_AFTER, WWW_AUTHENTICATE},
+};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -175,7 +178,13 @@ where
                         "refused WebSocket request: authentication"
                     );
                     shared.tracker.count_refused_by_auth();
-                    return Err(text_response(status, TextBody::from(Bytes::from(reason.into_owned()))));
+                    let mut response =
+                        text_response(status, TextBody::from(Bytes::from(reason.into_owned())));
+                    if status == StatusCode::UNAUTHORIZED {
+                        // RFC 9110 §15.5.2: a 401 names a scheme. Browsers never prompt for Bearer.
+                        response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    }
+                    return Err(response);
                 }
             };
             let mut req = Request::from_parts(parts, body);

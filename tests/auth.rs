@@ -6,7 +6,7 @@ use std::{
     convert::Infallible,
     io::Write,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
 };
@@ -64,6 +64,8 @@ struct Seen {
 /// A client for `layer` in front of a handler that records what it sees, chooses `chat.v1`
 /// when offered, and sends the identity's name over the socket.
 fn client(layer: WebSocketLayer) -> (TestClient, Arc<Mutex<Vec<Seen>>>, Arc<AtomicUsize>) {
+    // Every test's events go to the capture that the last test checks for tokens.
+    let _ = captured();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let handler_calls = Arc::new(AtomicUsize::new(0));
     let (record, count) = (seen.clone(), handler_calls.clone());
@@ -163,6 +165,8 @@ async fn refusals_are_401_or_403_with_the_reason_and_the_handler_never_runs() {
         let error = client.connect(path).protocols(protocols).await.unwrap_err();
         let refused = error.refused().expect("an HTTP refusal");
         assert_eq!((refused.status(), refused.text()), (status, reason.to_owned()), "{path}");
+        let challenge = refused.headers().get("www-authenticate").map(|v| v.to_str().unwrap());
+        assert_eq!(challenge, (status == StatusCode::UNAUTHORIZED).then_some("Bearer"), "{path}");
     }
     assert_eq!(handler_calls.load(Ordering::SeqCst), 0);
     let stats = layer.stats();
@@ -225,19 +229,29 @@ impl Write for Captured {
     }
 }
 
+/// Everything the crate logs in this test binary, every test included: a global subscriber
+/// (installed by the first test that asks), so that no test's events escape it. (A scoped
+/// subscriber misses events whose callsite interest another test's thread cached first.)
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        // Every level, with span fields and span opening and closing.
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("tower_websockets=trace"))
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    })
+}
+
 #[tokio::test]
 async fn no_token_appears_in_any_log_line_or_span() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    // Everything the crate logs, at every level, with span fields and span opening/closing.
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("tower_websockets=trace"))
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let captured = captured();
     let layer = authenticating(Arc::default()).max_connections(1).build().unwrap();
     let (client, _, _) = client(layer);
     // Refused: a wrong token that looks like the secret, in each place.
@@ -261,7 +275,7 @@ async fn no_token_appears_in_any_log_line_or_span() {
     assert_eq!(full.refused().unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
     socket.close().await.unwrap();
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
     assert!(text.contains("refused WebSocket request: authentication"), "{text}");
     assert!(text.contains("WebSocket opened"), "{text}");
     assert!(text.contains("connection limit reached"), "{text}");
