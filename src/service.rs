@@ -156,7 +156,7 @@ where
         let Some(authenticator) = &self.shared.config.authenticator else {
             return match admit(&self.shared, &mut req, None) {
                 Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-                Err(response) => ResponseFuture::ready(response),
+                Err(reason) => ResponseFuture::ready(unavailable(reason)),
             };
         };
 
@@ -189,7 +189,7 @@ where
             };
             let mut req = Request::from_parts(parts, body);
             identity.insert_into(req.extensions_mut());
-            admit(&shared, &mut req, Some(identity))?;
+            admit(&shared, &mut req, Some(identity)).map_err(unavailable)?;
             Ok(inner.call(req))
         }))
     }
@@ -197,15 +197,15 @@ where
 
 /// Lets an upgrade request that passed the origin policy (and authentication) through: removes
 /// the token's query parameter, takes a connection slot and leaves the context for the
-/// extractor. The refusal when shutting down or at the connection limit.
+/// extractor. The reason of the 503 when shutting down or at the connection limit.
 fn admit<B>(
     shared: &Arc<Shared>,
     req: &mut Request<B>,
     identity: Option<Identity>,
-) -> Result<(), Response<TextBody>> {
+) -> Result<(), &'static str> {
     if shared.tracker.is_shutting_down() {
         tracing::debug!(path = %req.uri().path(), "refused WebSocket request: shutting down");
-        return Err(unavailable("the server is shutting down"));
+        return Err("the server is shutting down");
     }
     if let Some(name) = &shared.config.token_query_param {
         if let Some(uri) = without_query_param(req.uri(), name) {
@@ -215,7 +215,7 @@ fn admit<B>(
     let Some(slot) = shared.reserve() else {
         tracing::debug!(path = %req.uri().path(), "refused WebSocket request: connection limit reached");
         shared.tracker.count_refused_by_limit();
-        return Err(unavailable("too many WebSocket connections"));
+        return Err("too many WebSocket connections");
     };
     req.extensions_mut().insert(WebSocketContext { shared: shared.clone(), slot: Arc::new(slot), identity });
     Ok(())

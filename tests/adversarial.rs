@@ -39,7 +39,9 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_tungstenite::tungstenite::Message as TMessage;
-use tower_websockets::{CloseCode, WebSocketLayer, WebSocketLayerBuilder, WebSocketStats};
+use tower_websockets::{
+    AuthRejection, CloseCode, Token, WebSocketLayer, WebSocketLayerBuilder, WebSocketStats,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Running one case at a time, and measuring the process.
@@ -177,10 +179,7 @@ impl Server {
                 }
             }
         });
-        let mut server = Self { addr, layer, ends, task };
-        // Warm up (the runtime's threads, the first buffers) before anyone measures.
-        server.assert_serves_a_client().await;
-        server
+        Self { addr, layer, ends, task }
     }
 
     fn stats(&self) -> WebSocketStats {
@@ -535,6 +534,7 @@ fn malformed_handshakes_get_their_status() {
 fn by_default_a_cross_origin_page_gets_403_naming_both_hosts() {
     serial(|| async {
         let mut server = Server::start_with(WebSocketLayer::builder()).await;
+        server.assert_serves_a_client().await;
         let addr = server.addr.to_string();
         let before = usage();
         // `handshake_request` sends `Host: 127.0.0.1`.
@@ -559,6 +559,57 @@ fn by_default_a_cross_origin_page_gets_403_naming_both_hosts() {
         assert_eq!(server.stats().refused_by_origin, 3);
         server.settle().await;
         assert_back("cross-origin handshakes", before, 16, usage).await;
+    });
+}
+
+#[test]
+fn handshakes_refused_by_authentication_get_401_or_403_and_take_no_slot() {
+    serial(|| async {
+        let builder =
+            WebSocketLayer::builder().max_connections(4).authenticate(|parts: &http::request::Parts| {
+                let token =
+                    Token::from_protocol(parts).or_else(|| Token::from_query(parts, "t")).map(str::to_owned);
+                async move {
+                    match token.as_deref() {
+                        Some("good") => Ok(()),
+                        Some("banned") => Err(AuthRejection::forbidden("banned")),
+                        _ => Err(AuthRejection::unauthorized("no valid token")),
+                    }
+                }
+            });
+        let mut server = Server::start_with(builder.token_query_param("t")).await;
+        let addr = server.addr.to_string();
+        let before = usage();
+        // More refusals than slots: none of them takes one.
+        for round in 0..3 {
+            for (what, request, status, body) in [
+                ("no token", handshake_request(""), 401, "no valid token"),
+                (
+                    "a wrong token",
+                    handshake_request("Sec-WebSocket-Protocol: bearer, bad\r\n"),
+                    401,
+                    "no valid token",
+                ),
+                ("a banned token", handshake_request("").replace("/ws", "/ws?t=banned"), 403, "banned"),
+            ] {
+                let response = exchange_whole(&addr, request.as_bytes()).await;
+                assert_eq!(status_of(&response), status, "{what} (round {round}): {response}");
+                assert!(response.ends_with(&format!("\r\n\r\n{body}")), "{what}: {response}");
+                assert_eq!(
+                    has_header(&response, "www-authenticate", "Bearer"),
+                    status == 401,
+                    "{what}: {response}"
+                );
+            }
+        }
+        // The token in the protocol list: accepted, answered with the marker only.
+        let (raw, head) = Raw::open_with(&addr, "Sec-WebSocket-Protocol: bearer, good\r\n").await;
+        assert!(has_header(&head, "sec-websocket-protocol", "bearer"), "{head}");
+        drop(raw);
+        server.wait_ends(1).await;
+        assert_eq!(server.stats().refused_by_auth, 9);
+        server.settle().await;
+        assert_back("refused authentication", before, 16, usage).await;
     });
 }
 
