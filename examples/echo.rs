@@ -694,7 +694,7 @@ mod tests {
         let request = Request::connect("https://localhost/ws")
             .header(header::SEC_WEBSOCKET_VERSION, "13")
             .extension(Protocol::from_static("websocket"))
-            .body(Empty::<Bytes>::new())
+            .body(Empty::<bytes::Bytes>::new())
             .unwrap();
         let mut response = sender.send_request(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
