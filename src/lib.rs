@@ -169,7 +169,7 @@ pub use origin::{AllowedOrigins, ForwardedHeader};
 pub use rejection::WebSocketUpgradeRejection;
 pub use response::TextBody;
 pub use service::{ResponseBody, ResponseFuture, WebSocketService};
-pub use socket::WebSocket;
+pub use socket::{RateLimit, RateLimitPolicy, WebSocket};
 pub use upgrade::WebSocketUpgrade;
 
 /// The guides, from the crate's `docs/` folder: pages without code of their own, versioned with

@@ -84,6 +84,8 @@ pub(crate) struct Tracker {
     refused_by_origin: AtomicU64,
     refused_by_limit: AtomicU64,
     refused_by_auth: AtomicU64,
+    rate_limit_throttled: AtomicU64,
+    rate_limit_closed: AtomicU64,
     keep_alive_timeouts: AtomicU64,
     /// Set once the shutdown has begun: read by every socket, so an atomic.
     shutting_down: AtomicBool,
@@ -132,6 +134,19 @@ impl Tracker {
         self.refused_by_auth.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_rate_limit_throttled(&self) {
+        self.rate_limit_throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_rate_limit_closed(&self) {
+        self.rate_limit_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn rate_limit_counts(&self) -> (u64, u64) {
+        (self.rate_limit_throttled.load(Ordering::Relaxed), self.rate_limit_closed.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn count_keep_alive_timeout(&self) {
         self.keep_alive_timeouts.fetch_add(1, Ordering::Relaxed);
     }
@@ -143,6 +158,8 @@ impl Tracker {
             refused_by_origin: self.refused_by_origin.load(Ordering::Relaxed),
             refused_by_limit: self.refused_by_limit.load(Ordering::Relaxed),
             refused_by_auth: self.refused_by_auth.load(Ordering::Relaxed),
+            rate_limit_throttled: self.rate_limit_throttled.load(Ordering::Relaxed),
+            rate_limit_closed: self.rate_limit_closed.load(Ordering::Relaxed),
             keep_alive_timeouts: self.keep_alive_timeouts.load(Ordering::Relaxed),
         }
     }
@@ -292,6 +309,10 @@ pub struct WebSocketStats {
     /// WebSocket requests refused by the
     /// [`authenticate`](crate::WebSocketLayerBuilder::authenticate) function (401 or 403).
     pub refused_by_auth: u64,
+    /// Sockets that their [`RateLimit`](crate::RateLimit) throttled at least once.
+    pub rate_limit_throttled: u64,
+    /// Sockets closed with 1008 by their [`RateLimit`](crate::RateLimit).
+    pub rate_limit_closed: u64,
     /// Sockets dropped by the keep-alive timeout.
     pub keep_alive_timeouts: u64,
 }

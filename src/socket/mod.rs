@@ -13,8 +13,10 @@ mod close;
 pub(crate) mod frame;
 mod keep_alive;
 mod prepared;
+mod rate_limit;
 
 pub use prepared::SentDeliveries;
+pub use rate_limit::{RateLimit, RateLimitPolicy};
 mod transport;
 
 use std::{
@@ -122,6 +124,8 @@ pub struct WebSocket {
     close_code: Option<CloseCode>,
     /// permessage-deflate's send side, when negotiated (the receive side is in the transport).
     deflater: Option<Box<Deflater>>,
+    /// The rate limit on what the peer sends; `None` without one.
+    rate_limit: Option<Box<rate_limit::Gate>>,
 }
 
 /// Where the connection is in its life.
@@ -229,6 +233,7 @@ impl WebSocket {
             open,
             close_code: None,
             deflater,
+            rate_limit: rate_limit::Gate::new(&config.rate_limit),
         }
     }
 
@@ -422,6 +427,10 @@ impl WebSocket {
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
             let State::Open(connection) = &mut self.state else { return Poll::Ready(None) };
+            // A throttled socket does not read (TCP pushes back on its peer alone).
+            if let Some(gate) = self.rate_limit.as_deref_mut() {
+                ready!(gate.poll_read_allowed(cx, self.open.as_ref().map(OpenSocket::tracker)));
+            }
             let item = match Pin::new(&mut connection.stream).poll_next(cx) {
                 Poll::Ready(item) => item,
                 // tungstenite has read every frame before a message the transport took off its
@@ -431,6 +440,17 @@ impl WebSocket {
                     None => return Poll::Pending,
                 },
             };
+            let tracker = self.open.as_ref().map(OpenSocket::tracker);
+            if let (Some(gate), Some(Ok(message))) = (self.rate_limit.as_deref_mut(), &item) {
+                if gate.charge(message.len(), tracker).is_err() {
+                    self.state.end();
+                    let error = Error::RateLimited;
+                    if let Some(frame) = error.close_frame() {
+                        self.queue_close(frame, cx);
+                    }
+                    return Poll::Ready(Some(Err(error)));
+                }
+            }
             match item {
                 Some(Ok(message)) => {
                     if let Some(clock) = self.keep_alive.as_mut() {
