@@ -300,6 +300,22 @@ pub(crate) struct Config {
     pub(crate) authenticator: Option<crate::auth::Authenticator>,
     /// The query parameter that carries a token, removed before the inner service sees the URI.
     pub(crate) token_query_param: Option<std::borrow::Cow<'static, str>>,
+    /// The most sockets open at once per client; `None` for no limit.
+    pub(crate) max_connections_per_client: Option<usize>,
+    /// The application's client key; `None`: the peer's IP address.
+    pub(crate) client_key: Option<ClientKeyFn>,
+}
+
+/// The application's function from a request head to a client key.
+#[derive(Clone)]
+pub(crate) struct ClientKeyFn(
+    pub(crate) std::sync::Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>,
+);
+
+impl std::fmt::Debug for ClientKeyFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientKeyFn(..)")
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use tower_layer::Layer;
 
 use crate::{
     auth::{AuthRejection, Authenticator},
-    config::{Config, SocketConfig, socket_option_setters},
+    config::{ClientKeyFn, Config, SocketConfig, socket_option_setters},
     error::ConfigError,
     lifecycle::{Shared, ShutdownHandle, Tracker, WebSocketStats},
     origin::{AllowedOrigins, ForwardedHeader},
@@ -142,6 +142,8 @@ pub struct WebSocketLayerBuilder {
     max_connections: Option<usize>,
     authenticator: Option<Authenticator>,
     token_query_param: Option<std::borrow::Cow<'static, str>>,
+    max_connections_per_client: Option<usize>,
+    client_key: Option<ClientKeyFn>,
 }
 
 impl WebSocketLayerBuilder {
@@ -263,6 +265,59 @@ impl WebSocketLayerBuilder {
         self
     }
 
+    /// The most WebSockets one client may have open at once. Past it, the client's next
+    /// WebSocket request gets `429 Too Many Requests` with `Retry-After`, and the inner service
+    /// is not called. Default: no limit.
+    ///
+    /// A client is its IP address by default (an IPv6 address by its /64), read from the
+    /// request's extensions, where the server must put it: hyper does not. axum's
+    /// `into_make_service_with_connect_info::<SocketAddr>()` does (`ConnectInfo<SocketAddr>`,
+    /// with the `axum` feature); with hyper, insert the `std::net::SocketAddr` that
+    /// `TcpListener::accept` returned (`req.extensions_mut().insert(peer)`). Behind a proxy, every
+    /// client has the proxy's address: give a [`client_key`](Self::client_key) that reads the
+    /// header your proxy sets. A request with no key is let in, uncounted (and a warning is
+    /// logged once): counting them all under one key would let one misconfiguration refuse
+    /// everyone.
+    ///
+    /// The count is taken with the connection slot (after the origin policy and authentication)
+    /// and released when the socket ends. A client's entry is forgotten with its last socket, so
+    /// the layer holds one entry per client with an open socket, and no more.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// let layer = WebSocketLayer::builder().max_connections_per_client(5).build()?;
+    /// assert_eq!(layer.stats().tracked_clients, 0);
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn max_connections_per_client(mut self, n: usize) -> Self {
+        self.max_connections_per_client = Some(n);
+        self
+    }
+
+    /// Who a client is, for [`max_connections_per_client`](Self::max_connections_per_client):
+    /// a key from the request head (an account from the authentication's identity in the
+    /// extensions, a header your proxy sets), or `None` to let the request in uncounted.
+    /// Default: the peer's IP address.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// // Behind a proxy that sets X-Real-IP (and strips it from what clients send).
+    /// let layer = WebSocketLayer::builder()
+    ///     .max_connections_per_client(5)
+    ///     .client_key(|parts| parts.headers.get("x-real-ip")?.to_str().ok().map(str::to_owned))
+    ///     .build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn client_key<F>(mut self, key: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        self.client_key = Some(ClientKeyFn(std::sync::Arc::new(key)));
+        self
+    }
+
     /// Checks the options and builds the layer.
     ///
     /// # Errors
@@ -273,6 +328,9 @@ impl WebSocketLayerBuilder {
     /// the form `scheme://host[:port]`.
     pub fn build(self) -> Result<WebSocketLayer, ConfigError> {
         self.socket.validate()?;
+        if self.max_connections_per_client == Some(0) {
+            return Err(ConfigError::new("max_connections_per_client", "must be at least 1"));
+        }
         if self.max_connections == Some(0) {
             return Err(ConfigError::new("max_connections", "must be at least 1"));
         }
@@ -293,6 +351,8 @@ impl WebSocketLayerBuilder {
             max_connections: self.max_connections,
             authenticator: self.authenticator,
             token_query_param: self.token_query_param,
+            max_connections_per_client: self.max_connections_per_client,
+            client_key: self.client_key,
         }))
     }
 }
@@ -322,6 +382,7 @@ mod tests {
             ),
             (WebSocketLayer::builder().allowed_origins(["example.com"]), "allowed_origins"),
             (WebSocketLayer::builder().max_connections(0), "max_connections"),
+            (WebSocketLayer::builder().max_connections_per_client(0), "max_connections_per_client"),
             (WebSocketLayer::builder().token_query_param(""), "token_query_param"),
             (WebSocketLayer::builder().token_query_param("a&b"), "token_query_param"),
         ];

@@ -33,6 +33,27 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Counts one more socket for the client `key` if
+    /// [`max_connections_per_client`](crate::WebSocketLayerBuilder::max_connections_per_client)
+    /// allows. `None` when the client is at the limit.
+    pub(crate) fn reserve_client(self: &Arc<Self>, key: ClientKey, limit: usize) -> Option<ClientSlot> {
+        let mut clients = self.tracker.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = clients.entry(key.clone()).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot { shared: self.clone(), key })
+    }
+
+    /// Takes a connection slot if the limit allows, holding `client`'s count with it. `None`
+    /// when the limit is reached (`client` is then released).
+    pub(crate) fn reserve_with(self: &Arc<Self>, client: Option<ClientSlot>) -> Option<Slot> {
+        let mut slot = self.reserve()?;
+        slot.client = client;
+        Some(slot)
+    }
+
     /// Takes a connection slot if the limit allows. `None` when the limit is reached.
     pub(crate) fn reserve(self: &Arc<Self>) -> Option<Slot> {
         let limit = self.config.max_connections;
@@ -54,7 +75,7 @@ impl Shared {
                 }
             }
         }
-        Some(Slot { shared: self.clone(), limited: limit.is_some() })
+        Some(Slot { shared: self.clone(), limited: limit.is_some(), client: None })
     }
 
     /// Spawns a socket's handler task and keeps its abort handle until it ends.
@@ -95,6 +116,58 @@ pub(crate) struct Tracker {
     socket_ended: Notify,
     /// The handler task of each open socket, to cut at a shutdown deadline.
     tasks: Mutex<TaskTable>,
+    /// Sockets (and requests on their way to becoming sockets) per client key, for
+    /// `max_connections_per_client`. A key is removed with its last socket, so the map holds at
+    /// most one entry per socket.
+    clients: Mutex<HashMap<ClientKey, usize>>,
+    refused_by_client_limit: AtomicU64,
+    /// Set once a request had no client key (logged once).
+    warned_no_client_key: AtomicBool,
+}
+
+/// Who a client is, for `max_connections_per_client`: its IP address (an IPv6 address by its
+/// /64, which one host usually holds whole), or the key of the application's function.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum ClientKey {
+    Ip(std::net::IpAddr),
+    Custom(Box<str>),
+}
+
+impl ClientKey {
+    /// The key of a peer address: the IPv4 address, or the /64 of an IPv6 one (an IPv4-mapped
+    /// IPv6 address counts as the IPv4 one).
+    pub(crate) fn of_ip(ip: std::net::IpAddr) -> Self {
+        use std::net::IpAddr;
+        match ip {
+            IpAddr::V4(v4) => Self::Ip(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::Ip(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    Self::Ip(IpAddr::V6(std::net::Ipv6Addr::from(prefix)))
+                }
+            },
+        }
+    }
+}
+
+/// One socket's count for its client key; dropping it forgets the key with its last socket.
+#[derive(Debug)]
+pub(crate) struct ClientSlot {
+    shared: Arc<Shared>,
+    key: ClientKey,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut clients = self.shared.tracker.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = clients.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                clients.remove(&self.key);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -130,6 +203,15 @@ impl Tracker {
         self.refused_by_limit.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_refused_by_client_limit(&self) {
+        self.refused_by_client_limit.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `true` the first time a request has no client key.
+    pub(crate) fn first_without_client_key(&self) -> bool {
+        !self.warned_no_client_key.swap(true, Ordering::Relaxed)
+    }
+
     pub(crate) fn count_refused_by_auth(&self) {
         self.refused_by_auth.fetch_add(1, Ordering::Relaxed);
     }
@@ -158,6 +240,8 @@ impl Tracker {
             refused_by_origin: self.refused_by_origin.load(Ordering::Relaxed),
             refused_by_limit: self.refused_by_limit.load(Ordering::Relaxed),
             refused_by_auth: self.refused_by_auth.load(Ordering::Relaxed),
+            refused_by_client_limit: self.refused_by_client_limit.load(Ordering::Relaxed),
+            tracked_clients: self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len(),
             rate_limit_throttled: self.rate_limit_throttled.load(Ordering::Relaxed),
             rate_limit_closed: self.rate_limit_closed.load(Ordering::Relaxed),
             keep_alive_timeouts: self.keep_alive_timeouts.load(Ordering::Relaxed),
@@ -183,6 +267,8 @@ impl Drop for ForgetTask {
 pub(crate) struct Slot {
     shared: Arc<Shared>,
     limited: bool,
+    /// The client's count, with `max_connections_per_client`.
+    client: Option<ClientSlot>,
 }
 
 impl Drop for Slot {
@@ -309,6 +395,14 @@ pub struct WebSocketStats {
     /// WebSocket requests refused by the
     /// [`authenticate`](crate::WebSocketLayerBuilder::authenticate) function (401 or 403).
     pub refused_by_auth: u64,
+    /// WebSocket requests refused by
+    /// [`max_connections_per_client`](crate::WebSocketLayerBuilder::max_connections_per_client)
+    /// (429).
+    pub refused_by_client_limit: u64,
+    /// Client keys with at least one socket now, for
+    /// [`max_connections_per_client`](crate::WebSocketLayerBuilder::max_connections_per_client):
+    /// a key is forgotten when its last socket ends, so this is never more than the sockets.
+    pub tracked_clients: usize,
     /// Sockets that their [`RateLimit`](crate::RateLimit) throttled at least once.
     pub rate_limit_throttled: u64,
     /// Sockets closed with 1008 by their [`RateLimit`](crate::RateLimit).

@@ -20,9 +20,10 @@ use tower_service::Service;
 use crate::{
     auth::{Identity, without_query_param},
     handshake::is_upgrade_attempt,
-    lifecycle::{Shared, Slot},
+    lifecycle::{ClientKey, Shared, Slot},
     origin::OriginRefusal,
     response::{TextBody, text_response},
+    upgrade::peer_addr,
 };
 
 /// What the layer leaves in the extensions of a WebSocket request it let through, for
@@ -154,9 +155,9 @@ where
         }
 
         let Some(authenticator) = &self.shared.config.authenticator else {
-            return match admit(&self.shared, &mut req, None) {
-                Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-                Err(reason) => ResponseFuture::ready(unavailable(reason)),
+            return match admit(&self.shared, req, None) {
+                Ok(req) => ResponseFuture::inner(self.inner.call(req)),
+                Err(refusal) => ResponseFuture::ready(refusal.into_response()),
             };
         };
 
@@ -189,36 +190,98 @@ where
             };
             let mut req = Request::from_parts(parts, body);
             identity.insert_into(req.extensions_mut());
-            admit(&shared, &mut req, Some(identity)).map_err(unavailable)?;
+            let req = admit(&shared, req, Some(identity)).map_err(Refusal::into_response)?;
             Ok(inner.call(req))
         }))
     }
 }
 
 /// Lets an upgrade request that passed the origin policy (and authentication) through: removes
-/// the token's query parameter, takes a connection slot and leaves the context for the
-/// extractor. The reason of the 503 when shutting down or at the connection limit.
+/// the token's query parameter, counts it for its client, takes a connection slot and leaves the
+/// context for the extractor. The refusal when shutting down, or at a connection limit.
 fn admit<B>(
     shared: &Arc<Shared>,
-    req: &mut Request<B>,
+    mut req: Request<B>,
     identity: Option<Identity>,
-) -> Result<(), &'static str> {
+) -> Result<Request<B>, Refusal> {
     if shared.tracker.is_shutting_down() {
         tracing::debug!(path = %req.uri().path(), "refused WebSocket request: shutting down");
-        return Err("the server is shutting down");
+        return Err(Refusal::Unavailable("the server is shutting down"));
     }
     if let Some(name) = &shared.config.token_query_param {
         if let Some(uri) = without_query_param(req.uri(), name) {
             *req.uri_mut() = uri;
         }
     }
-    let Some(slot) = shared.reserve() else {
+    let mut client = None;
+    if let Some(limit) = shared.config.max_connections_per_client {
+        let (back, key) = client_key(shared, req);
+        req = back;
+        if let Some(key) = key {
+            let Some(slot) = shared.reserve_client(key, limit) else {
+                tracing::debug!(path = %req.uri().path(), "refused WebSocket request: client connection limit reached");
+                shared.tracker.count_refused_by_client_limit();
+                return Err(Refusal::TooManyFromClient);
+            };
+            client = Some(slot);
+        }
+    }
+    let Some(slot) = shared.reserve_with(client) else {
         tracing::debug!(path = %req.uri().path(), "refused WebSocket request: connection limit reached");
         shared.tracker.count_refused_by_limit();
-        return Err("too many WebSocket connections");
+        return Err(Refusal::Unavailable("too many WebSocket connections"));
     };
     req.extensions_mut().insert(WebSocketContext { shared: shared.clone(), slot: Arc::new(slot), identity });
-    Ok(())
+    Ok(req)
+}
+
+/// Why [`admit`] refused a request.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// 503: shutting down, or the connection limit.
+    Unavailable(&'static str),
+    /// 429: the client's connection limit.
+    TooManyFromClient,
+}
+
+impl Refusal {
+    fn into_response(self) -> Response<TextBody> {
+        match self {
+            Self::Unavailable(reason) => unavailable(reason),
+            Self::TooManyFromClient => {
+                let mut response = text_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many WebSocket connections from this client",
+                );
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+                response
+            }
+        }
+    }
+}
+
+/// The client's key for `max_connections_per_client`: the application's function, or the peer's
+/// IP address from the extensions. `None` (warned once) when there is none.
+fn client_key<B>(shared: &Shared, req: Request<B>) -> (Request<B>, Option<ClientKey>) {
+    let (req, key) = match &shared.config.client_key {
+        Some(function) => {
+            // The function takes the head: the request is moved apart and back, not copied.
+            let (parts, body) = req.into_parts();
+            let key = (function.0)(&parts).map(|key| ClientKey::Custom(key.into_boxed_str()));
+            (Request::from_parts(parts, body), key)
+        }
+        None => {
+            let key = peer_addr(req.extensions()).map(|addr| ClientKey::of_ip(addr.ip()));
+            (req, key)
+        }
+    };
+    if key.is_none() && shared.tracker.first_without_client_key() {
+        tracing::warn!(
+            "max_connections_per_client: a WebSocket request without a client key was let in uncounted \
+             (put the peer's SocketAddr in the request's extensions, or set client_key); logged once"
+        );
+    }
+    (req, key)
 }
 
 /// `503 Service Unavailable` with `Retry-After`.

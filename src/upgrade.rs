@@ -451,7 +451,7 @@ fn extension_offers(headers: &HeaderMap) -> HeaderMap {
 
 /// The peer's address, when the server put it in the request: axum's `ConnectInfo<SocketAddr>`
 /// or `MockConnectInfo<SocketAddr>` (with the `axum` feature), or a plain `SocketAddr`.
-fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
+pub(crate) fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
     #[cfg(feature = "axum")]
     {
         use ::axum::extract::{ConnectInfo, connect_info::MockConnectInfo};
