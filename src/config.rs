@@ -306,11 +306,11 @@ pub(crate) struct Config {
     pub(crate) client_key: Option<ClientKeyFn>,
 }
 
+type KeyFunction = dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync;
+
 /// The application's function from a request head to a client key.
 #[derive(Clone)]
-pub(crate) struct ClientKeyFn(
-    pub(crate) std::sync::Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>,
-);
+pub(crate) struct ClientKeyFn(pub(crate) std::sync::Arc<KeyFunction>);
 
 impl std::fmt::Debug for ClientKeyFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -590,4 +590,39 @@ mod tests {
         assert_eq!(report, ShutdownReport { open_at_start: 0, cut: 0 });
         assert!(handle.is_triggered());
     }
+
+    #[test]
+    fn client_keys_are_ipv4_or_the_ipv6_slash_64() {
+        let key = |ip: &str| ClientKey::of_ip(ip.parse().unwrap());
+        assert_eq!(key("192.0.2.7"), ClientKey::Ip("192.0.2.7".parse().unwrap()));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"), "IPv4-mapped");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"), "one /64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn client_counts_are_limited_and_forgotten_with_the_last_socket() {
+        let shared = shared(Some(3));
+        let a = || ClientKey::Custom("a".into());
+        let first = shared.reserve_client(a(), 2).expect("under the limit");
+        let second = shared.reserve_client(a(), 2).expect("under the limit");
+        assert!(shared.reserve_client(a(), 2).is_none(), "a's limit is 2");
+        let other = shared.reserve_client(ClientKey::Custom("b".into()), 2).expect("b is another client");
+        assert_eq!(ShutdownHandle::new(shared.clone()).stats().tracked_clients, 2);
+        // A client slot travels with a connection slot, and is released with it or without it.
+        let slot = shared.reserve_with(Some(first)).expect("a connection slot");
+        drop(slot);
+        assert!(shared.reserve_client(a(), 2).is_some_and(|third| {
+            drop(third);
+            true
+        }));
+        drop((second, other));
+        assert_eq!(ShutdownHandle::new(shared.clone()).stats().tracked_clients, 0);
+        // At the connection limit, the client's count is given back.
+        let held: Vec<_> = (0..3).map(|_| shared.reserve().unwrap()).collect();
+        let client = shared.reserve_client(a(), 2).unwrap();
+        assert!(shared.reserve_with(Some(client)).is_none());
+        assert_eq!(ShutdownHandle::new(shared).stats().tracked_clients, 0);
+        drop(held);
+    }
 }
