@@ -353,15 +353,17 @@ fn same_origin(
             quote(authority)
         ))
     };
-    let Some(normalized) = normalize(origin) else { return Err(mismatch()) };
-    let Some((scheme, origin_authority)) = split_origin(&normalized) else { return Err(mismatch()) };
+    // Compared in place, without allocating: this runs for every browser handshake.
+    let Some((scheme, origin_authority)) = parse_origin(origin) else { return Err(mismatch()) };
     let (origin_host, origin_port) = host_and_port(origin_authority);
-    let origin_port = origin_port.or(match scheme {
-        "http" | "ws" => Some("80"),
-        "https" | "wss" => Some("443"),
-        _ => None,
-    });
-    let Some(origin_port) = origin_port else { return Err(mismatch()) };
+    let scheme_port = if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+        Some("80")
+    } else if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+        Some("443")
+    } else {
+        None
+    };
+    let Some(origin_port) = origin_port.or(scheme_port) else { return Err(mismatch()) };
     let Ok(authority_text) = std::str::from_utf8(authority) else { return Err(mismatch()) };
     let authority_text = authority_text.trim();
     if !host_port_ok(authority_text) {
@@ -372,7 +374,7 @@ fn same_origin(
     let port_matches = match port {
         Some(port) => port.trim_start_matches('0') == origin_port.trim_start_matches('0'),
         // No port in the authority: the default port of whichever scheme the page had.
-        None => matches!((scheme, origin_port), ("http" | "ws", "80") | ("https" | "wss", "443")),
+        None => scheme_port == Some(origin_port),
     };
     if host_matches && port_matches { Ok(()) } else { Err(mismatch()) }
 }
@@ -400,11 +402,6 @@ fn forwarded_host(headers: &HeaderMap, header: ForwardedHeader) -> Option<&[u8]>
     }
 }
 
-/// A normalised origin's scheme and authority.
-fn split_origin(normalized: &[u8]) -> Option<(&str, &str)> {
-    std::str::from_utf8(normalized).ok()?.split_once("://")
-}
-
 /// An authority's host and its port, if it has one (after the last `:` outside an IPv6 literal).
 fn host_and_port(authority: &str) -> (&str, Option<&str>) {
     match authority.rfind(':') {
@@ -415,9 +412,9 @@ fn host_and_port(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// `scheme://host[:port]` in lower case, with the scheme's default port removed and at most one
-/// trailing `/` tolerated. `None` when it is not of that form.
-fn normalize(origin: &[u8]) -> Option<Vec<u8>> {
+/// An origin's scheme and authority, checked to be of the form `scheme://host[:port]` (at most
+/// one trailing `/` tolerated), without allocating. `None` when it is not of that form.
+fn parse_origin(origin: &[u8]) -> Option<(&str, &str)> {
     let origin = origin.strip_suffix(b"/").unwrap_or(origin);
     let text = std::str::from_utf8(origin).ok()?;
     let (scheme, authority) = text.split_once("://")?;
@@ -429,6 +426,13 @@ fn normalize(origin: &[u8]) -> Option<Vec<u8>> {
     if scheme.is_empty() || authority.is_empty() || !scheme_ok || !authority_ok || !host_port_ok(authority) {
         return None;
     }
+    Some((scheme, authority))
+}
+
+/// `scheme://host[:port]` in lower case, with the scheme's default port removed and at most one
+/// trailing `/` tolerated. `None` when it is not of that form.
+fn normalize(origin: &[u8]) -> Option<Vec<u8>> {
+    let (scheme, authority) = parse_origin(origin)?;
     let scheme = scheme.to_ascii_lowercase();
     let mut authority = authority.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
