@@ -115,6 +115,9 @@ impl<S> Layer<S> for WebSocketLayer {
 /// | | [`write_buffer_size`](Self::write_buffer_size) | 128 KiB |
 /// | | [`max_write_buffer_size`](Self::max_write_buffer_size) | write buffer + one largest message |
 /// | Kestrel `MaxConcurrentUpgradedConnections` | [`max_connections`](Self::max_connections) | no limit |
+/// | | [`max_connections_per_client`](Self::max_connections_per_client), [`client_key`](Self::client_key) | no limit; the peer's IP |
+/// | | [`rate_limit`](Self::rate_limit) | no limit |
+/// | | [`authenticate`](Self::authenticate), [`token_query_param`](Self::token_query_param) | none |
 ///
 /// ```
 /// use std::time::Duration;
