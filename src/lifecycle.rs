@@ -216,19 +216,6 @@ impl Tracker {
         self.refused_by_auth.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn count_rate_limit_throttled(&self) {
-        self.rate_limit_throttled.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_rate_limit_closed(&self) {
-        self.rate_limit_closed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[cfg(test)]
-    pub(crate) fn rate_limit_counts(&self) -> (u64, u64) {
-        (self.rate_limit_throttled.load(Ordering::Relaxed), self.rate_limit_closed.load(Ordering::Relaxed))
-    }
-
     pub(crate) fn count_keep_alive_timeout(&self) {
         self.keep_alive_timeouts.fetch_add(1, Ordering::Relaxed);
     }
@@ -246,6 +233,17 @@ impl Tracker {
             rate_limit_closed: self.rate_limit_closed.load(Ordering::Relaxed),
             keep_alive_timeouts: self.keep_alive_timeouts.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The rate limits' counters.
+impl crate::socket::RateLimitCounts for Tracker {
+    fn count_rate_limit_throttled(&self) {
+        self.rate_limit_throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_rate_limit_closed(&self) {
+        self.rate_limit_closed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -529,6 +527,23 @@ impl ShutdownHandle {
     pub fn stats(&self) -> WebSocketStats {
         self.shared.tracker.stats()
     }
+}
+
+/// The peer's address, when the server put it in the request: axum's `ConnectInfo<SocketAddr>`
+/// or `MockConnectInfo<SocketAddr>` (with the `axum` feature), or a plain `SocketAddr`.
+pub(crate) fn peer_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    #[cfg(feature = "axum")]
+    {
+        use ::axum::extract::{ConnectInfo, connect_info::MockConnectInfo};
+        // As axum's `ConnectInfo` extractor does: the real one, else the one tests mock.
+        if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
+            return Some(*addr);
+        }
+        if let Some(MockConnectInfo(addr)) = extensions.get::<MockConnectInfo<std::net::SocketAddr>>() {
+            return Some(*addr);
+        }
+    }
+    extensions.get::<std::net::SocketAddr>().copied()
 }
 
 #[cfg(test)]

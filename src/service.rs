@@ -20,10 +20,9 @@ use tower_service::Service;
 use crate::{
     auth::{Identity, without_query_param},
     handshake::is_upgrade_attempt,
-    lifecycle::{ClientKey, Shared, Slot},
+    lifecycle::{ClientKey, Shared, Slot, peer_addr},
     origin::OriginRefusal,
     response::{TextBody, text_response},
-    upgrade::peer_addr,
 };
 
 /// What the layer leaves in the extensions of a WebSocket request it let through, for
@@ -293,7 +292,9 @@ fn unavailable(reason: &'static str) -> Response<TextBody> {
 
 pin_project! {
     /// The response future of [`WebSocketService`]: the inner service's future, or a response the
-    /// layer gave itself, ready at once.
+    /// layer gave itself, ready at once; with
+    /// [`authenticate`](crate::WebSocketLayerBuilder::authenticate), an upgrade request's
+    /// authentication first (boxed), then one of those.
     ///
     /// Its output is the inner service's response with the body wrapped in a [`ResponseBody`],
     /// or the inner service's error.

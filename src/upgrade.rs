@@ -1,7 +1,7 @@
 //! [`WebSocketUpgrade`]: the extractor that accepts a WebSocket, like ASP.NET Core's
 //! `AcceptWebSocketAsync(WebSocketAcceptContext)`.
 
-use std::{borrow::Cow, fmt, future::Future, net::SocketAddr};
+use std::{borrow::Cow, fmt, future::Future};
 
 use http::{
     Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
@@ -17,7 +17,7 @@ use crate::{
     deflate::{self, NegotiatedCompression},
     error::{ConfigError, Error},
     handshake::{self, Handshake},
-    lifecycle::OpenSocket,
+    lifecycle::{OpenSocket, peer_addr},
     rejection::WebSocketUpgradeRejection,
     response::{TextBody, text_response},
     service::WebSocketContext,
@@ -447,23 +447,6 @@ fn extension_offers(headers: &HeaderMap) -> HeaderMap {
         offers.append(SEC_WEBSOCKET_EXTENSIONS, offer.clone());
     }
     offers
-}
-
-/// The peer's address, when the server put it in the request: axum's `ConnectInfo<SocketAddr>`
-/// or `MockConnectInfo<SocketAddr>` (with the `axum` feature), or a plain `SocketAddr`.
-pub(crate) fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
-    #[cfg(feature = "axum")]
-    {
-        use ::axum::extract::{ConnectInfo, connect_info::MockConnectInfo};
-        // As axum's `ConnectInfo` extractor does: the real one, else the one tests mock.
-        if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>() {
-            return Some(*addr);
-        }
-        if let Some(MockConnectInfo(addr)) = extensions.get::<MockConnectInfo<SocketAddr>>() {
-            return Some(*addr);
-        }
-    }
-    extensions.get::<SocketAddr>().copied()
 }
 
 #[cfg(test)]

@@ -140,3 +140,49 @@ async fn an_invalid_per_accept_limit_is_a_config_error_naming_the_option() {
     let refused = TestClient::new(service).connect("/ws").await.unwrap_err();
     assert_eq!(refused.refused().unwrap().text(), "rate_limit");
 }
+
+#[tokio::test]
+async fn a_client_key_limits_its_sockets_with_429_and_retry_after() {
+    let layer = WebSocketLayer::builder()
+        .max_connections_per_client(2)
+        .client_key(|parts| parts.headers.get("x-account")?.to_str().ok().map(str::to_owned))
+        .build()
+        .unwrap();
+    let client = echo(layer.clone(), RateLimit::new());
+    let first = client.connect("/ws").header("x-account", "ada").await.unwrap();
+    let second = client.connect("/ws").header("x-account", "ada").await.unwrap();
+    let refused = client.connect("/ws").header("x-account", "ada").await.unwrap_err();
+    let refused = refused.refused().expect("an HTTP refusal");
+    assert_eq!(refused.status(), http::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let other = client.connect("/ws").header("x-account", "bob").await.unwrap();
+    assert_eq!(layer.stats().tracked_clients, 2);
+    for mut socket in [first, second, other] {
+        socket.close().await.unwrap();
+    }
+    // The sockets' tasks end after the closing handshake.
+    for _ in 0..100 {
+        if layer.stats().open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = layer.stats();
+    assert_eq!((stats.open, stats.tracked_clients, stats.refused_by_client_limit), (0, 0, 1));
+}
+
+#[tokio::test]
+async fn without_a_client_key_requests_are_let_in_uncounted() {
+    // The in-memory client puts no peer address in the request: no key.
+    let layer = WebSocketLayer::builder().max_connections_per_client(1).build().unwrap();
+    let client = echo(layer.clone(), RateLimit::new());
+    let mut first = client.connect("/ws").await.unwrap();
+    let mut second = client.connect("/ws").await.unwrap();
+    // A round trip each: both sockets are open on the server.
+    for socket in [&mut first, &mut second] {
+        socket.send_text("hi").await.unwrap();
+        assert_eq!(socket.recv_text().await.unwrap(), "hi");
+    }
+    let stats = layer.stats();
+    assert_eq!((stats.accepted, stats.refused_by_client_limit, stats.tracked_clients), (2, 0, 0));
+}

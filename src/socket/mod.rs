@@ -16,6 +16,7 @@ mod prepared;
 mod rate_limit;
 
 pub use prepared::SentDeliveries;
+pub(crate) use rate_limit::Counts as RateLimitCounts;
 pub use rate_limit::{RateLimit, RateLimitPolicy};
 mod transport;
 
@@ -429,7 +430,8 @@ impl WebSocket {
             let State::Open(connection) = &mut self.state else { return Poll::Ready(None) };
             // A throttled socket does not read (TCP pushes back on its peer alone).
             if let Some(gate) = self.rate_limit.as_deref_mut() {
-                ready!(gate.poll_read_allowed(cx, self.open.as_ref().map(OpenSocket::tracker)));
+                let counts = self.open.as_ref().map(|open| open.tracker() as &dyn RateLimitCounts);
+                ready!(gate.poll_read_allowed(cx, counts));
             }
             let item = match Pin::new(&mut connection.stream).poll_next(cx) {
                 Poll::Ready(item) => item,
@@ -440,9 +442,9 @@ impl WebSocket {
                     None => return Poll::Pending,
                 },
             };
-            let tracker = self.open.as_ref().map(OpenSocket::tracker);
             if let (Some(gate), Some(Ok(message))) = (self.rate_limit.as_deref_mut(), &item) {
-                if gate.charge(message.len(), tracker).is_err() {
+                let counts = self.open.as_ref().map(|open| open.tracker() as &dyn RateLimitCounts);
+                if gate.charge(message.len(), counts).is_err() {
                     self.state.end();
                     let error = Error::RateLimited;
                     if let Some(frame) = error.close_frame() {
