@@ -186,3 +186,16 @@ async fn without_a_client_key_requests_are_let_in_uncounted() {
     let stats = layer.stats();
     assert_eq!((stats.accepted, stats.refused_by_client_limit, stats.tracked_clients), (2, 0, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_peers_close_is_never_rate_limited() {
+    let limit = RateLimit::new().messages(1, 1).policy(RateLimitPolicy::Close);
+    let layer = WebSocketLayer::builder().rate_limit(limit).build().unwrap();
+    let client = echo(layer.clone(), RateLimit::new());
+    let mut socket = client.connect("/ws").await.unwrap();
+    socket.send_text("the burst").await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), "the burst");
+    // The bucket is empty: a Close still completes the closing handshake, with its own code.
+    socket.close_with(CloseCode::NORMAL, "bye").await.unwrap();
+    assert_eq!(layer.stats().rate_limit_closed, 0);
+}

@@ -442,9 +442,10 @@ impl WebSocket {
                     None => return Poll::Pending,
                 },
             };
+            // Every message but the peer's Close (its closing handshake always completes).
             if let (Some(gate), Some(Ok(message))) = (self.rate_limit.as_deref_mut(), &item) {
                 let counts = self.open.as_ref().map(|open| open.tracker() as &dyn RateLimitCounts);
-                if gate.charge(message.len(), counts).is_err() {
+                if !message.is_close() && gate.charge(message.len(), counts).is_err() {
                     self.state.end();
                     let error = Error::RateLimited;
                     if let Some(frame) = error.close_frame() {

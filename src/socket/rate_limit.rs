@@ -56,7 +56,8 @@ struct Bucket {
 
 /// Rate limits on what one socket receives: messages per second and bytes (of payload) per
 /// second, each a token bucket with a burst, and the [`RateLimitPolicy`] for a peer that goes
-/// past them. Every message counts (Pings and Pongs too); a fragmented message counts once.
+/// past them. Every message counts (Pings and Pongs too) but the peer's Close; a fragmented
+/// message counts once.
 ///
 /// Set it for every socket with
 /// [`WebSocketLayerBuilder::rate_limit`](crate::WebSocketLayerBuilder::rate_limit), or for one
