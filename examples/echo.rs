@@ -38,7 +38,9 @@ use tokio_rustls::{
     },
 };
 use tower::ServiceBuilder;
-use tower_websockets::{Compression, Message, TextBody, WebSocket, WebSocketLayer, WebSocketUpgrade};
+use tower_websockets::{
+    AuthRejection, Compression, Message, TextBody, Token, WebSocket, WebSocketLayer, WebSocketUpgrade,
+};
 use tracing::Instrument;
 
 const SERVER: &str = concat!("tower-websockets-echo/", env!("CARGO_PKG_VERSION"));
@@ -56,8 +58,8 @@ struct Options {
     /// port)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
     bind: String,
-    /// Let WebSockets in only from this origin, as scheme://host[:port]; repeat for more
-    /// [default: any]
+    /// Let WebSockets in only from this origin, as scheme://host[:port], or * for any page;
+    /// repeat for more [default: same origin: the pages this server serves]
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
     /// Ping a silent client after this many seconds; 0 turns keep-alive off [default: 120]
@@ -91,6 +93,11 @@ struct Options {
     /// WebSockets over HTTP/2
     #[arg(long)]
     tls: bool,
+    /// Let WebSockets in only with this token, offered in the subprotocol list as
+    /// ["bearer", TOKEN] or sent as ?access_token=TOKEN (removed from the URI before the handler
+    /// sees it); others get 401 [default: none]
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
     /// Negotiate permessage-deflate (RFC 7692) with clients that offer it [default: off]
     #[arg(long)]
     compression: bool,
@@ -124,6 +131,10 @@ fn parse_protocol(value: &str) -> Result<String, String> {
     if is_token { Ok(value.to_owned()) } else { Err("a subprotocol name is an HTTP token".to_owned()) }
 }
 
+/// The identity of a client that sent the right `--token`.
+#[derive(Debug, Clone, Copy)]
+struct Authenticated;
+
 fn layer(options: &Options) -> Result<WebSocketLayer, tower_websockets::ConfigError> {
     let mut builder = WebSocketLayer::builder();
     if !options.allowed_origins.is_empty() {
@@ -137,6 +148,20 @@ fn layer(options: &Options) -> Result<WebSocketLayer, tower_websockets::ConfigEr
     }
     if let Some(bytes) = options.max_message_size {
         builder = builder.max_message_size(bytes);
+    }
+    if let Some(expected) = options.token.clone() {
+        let expected: Arc<str> = expected.into();
+        builder = builder
+            .authenticate(move |parts: &http::request::Parts| {
+                let token = Token::from_protocol(parts).or_else(|| Token::from_query(parts, "access_token"));
+                let outcome = match token {
+                    None => Err(AuthRejection::unauthorized("no token")),
+                    Some(token) if token.as_bytes() == expected.as_bytes() => Ok(Authenticated),
+                    Some(_) => Err(AuthRejection::unauthorized("invalid token")),
+                };
+                std::future::ready(outcome)
+            })
+            .token_query_param("access_token");
     }
     if options.compression {
         let mut compression =
@@ -466,7 +491,8 @@ fn status(status: StatusCode) -> Response<TextBody> {
 /// `version` is the HTTP version of the handshake, which both log lines show.
 async fn echo(mut socket: WebSocket, peer: SocketAddr, version: Version) {
     let compression = socket.compression().is_some();
-    tracing::info!(%peer, http = ?version, protocol = ?socket.protocol(), compression, "WebSocket opened");
+    let authenticated = socket.identity::<Authenticated>().is_some();
+    tracing::info!(%peer, http = ?version, protocol = ?socket.protocol(), compression, authenticated, "WebSocket opened");
     let mut echoed: u64 = 0;
     let mut close_code = None;
     let mut close_reason = None;
@@ -576,7 +602,7 @@ mod tests {
         let help = Options::command().render_help().to_string();
         let flags = [
             ("--bind <ADDR>", "[default: 127.0.0.1:5000]".to_owned()),
-            ("--allowed-origin <ORIGIN>", "[default: any]".to_owned()),
+            ("--allowed-origin <ORIGIN>", "[default: same origin: the pages this server serves]".to_owned()),
             (
                 "--keep-alive-interval <SECS>",
                 format!("[default: {}]", tower_websockets::DEFAULT_KEEP_ALIVE_INTERVAL.as_secs()),
@@ -587,6 +613,7 @@ mod tests {
                 format!("[default: {}]", tower_websockets::DEFAULT_MAX_MESSAGE_SIZE),
             ),
             ("--protocol <NAME>", "[default: none]".to_owned()),
+            ("--token <TOKEN>", "[default: none]".to_owned()),
             ("--shutdown-timeout <SECS>", "[default: 10]".to_owned()),
             ("--head-timeout <SECS>", "[default: 30]".to_owned()),
         ];
@@ -667,7 +694,7 @@ mod tests {
         let request = Request::connect("https://localhost/ws")
             .header(header::SEC_WEBSOCKET_VERSION, "13")
             .extension(Protocol::from_static("websocket"))
-            .body(Empty::<Bytes>::new())
+            .body(Empty::<bytes::Bytes>::new())
             .unwrap();
         let mut response = sender.send_request(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);

@@ -82,6 +82,12 @@ PLAIN_LOG=$ECHO_LOG
 ECHO_RUST_LOG=info,tower_websockets=debug start_echo browser-refusing --allowed-origin https://somewhere.else
 REFUSING_URL=http://127.0.0.1:$ECHO_PORT
 REFUSING_LOG=$ECHO_LOG
+# A server that wants a token (--token): debug logs from the layer and the example, which the
+# test reads for the refusals and checks for the token, which must never be logged.
+TOKEN=browser-$RANDOM$RANDOM-secret
+ECHO_RUST_LOG=debug,hyper=info,h2=info start_echo browser-token --token "$TOKEN"
+TOKEN_URL=http://127.0.0.1:$ECHO_PORT
+TOKEN_LOG=$ECHO_LOG
 # Debug logs from the example show each TLS handshake's ALPN protocol.
 ECHO_RUST_LOG=info,echo=debug start_echo browser-tls --tls
 [[ $ECHO_SCHEME == https ]] || die "the echo server with --tls did not listen on https://"
@@ -124,6 +130,7 @@ status=0
 ECHO_URL=$ECHO_URL ECHO_LOG=$PLAIN_LOG REFUSING_URL=$REFUSING_URL REFUSING_LOG=$REFUSING_LOG \
     TLS_URL=$TLS_URL TLS_LOG=$TLS_LOG DEFLATE_URL=$DEFLATE_URL DEFLATE_LOG=$DEFLATE_LOG \
     DEFLATE_TLS_URL=$DEFLATE_TLS_URL DEFLATE_TLS_LOG=$DEFLATE_TLS_LOG \
+    TOKEN=$TOKEN TOKEN_URL=$TOKEN_URL TOKEN_LOG=$TOKEN_LOG \
     SCREENSHOT=$SCREENSHOT CHROMIUM=$CHROMIUM node "$BROWSER_DIR/echo-page.test.mjs" || status=$?
 CHAT_EAST_URL=$CHAT_EAST_URL CHAT_WEST_URL=$CHAT_WEST_URL CHAT_SCREENSHOT=$CHAT_SCREENSHOT \
     CHROMIUM=$CHROMIUM node "$BROWSER_DIR/chat-page.test.mjs" || status=$?

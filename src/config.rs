@@ -43,6 +43,7 @@ pub(crate) struct SocketConfig {
     pub(crate) max_message_size: Option<usize>,
     pub(crate) max_frame_size: Option<usize>,
     pub(crate) compression: Compression,
+    pub(crate) rate_limit: crate::socket::RateLimit,
 }
 
 impl Default for SocketConfig {
@@ -56,6 +57,7 @@ impl Default for SocketConfig {
             max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
             max_frame_size: Some(DEFAULT_MAX_FRAME_SIZE),
             compression: Compression::disabled(),
+            rate_limit: crate::socket::RateLimit::new(),
         }
     }
 }
@@ -99,6 +101,7 @@ impl SocketConfig {
         if self.effective_max_write_buffer_size() <= self.write_buffer_size {
             return Err(ConfigError::new("max_write_buffer_size", "must be greater than write_buffer_size"));
         }
+        self.rate_limit.validate()?;
         self.compression.validate()
     }
 
@@ -266,6 +269,21 @@ macro_rules! socket_option_setters {
             self.$field.compression = compression;
             self
         }
+
+        /// Rate limits on what the peer sends: messages and bytes a second, each with a burst,
+        /// and what to do past them (throttle, the default, or close with 1008). No limit by
+        /// default. See [`RateLimit`](crate::RateLimit).
+        ///
+        /// ```
+        /// use tower_websockets::{RateLimit, WebSocketLayer};
+        ///
+        /// let layer = WebSocketLayer::builder().rate_limit(RateLimit::new().messages(50, 100)).build()?;
+        /// # Ok::<(), tower_websockets::ConfigError>(())
+        /// ```
+        pub fn rate_limit(mut self, limit: crate::RateLimit) -> Self {
+            self.$field.rate_limit = limit;
+            self
+        }
     };
 }
 pub(crate) use socket_option_setters;
@@ -278,6 +296,26 @@ pub(crate) struct Config {
     pub(crate) origins: OriginPolicy,
     /// The most sockets open at once; `None` for no limit.
     pub(crate) max_connections: Option<usize>,
+    /// The authentication function for upgrade requests, if any.
+    pub(crate) authenticator: Option<crate::auth::Authenticator>,
+    /// The query parameter that carries a token, removed before the inner service sees the URI.
+    pub(crate) token_query_param: Option<std::borrow::Cow<'static, str>>,
+    /// The most sockets open at once per client; `None` for no limit.
+    pub(crate) max_connections_per_client: Option<usize>,
+    /// The application's client key; `None`: the peer's IP address.
+    pub(crate) client_key: Option<ClientKeyFn>,
+}
+
+type KeyFunction = dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync;
+
+/// The application's function from a request head to a client key.
+#[derive(Clone)]
+pub(crate) struct ClientKeyFn(pub(crate) std::sync::Arc<KeyFunction>);
+
+impl std::fmt::Debug for ClientKeyFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientKeyFn(..)")
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,9 @@ pub enum Error {
     Protocol(String),
     /// The peer closed the TCP connection without a closing handshake.
     ConnectionReset,
+    /// The peer sent past the socket's [`RateLimit`](crate::RateLimit), whose policy is
+    /// [`RateLimitPolicy::Close`](crate::RateLimitPolicy::Close); closed with 1008.
+    RateLimited,
     /// The socket is closed: nothing more can be sent.
     Closed,
     /// Sending would take the write buffer past `max_write_buffer_size`: the peer is not reading.
@@ -103,7 +106,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The close code the socket answered this error with: 1009, 1007 or 1002 for the errors
+    /// The close code the socket answered this error with: 1009, 1007, 1002 or 1008 for the errors
     /// caused by the peer, `None` for the others.
     ///
     /// ```
@@ -117,6 +120,7 @@ impl Error {
             Self::MessageTooBig { .. } => Some(CloseCode::MESSAGE_TOO_BIG),
             Self::InvalidUtf8 | Self::InvalidCompressedData(_) => Some(CloseCode::INVALID_PAYLOAD),
             Self::Protocol(_) => Some(CloseCode::PROTOCOL_ERROR),
+            Self::RateLimited => Some(CloseCode::POLICY_VIOLATION),
             _ => None,
         }
     }
@@ -128,6 +132,7 @@ impl Error {
             Self::MessageTooBig { .. } => "message too big",
             Self::InvalidUtf8 => "invalid UTF-8 in text message",
             Self::InvalidCompressedData(_) => "invalid compressed data",
+            Self::RateLimited => "rate limit exceeded",
             _ => "protocol error",
         };
         Some(CloseFrame::new(code, reason))
@@ -185,6 +190,7 @@ impl fmt::Display for Error {
             Self::ConnectionReset => {
                 f.write_str("the peer closed the connection without a closing handshake")
             }
+            Self::RateLimited => f.write_str("the peer went past the rate limit (closed with 1008)"),
             Self::Closed => f.write_str("the WebSocket is closed"),
             Self::WriteBufferFull => f.write_str("the write buffer is full: the peer is not reading"),
             Self::CloseTimeout => f.write_str("the closing handshake timed out"),

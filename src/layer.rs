@@ -5,10 +5,11 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use crate::{
-    config::{Config, SocketConfig, socket_option_setters},
+    auth::{AuthRejection, Authenticator},
+    config::{ClientKeyFn, Config, SocketConfig, socket_option_setters},
     error::ConfigError,
     lifecycle::{Shared, ShutdownHandle, Tracker, WebSocketStats},
-    origin::AllowedOrigins,
+    origin::{AllowedOrigins, ForwardedHeader},
     service::WebSocketService,
 };
 
@@ -59,7 +60,8 @@ impl Default for WebSocketLayer {
 
 impl WebSocketLayer {
     /// A layer with the default options: keep-alive pings every 2 minutes, no keep-alive
-    /// timeout, a 4 KiB receive buffer, any origin, 64 MiB messages and 16 MiB frames, no
+    /// timeout, a 4 KiB receive buffer, same-origin pages only (and clients that send no
+    /// `Origin`), 64 MiB messages and 16 MiB frames, no
     /// connection limit.
     pub fn new() -> Self {
         Self::default()
@@ -106,12 +108,16 @@ impl<S> Layer<S> for WebSocketLayer {
 /// | `KeepAliveInterval` | [`keep_alive_interval`](Self::keep_alive_interval) | 120 s |
 /// | `KeepAliveTimeout` | [`keep_alive_timeout`](Self::keep_alive_timeout) | off |
 /// | `ReceiveBufferSize` | [`receive_buffer_size`](Self::receive_buffer_size) | 4 KiB |
-/// | `AllowedOrigins` | [`allowed_origins`](Self::allowed_origins) | any |
+/// | `AllowedOrigins` | [`allowed_origins`](Self::allowed_origins) | same origin |
+/// | `ForwardedHeadersOptions` | [`forwarded_host`](Self::forwarded_host) | none trusted |
 /// | | [`max_message_size`](Self::max_message_size) | 64 MiB |
 /// | | [`max_frame_size`](Self::max_frame_size) | 16 MiB |
 /// | | [`write_buffer_size`](Self::write_buffer_size) | 128 KiB |
 /// | | [`max_write_buffer_size`](Self::max_write_buffer_size) | write buffer + one largest message |
 /// | Kestrel `MaxConcurrentUpgradedConnections` | [`max_connections`](Self::max_connections) | no limit |
+/// | | [`max_connections_per_client`](Self::max_connections_per_client), [`client_key`](Self::client_key) | no limit; the peer's IP |
+/// | | [`rate_limit`](Self::rate_limit) | no limit |
+/// | | [`authenticate`](Self::authenticate), [`token_query_param`](Self::token_query_param) | none |
 ///
 /// ```
 /// use std::time::Duration;
@@ -135,16 +141,48 @@ impl<S> Layer<S> for WebSocketLayer {
 pub struct WebSocketLayerBuilder {
     socket: SocketConfig,
     origins: AllowedOrigins,
+    forwarded_host: Option<ForwardedHeader>,
     max_connections: Option<usize>,
+    authenticator: Option<Authenticator>,
+    token_query_param: Option<std::borrow::Cow<'static, str>>,
+    max_connections_per_client: Option<usize>,
+    client_key: Option<ClientKeyFn>,
 }
 
 impl WebSocketLayerBuilder {
     socket_option_setters!(socket);
 
     /// Which origins may open a WebSocket: a list of `scheme://host[:port]` strings, or an
-    /// [`AllowedOrigins`]. Default: any origin. See [`AllowedOrigins`] for the rules.
+    /// [`AllowedOrigins`]. Default: [`AllowedOrigins::same_origin`], pages of the host the
+    /// request was sent to; `.allowed_origins(AllowedOrigins::any())` lets every page in. See
+    /// [`AllowedOrigins`] for the rules.
+    ///
+    /// ```
+    /// use tower_websockets::{AllowedOrigins, WebSocketLayer};
+    ///
+    /// let layer = WebSocketLayer::builder().allowed_origins(["https://app.example.com"]).build()?;
+    /// let anyone = WebSocketLayer::builder().allowed_origins(AllowedOrigins::any()).build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
     pub fn allowed_origins(mut self, origins: impl Into<AllowedOrigins>) -> Self {
         self.origins = origins.into();
+        self
+    }
+
+    /// Behind a proxy that rewrites `Host`: the header in which the proxy passes the public host
+    /// the browser connected to, for the same-origin check (the default origin policy). When the
+    /// header is missing from a request, the request's own authority is used. Default: none,
+    /// because a client that reaches the server directly can send any such header; set it only
+    /// when every request comes through a proxy that sets (or strips) it.
+    ///
+    /// ```
+    /// use tower_websockets::{ForwardedHeader, WebSocketLayer};
+    ///
+    /// let layer = WebSocketLayer::builder().forwarded_host(ForwardedHeader::Forwarded).build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn forwarded_host(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_host = Some(header);
         self
     }
 
@@ -158,6 +196,131 @@ impl WebSocketLayerBuilder {
         self
     }
 
+    /// Authenticates every WebSocket upgrade request before it reaches your service: `function`
+    /// gets the request head and returns a future of the identity (any `Clone + Send + Sync`
+    /// type of yours) or an [`AuthRejection`] (401 or 403, with a short reason).
+    ///
+    /// - It runs for upgrade requests only, after the origin policy and before the connection
+    ///   limit's slot is taken and before your service is called. Ordinary requests never reach
+    ///   it and cost nothing more.
+    /// - A refusal is answered by the layer (`401` or `403`, the reason as the body), logged at
+    ///   debug level without the token, and counted in [`WebSocketStats::refused_by_auth`].
+    /// - The identity goes into the request's extensions (axum's `Extension<I>` reads it), and
+    ///   is readable from [`WebSocketUpgrade::identity`](crate::WebSocketUpgrade::identity) and
+    ///   [`WebSocket::identity`](crate::WebSocket::identity).
+    /// - With it, an offer of `["bearer", token]` in `Sec-WebSocket-Protocol` is read as a token,
+    ///   never as a subprotocol: the answer names `bearer` when your handler chooses no other.
+    ///
+    /// Read the token from the head in the function itself (it borrows `&Parts`), with the
+    /// [`Token`](crate::Token) helpers, and check it in the future it returns. Browsers cannot
+    /// set `Authorization` on a WebSocket; a non-browser client can, and the head has it.
+    ///
+    /// ```
+    /// use tower_websockets::{AuthRejection, Token, WebSocketLayer};
+    ///
+    /// #[derive(Clone, Debug)]
+    /// struct User {
+    ///     name: String,
+    /// }
+    ///
+    /// async fn check(token: &str) -> Option<User> {
+    ///     (token == "s3cr3t").then(|| User { name: "ada".into() })
+    /// }
+    ///
+    /// let layer = WebSocketLayer::builder()
+    ///     .authenticate(|parts: &http::request::Parts| {
+    ///         let token = Token::from_protocol(parts)
+    ///             .or_else(|| Token::from_query(parts, "access_token"))
+    ///             .or_else(|| Token::from_cookie(parts, "session"))
+    ///             .map(str::to_owned);
+    ///         async move {
+    ///             let token = token.ok_or_else(|| AuthRejection::unauthorized("no token"))?;
+    ///             check(&token).await.ok_or_else(|| AuthRejection::unauthorized("bad token"))
+    ///         }
+    ///     })
+    ///     .token_query_param("access_token")
+    ///     .build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn authenticate<F, Fut, I>(mut self, function: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<I, AuthRejection>> + Send + 'static,
+        I: Clone + Send + Sync + 'static,
+    {
+        self.authenticator = Some(Authenticator::new(function));
+        self
+    }
+
+    /// The query parameter that carries a token (`?access_token=...`): the layer removes it from
+    /// the URI of every upgrade request it lets through, so that neither your service nor its
+    /// logs see it (the socket's span records the path only). Authentication runs before, on
+    /// the whole URI. Default: none.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// let layer = WebSocketLayer::builder().token_query_param("access_token").build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn token_query_param(mut self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.token_query_param = Some(name.into());
+        self
+    }
+
+    /// The most WebSockets one client may have open at once. Past it, the client's next
+    /// WebSocket request gets `429 Too Many Requests` with `Retry-After`, and the inner service
+    /// is not called. Default: no limit.
+    ///
+    /// A client is its IP address by default (an IPv6 address by its /64), read from the
+    /// request's extensions, where the server must put it: hyper does not. axum's
+    /// `into_make_service_with_connect_info::<SocketAddr>()` does (`ConnectInfo<SocketAddr>`,
+    /// with the `axum` feature); with hyper, insert the `std::net::SocketAddr` that
+    /// `TcpListener::accept` returned (`req.extensions_mut().insert(peer)`). Behind a proxy, every
+    /// client has the proxy's address: give a [`client_key`](Self::client_key) that reads the
+    /// header your proxy sets. A request with no key is let in, uncounted (and a warning is
+    /// logged once): counting them all under one key would let one misconfiguration refuse
+    /// everyone.
+    ///
+    /// The count is taken with the connection slot (after the origin policy and authentication)
+    /// and released when the socket ends. A client's entry is forgotten with its last socket, so
+    /// the layer holds one entry per client with an open socket, and no more.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// let layer = WebSocketLayer::builder().max_connections_per_client(5).build()?;
+    /// assert_eq!(layer.stats().tracked_clients, 0);
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn max_connections_per_client(mut self, n: usize) -> Self {
+        self.max_connections_per_client = Some(n);
+        self
+    }
+
+    /// Who a client is, for [`max_connections_per_client`](Self::max_connections_per_client):
+    /// a key from the request head (an account from the authentication's identity in the
+    /// extensions, a header your proxy sets), or `None` to let the request in uncounted.
+    /// Default: the peer's IP address.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// // Behind a proxy that sets X-Real-IP (and strips it from what clients send).
+    /// let layer = WebSocketLayer::builder()
+    ///     .max_connections_per_client(5)
+    ///     .client_key(|parts| parts.headers.get("x-real-ip")?.to_str().ok().map(str::to_owned))
+    ///     .build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn client_key<F>(mut self, key: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        self.client_key = Some(ClientKeyFn(std::sync::Arc::new(key)));
+        self
+    }
+
     /// Checks the options and builds the layer.
     ///
     /// # Errors
@@ -168,14 +331,31 @@ impl WebSocketLayerBuilder {
     /// the form `scheme://host[:port]`.
     pub fn build(self) -> Result<WebSocketLayer, ConfigError> {
         self.socket.validate()?;
+        if self.max_connections_per_client == Some(0) {
+            return Err(ConfigError::new("max_connections_per_client", "must be at least 1"));
+        }
         if self.max_connections == Some(0) {
             return Err(ConfigError::new("max_connections", "must be at least 1"));
         }
-        let origins = self.origins.into_policy()?;
+        let origins = self.origins.into_policy(self.forwarded_host)?;
+        if self
+            .token_query_param
+            .as_deref()
+            .is_some_and(|name| name.is_empty() || name.contains(['&', '=', '#']))
+        {
+            return Err(ConfigError::new(
+                "token_query_param",
+                "must be a query parameter name, without & = or #",
+            ));
+        }
         Ok(WebSocketLayer::from_config(Config {
             socket: self.socket,
             origins,
             max_connections: self.max_connections,
+            authenticator: self.authenticator,
+            token_query_param: self.token_query_param,
+            max_connections_per_client: self.max_connections_per_client,
+            client_key: self.client_key,
         }))
     }
 }
@@ -205,6 +385,9 @@ mod tests {
             ),
             (WebSocketLayer::builder().allowed_origins(["example.com"]), "allowed_origins"),
             (WebSocketLayer::builder().max_connections(0), "max_connections"),
+            (WebSocketLayer::builder().max_connections_per_client(0), "max_connections_per_client"),
+            (WebSocketLayer::builder().token_query_param(""), "token_query_param"),
+            (WebSocketLayer::builder().token_query_param("a&b"), "token_query_param"),
         ];
         for (builder, option) in cases {
             let err = builder.build().unwrap_err();

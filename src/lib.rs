@@ -5,8 +5,9 @@
 //! Three types do the work, and most programs name only these:
 //!
 //! - [`WebSocketLayer`], built once with [`WebSocketLayer::builder`], looks at every request.
-//!   It lets WebSocket handshakes from allowed origins through to your service, answers `403`
-//!   to the others, and passes ordinary requests through untouched. It carries the options.
+//!   It lets WebSocket handshakes from allowed origins (the server's own, by default) through to
+//!   your service, answers `403` to the others, can authenticate them and limit each client's
+//!   sockets, and passes ordinary requests through untouched. It carries the options.
 //! - [`WebSocketUpgrade`] accepts a handshake in your handler: from a plain `http::Request`, or
 //!   as an axum extractor with the `axum` feature. It negotiates the subprotocol, answers `101`,
 //!   and hands your callback a [`WebSocket`].
@@ -24,7 +25,9 @@
 //! an ordinary request. You meet the rest as values: [`Error`] from the socket,
 //! [`WebSocketUpgradeRejection`] from the extractor, [`ConfigError`] from `build()`,
 //! [`CloseCode`], [`CloseFrame`] and [`Utf8Bytes`] inside a [`Message`], [`AllowedOrigins`]
-//! for the origin policy, and [`ShutdownHandle`], [`ShutdownReport`] and [`WebSocketStats`] for
+//! and [`ForwardedHeader`] for the origin policy, [`AuthRejection`], [`Token`] and
+//! [`BEARER_PROTOCOL`] for authentication, [`RateLimit`] and [`RateLimitPolicy`] for the
+//! per-socket limits, and [`ShutdownHandle`], [`ShutdownReport`] and [`WebSocketStats`] for
 //! the connection lifecycle. [`WebSocketService`], [`ResponseFuture`] and [`ResponseBody`] are
 //! the plumbing of the layer: the service it wraps yours in, and that service's future and
 //! body. You name them only in type signatures, if at all.
@@ -34,8 +37,9 @@
 //! - [The guide](docs::guide): the layer and every option, accepting a socket, per-socket
 //!   overrides, subprotocols, keep-alive, errors and close codes, rejections, closing, the
 //!   connection limit and graceful shutdown, testing, and where we differ from ASP.NET Core.
-//! - [Security](docs::security): the origin policy, cross-site WebSocket hijacking, and
-//!   recommendations for production.
+//! - [Security](docs::security): the origin policy (same-origin by default), cross-site
+//!   WebSocket hijacking, authentication in the handshake, rate limits and per-client limits,
+//!   and recommendations for production.
 //! - [gRPC (tonic) and WebSockets on one port](docs::tonic).
 //! - [Conformance](docs::conformance): the Autobahn TestSuite results.
 //! - Benchmarks: against axum's `extract::ws` and fastwebsockets, with the method and the
@@ -133,6 +137,7 @@
     doc = "[`test::TestClient`]: #feature-flags\n[test-module]: #feature-flags"
 )]
 
+mod auth;
 #[cfg(feature = "axum")]
 mod axum;
 pub mod broadcast;
@@ -155,6 +160,7 @@ mod socket;
 pub mod test;
 mod upgrade;
 
+pub use auth::{AuthRejection, BEARER_PROTOCOL, Token};
 pub use broadcast::PreparedMessage;
 pub use config::{
     DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
@@ -168,11 +174,11 @@ pub use handshake::is_websocket_request;
 pub use layer::{WebSocketLayer, WebSocketLayerBuilder};
 pub use lifecycle::{ShutdownHandle, ShutdownReport, WebSocketStats};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
-pub use origin::AllowedOrigins;
+pub use origin::{AllowedOrigins, ForwardedHeader};
 pub use rejection::WebSocketUpgradeRejection;
 pub use response::TextBody;
 pub use service::{ResponseBody, ResponseFuture, WebSocketService};
-pub use socket::WebSocket;
+pub use socket::{RateLimit, RateLimitPolicy, WebSocket};
 pub use upgrade::WebSocketUpgrade;
 
 /// The guides, from the crate's `docs/` folder: pages without code of their own, versioned with

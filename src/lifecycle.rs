@@ -33,6 +33,27 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Counts one more socket for the client `key` if
+    /// [`max_connections_per_client`](crate::WebSocketLayerBuilder::max_connections_per_client)
+    /// allows. `None` when the client is at the limit.
+    pub(crate) fn reserve_client(self: &Arc<Self>, key: ClientKey, limit: usize) -> Option<ClientSlot> {
+        let mut clients = self.tracker.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = clients.entry(key.clone()).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot { shared: self.clone(), key })
+    }
+
+    /// Takes a connection slot if the limit allows, holding `client`'s count with it. `None`
+    /// when the limit is reached (`client` is then released).
+    pub(crate) fn reserve_with(self: &Arc<Self>, client: Option<ClientSlot>) -> Option<Slot> {
+        let mut slot = self.reserve()?;
+        slot.client = client;
+        Some(slot)
+    }
+
     /// Takes a connection slot if the limit allows. `None` when the limit is reached.
     pub(crate) fn reserve(self: &Arc<Self>) -> Option<Slot> {
         let limit = self.config.max_connections;
@@ -54,7 +75,7 @@ impl Shared {
                 }
             }
         }
-        Some(Slot { shared: self.clone(), limited: limit.is_some() })
+        Some(Slot { shared: self.clone(), limited: limit.is_some(), client: None })
     }
 
     /// Spawns a socket's handler task and keeps its abort handle until it ends.
@@ -83,6 +104,9 @@ pub(crate) struct Tracker {
     accepted: AtomicU64,
     refused_by_origin: AtomicU64,
     refused_by_limit: AtomicU64,
+    refused_by_auth: AtomicU64,
+    rate_limit_throttled: AtomicU64,
+    rate_limit_closed: AtomicU64,
     keep_alive_timeouts: AtomicU64,
     /// Set once the shutdown has begun: read by every socket, so an atomic.
     shutting_down: AtomicBool,
@@ -92,6 +116,58 @@ pub(crate) struct Tracker {
     socket_ended: Notify,
     /// The handler task of each open socket, to cut at a shutdown deadline.
     tasks: Mutex<TaskTable>,
+    /// Sockets (and requests on their way to becoming sockets) per client key, for
+    /// `max_connections_per_client`. A key is removed with its last socket, so the map holds at
+    /// most one entry per socket.
+    clients: Mutex<HashMap<ClientKey, usize>>,
+    refused_by_client_limit: AtomicU64,
+    /// Set once a request had no client key (logged once).
+    warned_no_client_key: AtomicBool,
+}
+
+/// Who a client is, for `max_connections_per_client`: its IP address (an IPv6 address by its
+/// /64, which one host usually holds whole), or the key of the application's function.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum ClientKey {
+    Ip(std::net::IpAddr),
+    Custom(Box<str>),
+}
+
+impl ClientKey {
+    /// The key of a peer address: the IPv4 address, or the /64 of an IPv6 one (an IPv4-mapped
+    /// IPv6 address counts as the IPv4 one).
+    pub(crate) fn of_ip(ip: std::net::IpAddr) -> Self {
+        use std::net::IpAddr;
+        match ip {
+            IpAddr::V4(v4) => Self::Ip(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::Ip(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    Self::Ip(IpAddr::V6(std::net::Ipv6Addr::from(prefix)))
+                }
+            },
+        }
+    }
+}
+
+/// One socket's count for its client key; dropping it forgets the key with its last socket.
+#[derive(Debug)]
+pub(crate) struct ClientSlot {
+    shared: Arc<Shared>,
+    key: ClientKey,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut clients = self.shared.tracker.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = clients.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                clients.remove(&self.key);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +203,19 @@ impl Tracker {
         self.refused_by_limit.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_refused_by_client_limit(&self) {
+        self.refused_by_client_limit.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `true` the first time a request has no client key.
+    pub(crate) fn first_without_client_key(&self) -> bool {
+        !self.warned_no_client_key.swap(true, Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_refused_by_auth(&self) {
+        self.refused_by_auth.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn count_keep_alive_timeout(&self) {
         self.keep_alive_timeouts.fetch_add(1, Ordering::Relaxed);
     }
@@ -137,8 +226,24 @@ impl Tracker {
             accepted: self.accepted.load(Ordering::Relaxed),
             refused_by_origin: self.refused_by_origin.load(Ordering::Relaxed),
             refused_by_limit: self.refused_by_limit.load(Ordering::Relaxed),
+            refused_by_auth: self.refused_by_auth.load(Ordering::Relaxed),
+            refused_by_client_limit: self.refused_by_client_limit.load(Ordering::Relaxed),
+            tracked_clients: self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len(),
+            rate_limit_throttled: self.rate_limit_throttled.load(Ordering::Relaxed),
+            rate_limit_closed: self.rate_limit_closed.load(Ordering::Relaxed),
             keep_alive_timeouts: self.keep_alive_timeouts.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The rate limits' counters.
+impl crate::socket::RateLimitCounts for Tracker {
+    fn count_rate_limit_throttled(&self) {
+        self.rate_limit_throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_rate_limit_closed(&self) {
+        self.rate_limit_closed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -160,6 +265,8 @@ impl Drop for ForgetTask {
 pub(crate) struct Slot {
     shared: Arc<Shared>,
     limited: bool,
+    /// The client's count, with `max_connections_per_client`.
+    client: Option<ClientSlot>,
 }
 
 impl Drop for Slot {
@@ -175,6 +282,8 @@ impl Drop for Slot {
 pub(crate) struct OpenSocket {
     shared: Arc<Shared>,
     _slot: Arc<Slot>,
+    /// What the layer's authentication function returned for this socket's handshake.
+    identity: Option<crate::auth::Identity>,
     /// Completes when the layer shuts down; `None` once the socket was told.
     shutdown: Option<ShutdownWatch>,
 }
@@ -192,17 +301,21 @@ impl std::fmt::Debug for ShutdownWatch {
 }
 
 impl OpenSocket {
-    pub(crate) fn new(slot: Arc<Slot>) -> Self {
+    pub(crate) fn new(slot: Arc<Slot>, identity: Option<crate::auth::Identity>) -> Self {
         let shared = slot.shared.clone();
         // Take the signal before anything can check the flag, so that no shutdown is missed.
         let signal = Box::pin(shared.tracker.shutdown_signal());
         shared.tracker.open.fetch_add(1, Ordering::AcqRel);
         shared.tracker.accepted.fetch_add(1, Ordering::Relaxed);
-        Self { shared, _slot: slot, shutdown: Some(ShutdownWatch { signal, registered: None }) }
+        Self { shared, _slot: slot, identity, shutdown: Some(ShutdownWatch { signal, registered: None }) }
     }
 
     pub(crate) fn tracker(&self) -> &Tracker {
         &self.shared.tracker
+    }
+
+    pub(crate) fn identity(&self) -> Option<&crate::auth::Identity> {
+        self.identity.as_ref()
     }
 
     /// Has the layer's shutdown begun? `true` once, the first time it is seen; `false` after.
@@ -277,6 +390,21 @@ pub struct WebSocketStats {
     /// WebSocket requests refused by [`max_connections`](crate::WebSocketLayerBuilder::max_connections)
     /// (503).
     pub refused_by_limit: u64,
+    /// WebSocket requests refused by the
+    /// [`authenticate`](crate::WebSocketLayerBuilder::authenticate) function (401 or 403).
+    pub refused_by_auth: u64,
+    /// WebSocket requests refused by
+    /// [`max_connections_per_client`](crate::WebSocketLayerBuilder::max_connections_per_client)
+    /// (429).
+    pub refused_by_client_limit: u64,
+    /// Client keys with at least one socket now, for
+    /// [`max_connections_per_client`](crate::WebSocketLayerBuilder::max_connections_per_client):
+    /// a key is forgotten when its last socket ends, so this is never more than the sockets.
+    pub tracked_clients: usize,
+    /// Sockets that their [`RateLimit`](crate::RateLimit) throttled at least once.
+    pub rate_limit_throttled: u64,
+    /// Sockets closed with 1008 by their [`RateLimit`](crate::RateLimit).
+    pub rate_limit_closed: u64,
     /// Sockets dropped by the keep-alive timeout.
     pub keep_alive_timeouts: u64,
 }
@@ -401,6 +529,23 @@ impl ShutdownHandle {
     }
 }
 
+/// The peer's address, when the server put it in the request: axum's `ConnectInfo<SocketAddr>`
+/// or `MockConnectInfo<SocketAddr>` (with the `axum` feature), or a plain `SocketAddr`.
+pub(crate) fn peer_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    #[cfg(feature = "axum")]
+    {
+        use ::axum::extract::{ConnectInfo, connect_info::MockConnectInfo};
+        // As axum's `ConnectInfo` extractor does: the real one, else the one tests mock.
+        if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
+            return Some(*addr);
+        }
+        if let Some(MockConnectInfo(addr)) = extensions.get::<MockConnectInfo<std::net::SocketAddr>>() {
+            return Some(*addr);
+        }
+    }
+    extensions.get::<std::net::SocketAddr>().copied()
+}
+
 #[cfg(test)]
 mod tests {
     use std::task::Waker;
@@ -437,7 +582,7 @@ mod tests {
     #[test]
     fn open_sockets_are_counted_and_told_of_the_shutdown_once() {
         let shared = shared(None);
-        let mut open = OpenSocket::new(Arc::new(shared.reserve().unwrap()));
+        let mut open = OpenSocket::new(Arc::new(shared.reserve().unwrap()), None);
         let stats = ShutdownHandle::new(shared.clone()).stats();
         assert_eq!((stats.open, stats.accepted), (1, 1));
 
@@ -459,5 +604,40 @@ mod tests {
         let report = handle.shutdown(Duration::from_secs(3600)).await;
         assert_eq!(report, ShutdownReport { open_at_start: 0, cut: 0 });
         assert!(handle.is_triggered());
+    }
+
+    #[test]
+    fn client_keys_are_ipv4_or_the_ipv6_slash_64() {
+        let key = |ip: &str| ClientKey::of_ip(ip.parse().unwrap());
+        assert_eq!(key("192.0.2.7"), ClientKey::Ip("192.0.2.7".parse().unwrap()));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"), "IPv4-mapped");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"), "one /64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn client_counts_are_limited_and_forgotten_with_the_last_socket() {
+        let shared = shared(Some(3));
+        let a = || ClientKey::Custom("a".into());
+        let first = shared.reserve_client(a(), 2).expect("under the limit");
+        let second = shared.reserve_client(a(), 2).expect("under the limit");
+        assert!(shared.reserve_client(a(), 2).is_none(), "a's limit is 2");
+        let other = shared.reserve_client(ClientKey::Custom("b".into()), 2).expect("b is another client");
+        assert_eq!(ShutdownHandle::new(shared.clone()).stats().tracked_clients, 2);
+        // A client slot travels with a connection slot, and is released with it or without it.
+        let slot = shared.reserve_with(Some(first)).expect("a connection slot");
+        drop(slot);
+        assert!(shared.reserve_client(a(), 2).is_some_and(|third| {
+            drop(third);
+            true
+        }));
+        drop((second, other));
+        assert_eq!(ShutdownHandle::new(shared.clone()).stats().tracked_clients, 0);
+        // At the connection limit, the client's count is given back.
+        let held: Vec<_> = (0..3).map(|_| shared.reserve().unwrap()).collect();
+        let client = shared.reserve_client(a(), 2).unwrap();
+        assert!(shared.reserve_with(Some(client)).is_none());
+        assert_eq!(ShutdownHandle::new(shared).stats().tracked_clients, 0);
+        drop(held);
     }
 }

@@ -95,8 +95,8 @@ impl Body for TextBody {
 }
 
 /// A plain-text response with `status`, and `reason` as its body.
-pub(crate) fn text_response(status: StatusCode, reason: &'static str) -> Response<TextBody> {
-    let mut response = Response::new(TextBody::from_static(reason));
+pub(crate) fn text_response(status: StatusCode, reason: impl Into<TextBody>) -> Response<TextBody> {
+    let mut response = Response::new(reason.into());
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response

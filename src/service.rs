@@ -5,18 +5,23 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header::RETRY_AFTER};
+use http::{
+    HeaderValue, Request, Response, StatusCode,
+    header::{RETRY_AFTER, WWW_AUTHENTICATE},
+};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::{
+    auth::{Identity, without_query_param},
     handshake::is_upgrade_attempt,
-    lifecycle::{Shared, Slot},
+    lifecycle::{ClientKey, Shared, Slot, peer_addr},
+    origin::OriginRefusal,
     response::{TextBody, text_response},
 };
 
@@ -27,6 +32,8 @@ use crate::{
 pub(crate) struct WebSocketContext {
     pub(crate) shared: Arc<Shared>,
     pub(crate) slot: Arc<Slot>,
+    /// What the layer's authentication function returned, when the layer has one.
+    pub(crate) identity: Option<Identity>,
 }
 
 /// `Retry-After` for WebSocket requests refused with 503, in seconds.
@@ -91,9 +98,16 @@ impl<S> WebSocketService<S> {
 
 /// Classifies the request and either calls the inner service or answers it directly (see
 /// [`WebSocketService`]). Readiness is the inner service's.
+///
+/// `S: Clone + Send + 'static` and a `Send + 'static` request body: with
+/// [`authenticate`](crate::WebSocketLayerBuilder::authenticate), the inner service is called after
+/// an asynchronous step, so an upgrade request takes the service that was made ready (a clone is
+/// left in its place, as tower's own middleware does) into a boxed `Send` future. Ordinary
+/// requests, and every request of a layer that does not authenticate, never clone it.
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WebSocketService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -110,7 +124,7 @@ where
 
         let tracker = &self.shared.tracker;
         if tracker.is_shutting_down() {
-            tracing::debug!(uri = %req.uri(), "refused WebSocket request: shutting down");
+            tracing::debug!(path = %req.uri().path(), "refused WebSocket request: shutting down");
             return ResponseFuture::ready(unavailable("the server is shutting down"));
         }
 
@@ -121,29 +135,152 @@ where
             req = Request::from_parts(parts, body);
             decision
         } else {
-            policy.check_headers(req.headers())
+            policy.check_headers(req.uri(), req.headers())
         };
 
         if let Err(refusal) = decision {
             tracing::debug!(
                 origin = ?req.headers().get_all(http::header::ORIGIN).iter().collect::<Vec<_>>(),
-                uri = %req.uri(),
+                path = %req.uri().path(),
                 reason = refusal.reason(),
                 "refused WebSocket request: origin not allowed"
             );
             tracker.count_refused_by_origin();
-            return ResponseFuture::ready(text_response(StatusCode::FORBIDDEN, refusal.reason()));
+            let body = match refusal {
+                OriginRefusal::CrossOrigin(reason) => TextBody::from(reason),
+                other => TextBody::from_static(other.reason_static()),
+            };
+            return ResponseFuture::ready(text_response(StatusCode::FORBIDDEN, body));
         }
 
-        let Some(slot) = self.shared.reserve() else {
-            tracing::debug!(uri = %req.uri(), "refused WebSocket request: connection limit reached");
-            tracker.count_refused_by_limit();
-            return ResponseFuture::ready(unavailable("too many WebSocket connections"));
+        let Some(authenticator) = &self.shared.config.authenticator else {
+            return match admit(&self.shared, req, None) {
+                Ok(req) => ResponseFuture::inner(self.inner.call(req)),
+                Err(refusal) => ResponseFuture::ready(refusal.into_response()),
+            };
         };
 
-        req.extensions_mut().insert(WebSocketContext { shared: self.shared.clone(), slot: Arc::new(slot) });
-        ResponseFuture::inner(self.inner.call(req))
+        // Authenticate, then admit and call the service made ready (tower's clone-and-replace).
+        let (parts, body) = req.into_parts();
+        let authenticating = authenticator.authenticate(&parts);
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        ResponseFuture::authenticating(Box::pin(async move {
+            let identity = match authenticating.await {
+                Ok(identity) => identity,
+                Err(rejection) => {
+                    let (status, reason) = rejection.into_parts();
+                    tracing::debug!(
+                        path = %parts.uri.path(),
+                        status = status.as_u16(),
+                        reason = %reason,
+                        "refused WebSocket request: authentication"
+                    );
+                    shared.tracker.count_refused_by_auth();
+                    let mut response =
+                        text_response(status, TextBody::from(Bytes::from(reason.into_owned())));
+                    if status == StatusCode::UNAUTHORIZED {
+                        // RFC 9110 §15.5.2: a 401 names a scheme. Browsers never prompt for Bearer.
+                        response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    }
+                    return Err(response);
+                }
+            };
+            let mut req = Request::from_parts(parts, body);
+            identity.insert_into(req.extensions_mut());
+            let req = admit(&shared, req, Some(identity)).map_err(Refusal::into_response)?;
+            Ok(inner.call(req))
+        }))
     }
+}
+
+/// Lets an upgrade request that passed the origin policy (and authentication) through: removes
+/// the token's query parameter, counts it for its client, takes a connection slot and leaves the
+/// context for the extractor. The refusal when shutting down, or at a connection limit.
+fn admit<B>(
+    shared: &Arc<Shared>,
+    mut req: Request<B>,
+    identity: Option<Identity>,
+) -> Result<Request<B>, Refusal> {
+    if shared.tracker.is_shutting_down() {
+        tracing::debug!(path = %req.uri().path(), "refused WebSocket request: shutting down");
+        return Err(Refusal::Unavailable("the server is shutting down"));
+    }
+    if let Some(name) = &shared.config.token_query_param {
+        if let Some(uri) = without_query_param(req.uri(), name) {
+            *req.uri_mut() = uri;
+        }
+    }
+    let mut client = None;
+    if let Some(limit) = shared.config.max_connections_per_client {
+        let (back, key) = client_key(shared, req);
+        req = back;
+        if let Some(key) = key {
+            let Some(slot) = shared.reserve_client(key, limit) else {
+                tracing::debug!(path = %req.uri().path(), "refused WebSocket request: client connection limit reached");
+                shared.tracker.count_refused_by_client_limit();
+                return Err(Refusal::TooManyFromClient);
+            };
+            client = Some(slot);
+        }
+    }
+    let Some(slot) = shared.reserve_with(client) else {
+        tracing::debug!(path = %req.uri().path(), "refused WebSocket request: connection limit reached");
+        shared.tracker.count_refused_by_limit();
+        return Err(Refusal::Unavailable("too many WebSocket connections"));
+    };
+    req.extensions_mut().insert(WebSocketContext { shared: shared.clone(), slot: Arc::new(slot), identity });
+    Ok(req)
+}
+
+/// Why [`admit`] refused a request.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// 503: shutting down, or the connection limit.
+    Unavailable(&'static str),
+    /// 429: the client's connection limit.
+    TooManyFromClient,
+}
+
+impl Refusal {
+    fn into_response(self) -> Response<TextBody> {
+        match self {
+            Self::Unavailable(reason) => unavailable(reason),
+            Self::TooManyFromClient => {
+                let mut response = text_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many WebSocket connections from this client",
+                );
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+                response
+            }
+        }
+    }
+}
+
+/// The client's key for `max_connections_per_client`: the application's function, or the peer's
+/// IP address from the extensions. `None` (warned once) when there is none.
+fn client_key<B>(shared: &Shared, req: Request<B>) -> (Request<B>, Option<ClientKey>) {
+    let (req, key) = match &shared.config.client_key {
+        Some(function) => {
+            // The function takes the head: the request is moved apart and back, not copied.
+            let (parts, body) = req.into_parts();
+            let key = (function.0)(&parts).map(|key| ClientKey::Custom(key.into_boxed_str()));
+            (Request::from_parts(parts, body), key)
+        }
+        None => {
+            let key = peer_addr(req.extensions()).map(|addr| ClientKey::of_ip(addr.ip()));
+            (req, key)
+        }
+    };
+    if key.is_none() && shared.tracker.first_without_client_key() {
+        tracing::warn!(
+            "max_connections_per_client: a WebSocket request without a client key was let in uncounted \
+             (put the peer's SocketAddr in the request's extensions, or set client_key); logged once"
+        );
+    }
+    (req, key)
 }
 
 /// `503 Service Unavailable` with `Retry-After`.
@@ -155,7 +292,9 @@ fn unavailable(reason: &'static str) -> Response<TextBody> {
 
 pin_project! {
     /// The response future of [`WebSocketService`]: the inner service's future, or a response the
-    /// layer gave itself, ready at once.
+    /// layer gave itself, ready at once; with
+    /// [`authenticate`](crate::WebSocketLayerBuilder::authenticate), an upgrade request's
+    /// authentication first (boxed), then one of those.
     ///
     /// Its output is the inner service's response with the body wrapped in a [`ResponseBody`],
     /// or the inner service's error.
@@ -195,6 +334,7 @@ pin_project! {
     enum FutureKind<F> {
         Inner { #[pin] future: F },
         Ready { response: Option<Response<TextBody>> },
+        Authenticating { future: Pin<Box<dyn Future<Output = Result<F, Response<TextBody>>> + Send>> },
     }
 }
 
@@ -203,6 +343,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
         let kind = match &self.kind {
             FutureKind::Inner { .. } => "inner",
             FutureKind::Ready { .. } => "ready",
+            FutureKind::Authenticating { .. } => "authenticating",
         };
         f.debug_struct("ResponseFuture").field("kind", &kind).finish()
     }
@@ -216,6 +357,10 @@ impl<F> ResponseFuture<F> {
     fn ready(response: Response<TextBody>) -> Self {
         Self { kind: FutureKind::Ready { response: Some(response) } }
     }
+
+    fn authenticating(future: Pin<Box<dyn Future<Output = Result<F, Response<TextBody>>> + Send>>) -> Self {
+        Self { kind: FutureKind::Authenticating { future } }
+    }
 }
 
 /// Resolves to the inner service's response, its body wrapped in a [`ResponseBody`], or to the
@@ -226,15 +371,27 @@ where
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            FutureKindProj::Inner { future } => future
-                .poll(cx)
-                .map_ok(|response| response.map(|body| ResponseBody { kind: BodyKind::Inner { body } })),
-            FutureKindProj::Ready { response } => {
-                let response = response.take().expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(response.map(|body| ResponseBody { kind: BodyKind::Text { body } })))
-            }
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut kind = self.as_mut().project().kind;
+            let next = match kind.as_mut().project() {
+                FutureKindProj::Inner { future } => {
+                    return future.poll(cx).map_ok(|response| {
+                        response.map(|body| ResponseBody { kind: BodyKind::Inner { body } })
+                    });
+                }
+                FutureKindProj::Ready { response } => {
+                    let response = response.take().expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(
+                        response.map(|body| ResponseBody { kind: BodyKind::Text { body } })
+                    ));
+                }
+                FutureKindProj::Authenticating { future } => match ready!(future.as_mut().poll(cx)) {
+                    Ok(future) => FutureKind::Inner { future },
+                    Err(response) => FutureKind::Ready { response: Some(response) },
+                },
+            };
+            kind.set(next);
         }
     }
 }

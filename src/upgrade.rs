@@ -1,7 +1,7 @@
 //! [`WebSocketUpgrade`]: the extractor that accepts a WebSocket, like ASP.NET Core's
 //! `AcceptWebSocketAsync(WebSocketAcceptContext)`.
 
-use std::{borrow::Cow, fmt, future::Future, net::SocketAddr};
+use std::{borrow::Cow, fmt, future::Future};
 
 use http::{
     Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
@@ -17,7 +17,7 @@ use crate::{
     deflate::{self, NegotiatedCompression},
     error::{ConfigError, Error},
     handshake::{self, Handshake},
-    lifecycle::OpenSocket,
+    lifecycle::{OpenSocket, peer_addr},
     rejection::WebSocketUpgradeRejection,
     response::{TextBody, text_response},
     service::WebSocketContext,
@@ -75,6 +75,10 @@ pub struct WebSocketUpgrade {
     on_upgrade: OnUpgrade,
     requested_protocols: Vec<HeaderValue>,
     selected_protocol: Option<HeaderValue>,
+    /// The layer authenticates and the client offered the `bearer` marker: the protocol after
+    /// it is a token, never a subprotocol, and the answer names the marker when the
+    /// application chose none.
+    bearer_offered: bool,
     /// The client's `Sec-WebSocket-Extensions` lines, for permessage-deflate.
     extension_offers: HeaderMap,
     on_failed_upgrade: Option<OnFailedUpgrade>,
@@ -84,7 +88,8 @@ impl fmt::Debug for WebSocketUpgrade {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketUpgrade")
             .field("config", &self.config)
-            .field("requested_protocols", &self.requested_protocols)
+            // The offers without a bearer token: never printed.
+            .field("requested_protocols", &self.requested_protocols().collect::<Vec<_>>())
             .field("selected_protocol", &self.selected_protocol)
             .finish_non_exhaustive()
     }
@@ -146,8 +151,12 @@ impl WebSocketUpgrade {
             http = ?version,
             peer = tracing::field::debug(peer_addr(extensions)),
         );
+        let bearer_offered = context.shared.config.authenticator.is_some()
+            && crate::auth::offered_protocols(headers)
+                .any(|protocol| protocol == crate::auth::BEARER_PROTOCOL);
         Ok(Self {
             config: context.shared.config.socket,
+            bearer_offered,
             context,
             accept,
             on_upgrade,
@@ -160,13 +169,50 @@ impl WebSocketUpgrade {
     }
 
     /// The subprotocols the client offered in `Sec-WebSocket-Protocol`, in its order.
+    ///
+    /// With a layer that [authenticates](crate::WebSocketLayerBuilder::authenticate), the
+    /// [`bearer`](crate::BEARER_PROTOCOL) marker and the token offered after it are left out:
+    /// they are credentials, not subprotocols.
     pub fn requested_protocols(&self) -> impl Iterator<Item = &str> {
+        let mut skip_next = false;
+        let bearer = self.bearer_offered;
         self.requested_protocols
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .map(str::trim)
             .filter(|protocol| !protocol.is_empty())
+            .filter(move |protocol| {
+                if std::mem::take(&mut skip_next) {
+                    return false;
+                }
+                if bearer && *protocol == crate::auth::BEARER_PROTOCOL {
+                    skip_next = true;
+                    return false;
+                }
+                true
+            })
+    }
+
+    /// The identity the layer's [`authenticate`](crate::WebSocketLayerBuilder::authenticate)
+    /// function returned for this handshake, if it is an `I` (the type the function returns).
+    /// `None` when the layer does not authenticate.
+    ///
+    /// ```
+    /// use tower_websockets::{TextBody, WebSocketUpgrade};
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<TextBody> {
+    ///     let name = upgrade.identity::<User>().map(|user| user.0.clone());
+    ///     upgrade.on_upgrade(move |mut socket| async move {
+    ///         let _ = socket.send(format!("hello {}", name.unwrap_or_default())).await;
+    ///     })
+    /// }
+    /// ```
+    pub fn identity<I: 'static>(&self) -> Option<&I> {
+        self.context.identity.as_ref()?.get()
     }
 
     /// The subprotocols this server speaks, in its order of preference. The first one the client
@@ -323,6 +369,7 @@ impl WebSocketUpgrade {
         let opening = Box::new(Opening {
             config,
             slot: context.slot,
+            identity: context.identity,
             on_upgrade,
             protocol: selected_protocol,
             compression,
@@ -351,6 +398,12 @@ impl WebSocketUpgrade {
         }
         if let Some(protocol) = &self.selected_protocol {
             response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol.clone());
+        } else if self.bearer_offered {
+            // Browsers fail a handshake that offered protocols and got none back: name the
+            // marker, never the token.
+            response
+                .headers_mut()
+                .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(crate::auth::BEARER_PROTOCOL));
         }
         response
     }
@@ -360,6 +413,7 @@ impl WebSocketUpgrade {
 struct Opening {
     config: SocketConfig,
     slot: std::sync::Arc<crate::lifecycle::Slot>,
+    identity: Option<crate::auth::Identity>,
     on_upgrade: OnUpgrade,
     protocol: Option<HeaderValue>,
     compression: Option<NegotiatedCompression>,
@@ -370,7 +424,7 @@ impl Opening {
     /// Waits for hyper to hand the connection over, and opens the socket on it; `None` (after
     /// telling `on_failed_upgrade`) when it is not handed over.
     async fn open(self: Box<Self>) -> Option<WebSocket> {
-        let Self { config, slot, on_upgrade, protocol, compression, on_failed_upgrade } = *self;
+        let Self { config, slot, identity, on_upgrade, protocol, compression, on_failed_upgrade } = *self;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
@@ -382,7 +436,7 @@ impl Opening {
                 return None;
             }
         };
-        let open = OpenSocket::new(slot);
+        let open = OpenSocket::new(slot, identity);
         Some(
             WebSocket::from_upgraded(upgraded, Role::Server, protocol, &config, compression, Some(open))
                 .await,
@@ -398,23 +452,6 @@ fn extension_offers(headers: &HeaderMap) -> HeaderMap {
         offers.append(SEC_WEBSOCKET_EXTENSIONS, offer.clone());
     }
     offers
-}
-
-/// The peer's address, when the server put it in the request: axum's `ConnectInfo<SocketAddr>`
-/// or `MockConnectInfo<SocketAddr>` (with the `axum` feature), or a plain `SocketAddr`.
-fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
-    #[cfg(feature = "axum")]
-    {
-        use ::axum::extract::{ConnectInfo, connect_info::MockConnectInfo};
-        // As axum's `ConnectInfo` extractor does: the real one, else the one tests mock.
-        if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>() {
-            return Some(*addr);
-        }
-        if let Some(MockConnectInfo(addr)) = extensions.get::<MockConnectInfo<SocketAddr>>() {
-            return Some(*addr);
-        }
-    }
-    extensions.get::<SocketAddr>().copied()
 }
 
 #[cfg(test)]

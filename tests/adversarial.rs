@@ -39,7 +39,9 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_tungstenite::tungstenite::Message as TMessage;
-use tower_websockets::{CloseCode, WebSocketLayer, WebSocketStats};
+use tower_websockets::{
+    AuthRejection, CloseCode, RateLimit, Token, WebSocketLayer, WebSocketLayerBuilder, WebSocketStats,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Running one case at a time, and measuring the process.
@@ -140,12 +142,16 @@ impl Drop for Server {
 
 impl Server {
     async fn start() -> Self {
-        let layer = WebSocketLayer::builder()
-            .allowed_origins([ALLOWED_ORIGIN, ALLOWED_ORIGIN_WITH_PORT])
-            .max_message_size(MAX_MESSAGE)
-            .max_frame_size(MAX_FRAME)
-            .build()
-            .expect("valid options");
+        Self::start_with(
+            WebSocketLayer::builder().allowed_origins([ALLOWED_ORIGIN, ALLOWED_ORIGIN_WITH_PORT]),
+        )
+        .await
+    }
+
+    /// A server whose layer is `builder` with the suite's message and frame limits.
+    async fn start_with(builder: WebSocketLayerBuilder) -> Self {
+        let layer =
+            builder.max_message_size(MAX_MESSAGE).max_frame_size(MAX_FRAME).build().expect("valid options");
         let (service, ends) = echo_service(layer.clone(), Behaviour::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
@@ -155,8 +161,16 @@ impl Server {
             loop {
                 tokio::select! {
                     accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let service = TowerToHyperService::new(service.clone());
+                        let Ok((stream, peer)) = accepted else { continue };
+                        // The peer's address in every request, as a server must put it there for
+                        // max_connections_per_client (hyper does not).
+                        let service = tower::ServiceBuilder::new()
+                            .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                                req.extensions_mut().insert(peer);
+                                req
+                            })
+                            .service(service.clone());
+                        let service = TowerToHyperService::new(service);
                         let http = http.clone();
                         connections.spawn(async move {
                             // hyper-util's auto builder reads the first bytes (HTTP/1.1 or HTTP/2?)
@@ -173,10 +187,7 @@ impl Server {
                 }
             }
         });
-        let mut server = Self { addr, layer, ends, task };
-        // Warm up (the runtime's threads, the first buffers) before anyone measures.
-        server.assert_serves_a_client().await;
-        server
+        Self { addr, layer, ends, task }
     }
 
     fn stats(&self) -> WebSocketStats {
@@ -418,6 +429,39 @@ async fn exchange(addr: &str, request: &[u8]) -> String {
     Raw::request(addr, request).await.1.unwrap_or_default()
 }
 
+/// Sends `request` and returns the whole response, head and body (read up to its
+/// `Content-Length`).
+async fn exchange_whole(addr: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("the server reads");
+    let mut response = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&response).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if response.len() >= end + 4 + length {
+                    return;
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => response.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await.expect("a whole response in time");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
 fn status_of(head: &str) -> u16 {
     head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {head:?}"))
 }
@@ -491,6 +535,254 @@ fn malformed_handshakes_get_their_status() {
         assert_eq!(server.stats().refused_by_origin, 8);
         server.settle().await;
         assert_back("malformed handshakes", before, 16, usage).await;
+    });
+}
+
+#[test]
+fn by_default_a_cross_origin_page_gets_403_naming_both_hosts() {
+    serial(|| async {
+        let mut server = Server::start_with(WebSocketLayer::builder()).await;
+        server.assert_serves_a_client().await;
+        let addr = server.addr.to_string();
+        let before = usage();
+        // `handshake_request` sends `Host: 127.0.0.1`.
+        for (origin, host) in [
+            ("https://evil.example", "127.0.0.1"),
+            ("http://127.0.0.1:8080", "127.0.0.1"),
+            ("http://127.0.0.1.evil.example", "127.0.0.1"),
+        ] {
+            let response =
+                exchange_whole(&addr, handshake_request(&format!("Origin: {origin}\r\n")).as_bytes()).await;
+            assert_eq!(status_of(&response), 403, "{origin}: {response}");
+            let reason = format!("origin {origin} does not match host {host}; see allowed_origins");
+            assert!(response.ends_with(&format!("\r\n\r\n{reason}")), "{origin}: {response}");
+            server.assert_serves_a_client().await;
+        }
+        // The server's own pages, on either scheme's default port, are let in.
+        for origin in ["http://127.0.0.1", "https://127.0.0.1"] {
+            let head = exchange(&addr, handshake_request(&format!("Origin: {origin}\r\n")).as_bytes()).await;
+            assert_eq!(status_of(&head), 101, "{origin}: {head}");
+            server.wait_ends(1).await;
+        }
+        assert_eq!(server.stats().refused_by_origin, 3);
+        server.settle().await;
+        assert_back("cross-origin handshakes", before, 16, usage).await;
+    });
+}
+
+#[test]
+fn handshakes_refused_by_authentication_get_401_or_403_and_take_no_slot() {
+    serial(|| async {
+        let builder =
+            WebSocketLayer::builder().max_connections(4).authenticate(|parts: &http::request::Parts| {
+                let token =
+                    Token::from_protocol(parts).or_else(|| Token::from_query(parts, "t")).map(str::to_owned);
+                async move {
+                    match token.as_deref() {
+                        Some("good") => Ok(()),
+                        Some("banned") => Err(AuthRejection::forbidden("banned")),
+                        _ => Err(AuthRejection::unauthorized("no valid token")),
+                    }
+                }
+            });
+        let mut server = Server::start_with(builder.token_query_param("t")).await;
+        let addr = server.addr.to_string();
+        let before = usage();
+        // More refusals than slots: none of them takes one.
+        for round in 0..3 {
+            for (what, request, status, body) in [
+                ("no token", handshake_request(""), 401, "no valid token"),
+                (
+                    "a wrong token",
+                    handshake_request("Sec-WebSocket-Protocol: bearer, bad\r\n"),
+                    401,
+                    "no valid token",
+                ),
+                ("a banned token", handshake_request("").replace("/ws", "/ws?t=banned"), 403, "banned"),
+            ] {
+                let response = exchange_whole(&addr, request.as_bytes()).await;
+                assert_eq!(status_of(&response), status, "{what} (round {round}): {response}");
+                assert!(response.ends_with(&format!("\r\n\r\n{body}")), "{what}: {response}");
+                assert_eq!(
+                    has_header(&response, "www-authenticate", "Bearer"),
+                    status == 401,
+                    "{what}: {response}"
+                );
+            }
+        }
+        // The token in the protocol list: accepted, answered with the marker only.
+        let (raw, head) = Raw::open_with(&addr, "Sec-WebSocket-Protocol: bearer, good\r\n").await;
+        assert!(has_header(&head, "sec-websocket-protocol", "bearer"), "{head}");
+        drop(raw);
+        server.wait_ends(1).await;
+        assert_eq!(server.stats().refused_by_auth, 9);
+        server.settle().await;
+        assert_back("refused authentication", before, 16, usage).await;
+    });
+}
+
+#[test]
+fn a_flooding_client_is_held_to_its_rate_while_another_keeps_its_latency() {
+    const RATE: u64 = 1000;
+    const BURST: u64 = 100;
+    const FLOOD: Duration = Duration::from_secs(2);
+    serial(|| async {
+        let builder = WebSocketLayer::builder().rate_limit(RateLimit::new().messages(RATE, BURST));
+        let mut server = Server::start_with(builder).await;
+        server.assert_serves_a_client().await;
+        let addr = server.addr.to_string();
+
+        // The flooder: 1,000 masked 20-byte text frames every 10 ms (100,000 a second), for 2 s,
+        // while a task counts the echoes it gets back.
+        let opened_at = tokio::time::Instant::now();
+        let Raw { mut write, mut reader } = Raw::open(&addr).await;
+        let batch: Vec<u8> = (0..1000).flat_map(|_| frame(0x81, b"0123456789abcdefghij")).collect();
+        let writer = tokio::spawn(async move {
+            let mut sent = 0u64;
+            let end = tokio::time::Instant::now() + FLOOD;
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            while tokio::time::Instant::now() < end {
+                tick.tick().await;
+                // Blocked once the server stops reading: TCP pushes back.
+                match tokio::time::timeout_at(end, write.write_all(&batch)).await {
+                    Ok(Ok(())) => sent += 1000,
+                    Ok(Err(e)) => panic!("the flood's write failed: {e}"),
+                    Err(_) => break,
+                }
+            }
+            (sent, write)
+        });
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let counter = tokio::spawn(async move {
+            let mut echoes = 0u64;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    frame = reader.next_frame() => match frame {
+                        Some((0x1, _)) => echoes += 1,
+                        Some(_) => {}
+                        None => break,
+                    },
+                }
+            }
+            (echoes, reader)
+        });
+
+        // The well-behaved client on the same server: 100 round trips, 10 ms apart.
+        let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("101");
+        let mut round_trips = Vec::with_capacity(100);
+        for i in 0..100 {
+            let sent_at = std::time::Instant::now();
+            client.send(TMessage::text(format!("polite {i}"))).await.unwrap();
+            let echoed = tokio::time::timeout(Duration::from_secs(10), client.next())
+                .await
+                .expect("an echo within 10 s while another client floods");
+            assert_eq!(echoed.unwrap().unwrap(), TMessage::text(format!("polite {i}")));
+            round_trips.push(sent_at.elapsed());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        client.close(None).await.unwrap();
+        while let Some(Ok(_)) = client.next().await {}
+        round_trips.sort();
+        let p50 = round_trips[round_trips.len() / 2];
+        let p99 = round_trips[round_trips.len() * 99 / 100 - 1];
+        println!("well-behaved client's round trips while another floods: p50 {p50:?}, p99 {p99:?}");
+
+        let (sent, write) = writer.await.unwrap();
+        let _ = stop.send(());
+        let (echoes, reader) = counter.await.unwrap();
+        let elapsed = opened_at.elapsed();
+        // Upper bound of what the buckets let through since the socket opened (the socket
+        // opened after `opened_at`): the burst, plus the rate times the time.
+        let allowed = BURST + (RATE as f64 * elapsed.as_secs_f64()).ceil() as u64 + 1;
+        println!(
+            "flooder: {sent} messages written, {echoes} echoed in {elapsed:?} (at most {allowed} allowed)"
+        );
+        assert!(echoes <= allowed, "{echoes} echoes > {allowed} allowed in {elapsed:?}");
+        assert!(echoes > 0 && sent > echoes, "sent {sent}, echoed {echoes}");
+        assert_eq!(server.stats().rate_limit_throttled, 1, "{:?}", server.stats());
+        assert_eq!(
+            server.wait_ends(1).await[0].error.as_ref().map(ToString::to_string),
+            None,
+            "the polite client"
+        );
+
+        // A reset discards what the kernel holds for the flooder; its socket then ends.
+        Raw { write, reader }.reset();
+        server.wait_ends(1).await;
+        server.settle().await;
+    });
+}
+
+#[test]
+fn the_sixth_socket_from_one_ip_gets_429() {
+    serial(|| async {
+        let mut server = Server::start_with(WebSocketLayer::builder().max_connections_per_client(5)).await;
+        let addr = server.addr.to_string();
+        let mut sockets = Vec::new();
+        for _ in 0..5 {
+            sockets.push(Raw::open(&addr).await);
+        }
+        assert_eq!(server.stats().tracked_clients, 1, "one IP, one entry");
+        let response = exchange_whole(&addr, handshake_request("").as_bytes()).await;
+        assert_eq!(status_of(&response), 429, "{response}");
+        assert!(has_header(&response, "retry-after", "5"), "{response}");
+        assert!(response.ends_with("too many WebSocket connections from this client"), "{response}");
+        assert_eq!(server.stats().refused_by_client_limit, 1);
+        // One closes: the client may open another.
+        sockets.pop().expect("five sockets").reset();
+        server.wait_ends(1).await;
+        sockets.push(Raw::open(&addr).await);
+        drop(sockets);
+        server.wait_ends(5).await;
+        server.settle().await;
+        assert_eq!(server.stats().tracked_clients, 0, "forgotten with its last socket");
+    });
+}
+
+#[test]
+fn ten_thousand_client_keys_leave_no_state_behind() {
+    // Two waves of 5,000 sockets open at once, each its own client (both ends in this process:
+    // two descriptors a socket).
+    const WAVE: usize = 5_000;
+    raise_nofile(2 * WAVE as u64 + 2000);
+    serial(|| async {
+        let builder = WebSocketLayer::builder()
+            .max_connections_per_client(1)
+            .client_key(|parts| parts.headers.get("x-client")?.to_str().ok().map(str::to_owned));
+        let mut server = Server::start_with(builder).await;
+        let addr = server.addr.to_string();
+        for wave in 0..2 {
+            let mut tasks = tokio::task::JoinSet::new();
+            for task in 0..50 {
+                let addr = addr.clone();
+                tasks.spawn(async move {
+                    let mut sockets = Vec::with_capacity(WAVE / 50);
+                    for i in 0..WAVE / 50 {
+                        let key = wave * WAVE + task * (WAVE / 50) + i;
+                        sockets.push(Raw::open_with(&addr, &format!("X-Client: {key}\r\n")).await.0);
+                    }
+                    sockets
+                });
+            }
+            let mut sockets = Vec::with_capacity(WAVE);
+            while let Some(result) = tasks.join_next().await {
+                sockets.extend(result.unwrap());
+            }
+            assert_eq!(server.stats().tracked_clients, WAVE, "one entry per client with a socket");
+            // A second socket for a key that has one: 429.
+            let again = format!("X-Client: {}\r\n", wave * WAVE);
+            let response = exchange_whole(&addr, handshake_request(&again).as_bytes()).await;
+            assert_eq!(status_of(&response), 429, "{response}");
+            for raw in sockets {
+                raw.reset();
+            }
+            server.wait_ends(WAVE).await;
+            server.settle().await;
+            assert_eq!(server.stats().tracked_clients, 0, "wave {wave}: no key left once closed");
+        }
+        let stats = server.stats();
+        assert_eq!((stats.accepted, stats.refused_by_client_limit), (2 * WAVE as u64, 2));
     });
 }
 

@@ -141,3 +141,44 @@ async fn a_rejection_mixes_with_other_axum_responses() {
     let refused = client.connect("/").header("sec-websocket-key", "short").await.unwrap_err();
     assert_eq!(refused.refused().unwrap().text(), "Sec-WebSocket-Key must be base64 of 16 bytes, sent once");
 }
+
+/// The identity of `authenticate` in an axum handler: `Extension<User>`, the extractor's
+/// `identity`, and the socket's.
+#[tokio::test]
+async fn an_authenticated_identity_reaches_axum_extractors_and_the_socket() {
+    use axum::Extension;
+    use tower_websockets::{AuthRejection, Token};
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct User(String);
+
+    async fn greet(Extension(user): Extension<User>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+        assert_eq!(upgrade.identity::<User>(), Some(&user));
+        upgrade.on_upgrade(move |mut socket| async move {
+            let name = socket.identity::<User>().map(|user| user.0.clone()).unwrap_or_default();
+            let _ = socket.send(format!("{} / {}", user.0, name)).await;
+        })
+    }
+
+    let layer = WebSocketLayer::builder()
+        .authenticate(|parts: &http::request::Parts| {
+            let token = Token::from_protocol(parts).map(str::to_owned);
+            async move {
+                match token.as_deref() {
+                    Some("t0k3n") => Ok(User("ada".into())),
+                    _ => Err(AuthRejection::unauthorized("no valid token")),
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    let app = Router::new().route("/ws", any(greet)).route("/", get(|| async { "home" })).layer(layer);
+    let client = TestClient::new(app);
+    let mut socket = client.connect("/ws").protocols(["bearer", "t0k3n"]).await.unwrap();
+    assert_eq!(socket.protocol(), Some("bearer"));
+    assert_eq!(socket.recv_text().await.unwrap(), "ada / ada");
+    let refused = client.connect("/ws").await.unwrap_err();
+    assert_eq!(refused.refused().unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Ordinary requests never meet the check.
+    assert_eq!(client.get("/").await.unwrap().text(), "home");
+}

@@ -16,7 +16,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_websockets::{
-    AllowedOrigins, TextBody, WebSocketLayer, WebSocketUpgrade, WebSocketUpgradeRejection,
+    AllowedOrigins, ForwardedHeader, TextBody, WebSocketLayer, WebSocketUpgrade, WebSocketUpgradeRejection,
 };
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -221,8 +221,113 @@ async fn origin_decision(allowed: Option<AllowedOrigins>, origins: &[&str]) -> (
 const ALLOWED_BY_EXTRACTOR: StatusCode = StatusCode::UPGRADE_REQUIRED; // reached the last check
 
 #[tokio::test]
-async fn no_list_allows_any_origin() {
-    assert_eq!(origin_decision(None, &["https://anything.example"]).await, (ALLOWED_BY_EXTRACTOR, true));
+async fn any_allows_any_origin() {
+    let allowed = AllowedOrigins::any();
+    assert_eq!(
+        origin_decision(Some(allowed), &["https://anything.example"]).await,
+        (ALLOWED_BY_EXTRACTOR, true)
+    );
+}
+
+/// A request for `/ws` on `host`, from a page of `origin`, through a layer with the default
+/// origin policy (same origin) and `forwarded`: the response and whether the handler ran.
+async fn same_origin_decision(
+    origin: &str,
+    headers: &[(&'static str, &str)],
+    forwarded: Option<ForwardedHeader>,
+) -> (Response<Bytes>, bool) {
+    let mut builder = WebSocketLayer::builder();
+    if let Some(header) = forwarded {
+        builder = builder.forwarded_host(header);
+    }
+    let mut request = ws_request().header("origin", origin).body(()).unwrap();
+    for (name, value) in headers {
+        request.headers_mut().append(*name, HeaderValue::from_str(value).unwrap());
+    }
+    let (response, calls) = extract_through(builder.build().unwrap(), request).await;
+    (response, calls == 1)
+}
+
+#[tokio::test]
+async fn by_default_a_cross_origin_handshake_gets_403_saying_why() {
+    let (response, called) = same_origin_decision("https://a.example", &[("host", "b.example")], None).await;
+    assert_eq!((response.status(), called), (StatusCode::FORBIDDEN, false));
+    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        response.body(),
+        "origin https://a.example does not match host b.example; see allowed_origins"
+    );
+}
+
+#[tokio::test]
+async fn by_default_a_same_origin_handshake_and_one_without_origin_are_let_through() {
+    for (origin, host) in [
+        ("https://b.example", "b.example"),
+        ("http://b.example", "b.example"),
+        ("http://127.0.0.1:5000", "127.0.0.1:5000"),
+        ("https://B.example:443", "b.example"),
+    ] {
+        let (response, called) = same_origin_decision(origin, &[("host", host)], None).await;
+        assert_eq!((response.status(), called), (ALLOWED_BY_EXTRACTOR, true), "{origin} on {host}");
+    }
+    let request = ws_request().header("host", "b.example").body(()).unwrap();
+    let (response, calls) = extract_through(WebSocketLayer::new(), request).await;
+    assert_eq!((response.status(), calls), (ALLOWED_BY_EXTRACTOR, 1), "no Origin: not a browser");
+}
+
+#[tokio::test]
+async fn by_default_ports_must_match() {
+    for (origin, host) in
+        [("http://localhost:3000", "localhost:3001"), ("https://b.example:8443", "b.example")]
+    {
+        let (response, called) = same_origin_decision(origin, &[("host", host)], None).await;
+        assert_eq!((response.status(), called), (StatusCode::FORBIDDEN, false), "{origin} on {host}");
+    }
+}
+
+#[tokio::test]
+async fn a_forwarded_host_is_trusted_only_when_configured() {
+    let behind_proxy = [("host", "127.0.0.1:8080"), ("x-forwarded-host", "public.example")];
+    let (response, _) = same_origin_decision("https://public.example", &behind_proxy, None).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "not trusted by default");
+    assert_eq!(
+        response.body(),
+        "origin https://public.example does not match host 127.0.0.1:8080; see allowed_origins"
+    );
+    let trusted = Some(ForwardedHeader::XForwardedHost);
+    let (response, called) = same_origin_decision("https://public.example", &behind_proxy, trusted).await;
+    assert_eq!((response.status(), called), (ALLOWED_BY_EXTRACTOR, true));
+    // A forged header from a cross-site page names its own host: still refused.
+    let forged = [("host", "127.0.0.1:8080"), ("x-forwarded-host", "public.example")];
+    let (response, _) = same_origin_decision("https://evil.example", &forged, trusted).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let forwarded =
+        [("host", "127.0.0.1:8080"), ("forwarded", "for=192.0.2.1;host=public.example;proto=https")];
+    let (response, called) =
+        same_origin_decision("https://public.example", &forwarded, Some(ForwardedHeader::Forwarded)).await;
+    assert_eq!((response.status(), called), (ALLOWED_BY_EXTRACTOR, true));
+}
+
+#[tokio::test]
+async fn over_http2_the_authority_is_the_uri_s() {
+    let request = |origin: &'static str| {
+        Request::connect("https://chat.example/ws")
+            .version(Version::HTTP_2)
+            .extension(hyper::ext::Protocol::from_static("websocket"))
+            .header("sec-websocket-version", "13")
+            .header("origin", origin)
+            .body(())
+            .unwrap()
+    };
+    let (response, calls) = extract_through(WebSocketLayer::new(), request("https://chat.example")).await;
+    assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED, "reached the extractor (no OnUpgrade)");
+    assert_eq!(calls, 1);
+    let (response, calls) = extract_through(WebSocketLayer::new(), request("https://evil.example")).await;
+    assert_eq!((response.status(), calls), (StatusCode::FORBIDDEN, 0));
+    assert_eq!(
+        response.body(),
+        "origin https://evil.example does not match host chat.example; see allowed_origins"
+    );
 }
 
 #[tokio::test]

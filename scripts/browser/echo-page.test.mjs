@@ -14,6 +14,10 @@
 //   DEFLATE_LOG    that server's log file
 //   DEFLATE_TLS_URL, DEFLATE_TLS_LOG
 //                  the same with --compression --tls (HTTP/2)
+//   TOKEN, TOKEN_URL, TOKEN_LOG
+//                  a server started with --token TOKEN (logging at debug level): its page
+//                  connects with the token in the protocol list and in the query, and is refused
+//                  (401) without it or with a wrong one; the token must never be in its log
 //   SCREENSHOT     where to save a screenshot of the finished page
 //   CHROMIUM       the browser (default /usr/bin/chromium)
 //
@@ -41,6 +45,9 @@ const DEFLATE_URL = required("DEFLATE_URL");
 const DEFLATE_LOG = required("DEFLATE_LOG");
 const DEFLATE_TLS_URL = required("DEFLATE_TLS_URL");
 const DEFLATE_TLS_LOG = required("DEFLATE_TLS_LOG");
+const TOKEN = required("TOKEN");
+const TOKEN_URL = required("TOKEN_URL");
+const TOKEN_LOG = required("TOKEN_LOG");
 const SCREENSHOT = process.env.SCREENSHOT;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TIMEOUT = 15_000;
@@ -481,6 +488,100 @@ async function main() {
                 refusals.filter((line) => line.includes(`"${pageOrigin}"`)).length >= 2,
                 `the server log shows ${refusals.length} refusals: ${refusals.join(" | ")}`,
             );
+        });
+
+        // A server started with --token: the page's Token field (["bearer", token] as the
+        // protocol list) and ?access_token= in the URL.
+        const tokenStatuses = [];
+        const tokenCdp = await context.newCDPSession(page);
+        await tokenCdp.send("Network.enable");
+        tokenCdp.on("Network.webSocketHandshakeResponseReceived", (event) => tokenStatuses.push(event.response.status));
+        const tokenWsUrl = `ws://${new URL(TOKEN_URL).host}/ws`;
+
+        // Connects with the page's controls; the number of close lines before it is `closes`.
+        async function connectRefused(what) {
+            const closes = (await logTexts(page, "close")).length;
+            // Chromium words a 401 as an authentication failure, not as a response code.
+            const is401 = (line) => /Unexpected response code: 401|HTTP Authentication failed/.test(line);
+            const before = consoleLines.filter(is401).length;
+            await page.click("#connectButton");
+            await page.waitForFunction(
+                (n) => document.querySelectorAll("#commsLog tr.log-close").length > n,
+                closes,
+                { timeout: TIMEOUT },
+            );
+            const closed = (await logTexts(page, "close")).at(-1);
+            check(closed.startsWith("Connection closed. Code: 1006."), `${what}: close line ${closed}`);
+            await waitForState(page, "Closed");
+            // What Chromium saw: the handshake response (DevTools) or its console message, which
+            // may come a little after the close event.
+            const deadline = Date.now() + TIMEOUT;
+            const saw401 = () =>
+                tokenStatuses.at(-1) === 401 ||
+                consoleLines.filter(is401).length > before;
+            while (!saw401() && Date.now() < deadline) {
+                await new Promise((resolve) => setTimeout(resolve, 50));
+            }
+            check(
+                saw401(),
+                `${what}: Chromium did not report a 401 (handshake statuses: ${tokenStatuses.join(", ") || "none"}; ` +
+                    `console: ${consoleLines.slice(-3).join(" | ")})`,
+            );
+        }
+
+        async function connectEchoClose(what, openedLine) {
+            const opens = (await logTexts(page, "open")).length;
+            await page.click("#connectButton");
+            await waitForState(page, "Open");
+            const opened = (await logTexts(page, "open")).at(-1);
+            check((await logTexts(page, "open")).length === opens + 1, `${what}: no new open line`);
+            check(opened === openedLine, `${what}: ${opened}`);
+            await sendThroughPage(page, `hello with ${what}`);
+            await page.click("#closeButton");
+            await waitForState(page, "Closed");
+        }
+
+        await test("token: no token gets 401", async () => {
+            await page.goto(TOKEN_URL);
+            await connectRefused("no token");
+            check((await logTexts(page, "open")).length === 0, "the socket opened without a token");
+        });
+
+        await test("token: a wrong token in the protocol list gets 401", async () => {
+            await page.fill("#token", `${TOKEN}-wrong`);
+            await connectRefused("a wrong token");
+            check((await logTexts(page, "open")).length === 0, "the socket opened with a wrong token");
+        });
+
+        await test("token: the token in the protocol list opens the socket, answered `bearer`", async () => {
+            await page.fill("#token", TOKEN);
+            await connectEchoClose("the protocol token", "Connection opened. Protocol: bearer. Extensions: none");
+        });
+
+        await test("token: the token in the query opens the socket", async () => {
+            await page.fill("#token", "");
+            await page.fill("#connectionUrl", `${tokenWsUrl}?access_token=${encodeURIComponent(TOKEN)}`);
+            await connectEchoClose("the query token", OPENED_PLAIN);
+        });
+
+        await test("token: a wrong token in the query gets 401", async () => {
+            await page.fill("#connectionUrl", `${tokenWsUrl}?access_token=wrong`);
+            await connectRefused("a wrong query token");
+        });
+
+        await test("token: the server logged the refusals and the openings, never the token", async () => {
+            // The crate's debug event and the example's info event, for each of the two sockets.
+            const opened = (await waitForServerLog(TOKEN_LOG, "WebSocket opened", 4)).filter((line) =>
+                line.includes("authenticated="),
+            );
+            check(
+                opened.length === 2 && opened.every((line) => logFields(line, "WebSocket opened").authenticated === "true"),
+                `openings: ${opened.join(" | ")}`,
+            );
+            const refusals = await waitForServerLog(TOKEN_LOG, "refused WebSocket request: authentication", 3);
+            check(refusals.length >= 3, `${refusals.length} refusals logged`);
+            const log = readFileSync(TOKEN_LOG, "utf8");
+            check(!log.includes(TOKEN), "the token is in the server's log");
         });
     } finally {
         await browser.close();

@@ -12,7 +12,10 @@
 mod close;
 mod keep_alive;
 mod prepared;
+mod rate_limit;
 
+pub(crate) use rate_limit::Counts as RateLimitCounts;
+pub use rate_limit::{RateLimit, RateLimitPolicy};
 mod transport;
 
 use std::{
@@ -120,6 +123,8 @@ pub struct WebSocket {
     close_code: Option<CloseCode>,
     /// permessage-deflate's send side, when negotiated (the receive side is in the transport).
     deflater: Option<Box<Deflater>>,
+    /// The rate limit on what the peer sends; `None` without one.
+    rate_limit: Option<Box<rate_limit::Gate>>,
 }
 
 /// Where the connection is in its life.
@@ -227,6 +232,7 @@ impl WebSocket {
             open,
             close_code: None,
             deflater,
+            rate_limit: rate_limit::Gate::new(&config.rate_limit),
         }
     }
 
@@ -266,6 +272,28 @@ impl WebSocket {
             deflater.set_skip_next(false);
         }
         result
+    }
+
+    /// The identity the layer's [`authenticate`](crate::WebSocketLayerBuilder::authenticate)
+    /// function returned for this socket's handshake, if it is an `I`. `None` without
+    /// authentication, and on client sockets.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocket;
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// async fn handler(mut socket: WebSocket) {
+    ///     let greeting = match socket.identity::<User>() {
+    ///         Some(user) => format!("hello {}", user.0),
+    ///         None => "hello".to_owned(),
+    ///     };
+    ///     let _ = socket.send(greeting).await;
+    /// }
+    /// ```
+    pub fn identity<I: 'static>(&self) -> Option<&I> {
+        self.open.as_ref()?.identity()?.get()
     }
 
     /// The subprotocol chosen in the handshake, if any.
@@ -398,6 +426,11 @@ impl WebSocket {
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
             let State::Open(connection) = &mut self.state else { return Poll::Ready(None) };
+            // A throttled socket does not read (TCP pushes back on its peer alone).
+            if let Some(gate) = self.rate_limit.as_deref_mut() {
+                let counts = self.open.as_ref().map(|open| open.tracker() as &dyn RateLimitCounts);
+                ready!(gate.poll_read_allowed(cx, counts));
+            }
             let item = match Pin::new(&mut connection.stream).poll_next(cx) {
                 Poll::Ready(item) => item,
                 // tungstenite has read every frame before a message the transport took off its
@@ -407,6 +440,18 @@ impl WebSocket {
                     None => return Poll::Pending,
                 },
             };
+            // Every message but the peer's Close (its closing handshake always completes).
+            if let (Some(gate), Some(Ok(message))) = (self.rate_limit.as_deref_mut(), &item) {
+                let counts = self.open.as_ref().map(|open| open.tracker() as &dyn RateLimitCounts);
+                if !message.is_close() && gate.charge(message.len(), counts).is_err() {
+                    self.state.end();
+                    let error = Error::RateLimited;
+                    if let Some(frame) = error.close_frame() {
+                        self.queue_close(frame, cx);
+                    }
+                    return Poll::Ready(Some(Err(error)));
+                }
+            }
             match item {
                 Some(Ok(message)) => {
                     if let Some(clock) = self.keep_alive.as_mut() {
