@@ -86,7 +86,13 @@ struct Options {
     shutdown_timeout: Duration,
     /// Drop a connection that has not sent its whole request head (its first byte included)
     /// within this many seconds
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "30")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true,
+        default_value = "30"
+    )]
     head_timeout: Duration,
     /// Serve HTTPS and WSS with a self-signed certificate for localhost, 127.0.0.1 and ::1 made
     /// at startup (clients must be told to accept it); ALPN offers h2, so browsers can open
