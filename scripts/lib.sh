@@ -66,7 +66,10 @@ start_echo() {
     local name=$1
     shift
     ECHO_LOG=$WORK_DIR/$name.log
-    RUST_LOG=${ECHO_RUST_LOG:-info} "$ECHO_BIN" --bind 127.0.0.1:0 "$@" >"$ECHO_LOG" 2>&1 &
+    # Created here, not by the background job's redirection: the job may not have opened it yet
+    # when the loop below first reads it (a flake under load: "sed: can't read ...log").
+    : >"$ECHO_LOG"
+    RUST_LOG=${ECHO_RUST_LOG:-info} "$ECHO_BIN" --bind 127.0.0.1:0 "$@" >>"$ECHO_LOG" 2>&1 &
     ECHO_PID=$!
     ECHO_PIDS+=("$ECHO_PID")
     ECHO_PORT=
