@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
 use crate::{deflate::Compression, error::ConfigError, origin::OriginPolicy};
 
 /// Default keep-alive interval: two minutes, as in ASP.NET Core. See
@@ -61,6 +59,13 @@ impl Default for SocketConfig {
 }
 
 impl SocketConfig {
+    /// The frame limit the decoder applies: with no frame limit of its own, a frame is still
+    /// bounded by the message limit (the decoder reserves a frame's announced length before
+    /// reading it, so an unbounded header, 2^40 bytes say, must not be believed).
+    pub(crate) fn effective_max_frame_size(&self) -> Option<usize> {
+        self.max_frame_size.or(self.max_message_size)
+    }
+
     /// The write buffer's hard limit: the configured one, or room for the write buffer plus one
     /// message of the largest size the socket accepts.
     pub(crate) fn effective_max_write_buffer_size(&self) -> usize {
@@ -100,21 +105,6 @@ impl SocketConfig {
             return Err(ConfigError::new("max_write_buffer_size", "must be greater than write_buffer_size"));
         }
         self.compression.validate()
-    }
-
-    /// The tungstenite configuration for a socket with these options, with `read_buffer_size`
-    /// for tungstenite's read buffer: the receive buffer size, or less where the transport reads
-    /// for it (`socket/transport.rs`).
-    pub(crate) fn to_tungstenite(self, read_buffer_size: usize) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(read_buffer_size)
-            .write_buffer_size(self.write_buffer_size)
-            .max_write_buffer_size(self.effective_max_write_buffer_size())
-            .max_message_size(self.max_message_size)
-            // With no frame limit, a frame is still bounded by the message limit: tungstenite
-            // reserves a frame's announced length before reading it, so an unbounded frame
-            // header (2^40 bytes, say) would make it try to allocate that much.
-            .max_frame_size(self.max_frame_size.or(self.max_message_size))
     }
 }
 
@@ -290,20 +280,17 @@ mod tests {
         config.validate().unwrap();
         let max = config.effective_max_write_buffer_size();
         assert_eq!(max, DEFAULT_WRITE_BUFFER_SIZE + DEFAULT_MAX_MESSAGE_SIZE + MAX_FRAME_HEADER);
-        let ws = config.to_tungstenite(512);
-        assert_eq!(ws.read_buffer_size, 512);
-        assert_eq!(ws.max_write_buffer_size, max);
     }
 
     #[test]
     fn without_a_frame_limit_frames_are_held_to_the_message_limit() {
         let config =
             SocketConfig { max_frame_size: None, max_message_size: Some(1 << 20), ..SocketConfig::default() };
-        assert_eq!(config.to_tungstenite(4096).max_frame_size, Some(1 << 20));
+        assert_eq!(config.effective_max_frame_size(), Some(1 << 20));
         let unlimited =
             SocketConfig { max_frame_size: None, max_message_size: None, ..SocketConfig::default() };
-        assert_eq!(unlimited.to_tungstenite(4096).max_frame_size, None);
-        assert_eq!(SocketConfig::default().to_tungstenite(4096).max_frame_size, Some(DEFAULT_MAX_FRAME_SIZE));
+        assert_eq!(unlimited.effective_max_frame_size(), None);
+        assert_eq!(SocketConfig::default().effective_max_frame_size(), Some(DEFAULT_MAX_FRAME_SIZE));
     }
 
     #[test]

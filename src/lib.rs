@@ -146,6 +146,7 @@ mod layer;
 mod lifecycle;
 mod message;
 mod origin;
+mod prepared;
 mod proto;
 mod rejection;
 mod response;

@@ -4,6 +4,7 @@
 
 use crate::proto::{decoder::CloseFrame, error::ProtocolError};
 
+#[cfg(test)]
 /// 1000: normal closure.
 pub(crate) const NORMAL: u16 = 1000;
 

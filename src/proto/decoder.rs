@@ -176,6 +176,7 @@ impl Decoder {
         Self { config, inflater: Some(inflater), state: State::Header, message: None }
     }
 
+    #[cfg(test)]
     /// Whether a Close has come out.
     pub(crate) fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)

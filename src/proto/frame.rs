@@ -161,6 +161,7 @@ impl FrameHeader {
         }))
     }
 
+    #[cfg(test)]
     /// Is any of the three RSV bits set?
     pub(crate) fn any_rsv(&self) -> bool {
         self.rsv1 || self.rsv2 || self.rsv3
