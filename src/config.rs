@@ -76,7 +76,7 @@ impl SocketConfig {
         })
     }
 
-    /// Checks every combination that tungstenite would panic on, or that makes no sense.
+    /// Checks every combination that makes no sense (or that the socket could not honour).
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Some(timeout) = self.keep_alive_timeout {
             if self.keep_alive_interval.is_zero() {

@@ -555,10 +555,11 @@ impl WebSocket {
         }
     }
 
-    /// The connection to send on, while data may still be sent.
+    /// The connection to send on, while data may still be sent: it is open and our Close has
+    /// not gone out.
     fn sending(&mut self) -> Result<&mut Connection, Error> {
-        match self.state.connection_mut() {
-            Some(connection) if connection.close.may_send_data() => Ok(connection),
+        match &mut self.state {
+            State::Open(connection) if connection.close.may_send_data() => Ok(connection),
             _ => Err(Error::Closed),
         }
     }

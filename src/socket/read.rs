@@ -29,6 +29,10 @@ use crate::proto::{
 /// `receive_buffer_size`).
 const FIRST_READ: usize = 1024;
 
+/// How much more room a payload buffer without a reservation for its whole frame is given at a
+/// time.
+const GROW_STEP: usize = 1 << 20;
+
 /// What a read gave.
 #[derive(Debug)]
 pub(super) enum ReadError {
@@ -72,7 +76,14 @@ impl Reader {
                 if let Some(mut payload) = self.decoder.payload_buf() {
                     // What is left of a data frame's payload, read where it goes: when it is at
                     // least a read's worth (smaller rests come with the next header).
-                    if payload.remaining_mut() >= want {
+                    let rest = payload.remaining_mut();
+                    if rest >= want {
+                        // Without limits the decoder reserves a large frame 1 MiB at a time:
+                        // make room for a whole read, not the few bytes `read_buf` would.
+                        let message = payload.get_mut();
+                        if message.capacity() - message.len() < want {
+                            message.reserve(rest.min(GROW_STEP));
+                        }
                         let n = ready!(poll_read_buf(io, cx, &mut payload)).map_err(ReadError::Io)?;
                         if n == 0 {
                             return Poll::Ready(Ok(None));
