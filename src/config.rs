@@ -176,13 +176,13 @@ macro_rules! socket_option_setters {
         /// The buffer is only held while data arrives: a socket reads small (1 KiB, or this
         /// size if smaller) after a quiet spell, grows to this size while reads fill the buffer,
         /// and lets the buffer go when the connection has nothing more, so an idle socket holds
-        /// none of it. A large message (more than 512 bytes, in one frame) is read straight into
-        /// a buffer of its own size, whatever this option says; so raising it only helps bursts
-        /// of small messages or fragmented messages. It does not limit message size: the two
-        /// `max_*` options do that.
+        /// none of it. The payload of a larger data frame (uncompressed) is read straight into a
+        /// buffer of the frame's size once a read's worth of it is still to come, whatever this
+        /// option says; so raising it only helps bursts of small messages. It does not limit
+        /// message size: the two `max_*` options do that.
         ///
-        /// A socket that negotiated permessage-deflate still reads through a buffer of this
-        /// size that it keeps for its life.
+        /// Sockets with permessage-deflate read the same way, compressed payloads through this
+        /// buffer.
         pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
             self.$field.receive_buffer_size = bytes;
             self
