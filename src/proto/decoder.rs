@@ -176,8 +176,8 @@ impl Decoder {
         Self { config, inflater: Some(inflater), state: State::Header, message: None }
     }
 
-    #[cfg(test)]
     /// Whether a Close has come out.
+    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
     }

@@ -43,14 +43,14 @@ impl EncodedFrame {
         self.header().len() + self.payload.len()
     }
 
-    #[cfg(test)]
     /// The header and the payload, for `poll_write_vectored`.
+    #[cfg(test)]
     pub(crate) fn io_slices(&self) -> [std::io::IoSlice<'_>; 2] {
         [std::io::IoSlice::new(self.header()), std::io::IoSlice::new(&self.payload)]
     }
 
-    #[cfg(test)]
     /// Appends the whole frame to `dst` (coalescing small frames into one write).
+    #[cfg(test)]
     pub(crate) fn write_to(&self, dst: &mut BytesMut) {
         dst.reserve(self.len());
         dst.put_slice(self.header());
@@ -119,14 +119,14 @@ impl Encoder {
         EncodedFrame { header, payload }
     }
 
-    #[cfg(test)]
     /// A whole text message in one frame (the caller has a `str`, so it is UTF-8).
+    #[cfg(test)]
     pub(crate) fn text(&mut self, payload: Bytes) -> EncodedFrame {
         self.frame(OpCode::Text, true, false, payload)
     }
 
-    #[cfg(test)]
     /// A whole binary message in one frame.
+    #[cfg(test)]
     pub(crate) fn binary(&mut self, payload: Bytes) -> EncodedFrame {
         self.frame(OpCode::Binary, true, false, payload)
     }

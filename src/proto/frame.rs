@@ -161,8 +161,8 @@ impl FrameHeader {
         }))
     }
 
-    #[cfg(test)]
     /// Is any of the three RSV bits set?
+    #[cfg(test)]
     pub(crate) fn any_rsv(&self) -> bool {
         self.rsv1 || self.rsv2 || self.rsv3
     }

@@ -424,7 +424,17 @@ impl WebSocket {
     /// when nothing is there; `Ready(None)` once the connection is no longer open.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         let State::Open(connection) = &mut self.state else { return Poll::Ready(None) };
-        let event = match ready!(connection.reader.poll_event(&mut connection.io, cx)) {
+        let event = match connection.reader.poll_event(&mut connection.io, cx) {
+            Poll::Ready(event) => event,
+            Poll::Pending => {
+                // A quiet connection holds no buffers (the reader has let its own go).
+                if connection.reader.is_quiet() {
+                    connection.writer.release_spare();
+                }
+                return Poll::Pending;
+            }
+        };
+        let event = match event {
             Ok(Some(event)) => event,
             // The end of the stream without a closing handshake (RFC 6455 §7.1.5: 1006).
             Ok(None) => {

@@ -60,6 +60,11 @@ impl Reader {
         Self { staging: BytesMut::new(), busy: false, read_size: read_size.max(1), decoder }
     }
 
+    /// Whether the reader holds no buffer (the connection was found quiet).
+    pub(super) fn is_quiet(&self) -> bool {
+        self.staging.capacity() == 0
+    }
+
     /// The next event from the peer: `Ready(Ok(None))` at the end of the stream.
     pub(super) fn poll_event<R: AsyncRead + Unpin>(
         &mut self,

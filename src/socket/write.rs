@@ -31,6 +31,10 @@ const MAX_SLICES: usize = 64;
 /// A coalescing buffer up to this size is kept for the next frames once written out.
 const KEEP_BUFFER: usize = 16 * 1024;
 
+/// While the connection is quiet, a kept buffer up to this size stays (an echo's); a larger one
+/// is let go, so that an idle socket does not hold a burst's buffer.
+const KEEP_WHEN_QUIET: usize = 256;
+
 /// A piece of the queue.
 #[derive(Debug)]
 enum Segment {
@@ -79,8 +83,15 @@ impl Writer {
         }
     }
 
-    #[cfg(test)]
+    /// Lets a large kept buffer go (the connection is quiet).
+    pub(super) fn release_spare(&mut self) {
+        if self.spare.capacity() > KEEP_WHEN_QUIET {
+            self.spare = BytesMut::new();
+        }
+    }
+
     /// Bytes waiting to be written.
+    #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
         self.queued
     }
