@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
 use crate::{deflate::Compression, error::ConfigError, origin::OriginPolicy};
 
 /// Default keep-alive interval: two minutes, as in ASP.NET Core. See
@@ -43,7 +41,7 @@ pub(crate) struct SocketConfig {
     pub(crate) max_message_size: Option<usize>,
     pub(crate) max_frame_size: Option<usize>,
     pub(crate) compression: Compression,
-    pub(crate) rate_limit: crate::socket::RateLimit,
+    pub(crate) rate_limit: crate::rate_limit::RateLimit,
 }
 
 impl Default for SocketConfig {
@@ -57,12 +55,19 @@ impl Default for SocketConfig {
             max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
             max_frame_size: Some(DEFAULT_MAX_FRAME_SIZE),
             compression: Compression::disabled(),
-            rate_limit: crate::socket::RateLimit::new(),
+            rate_limit: crate::rate_limit::RateLimit::new(),
         }
     }
 }
 
 impl SocketConfig {
+    /// The frame limit the decoder applies: with no frame limit of its own, a frame is still
+    /// bounded by the message limit (the decoder reserves a frame's announced length before
+    /// reading it, so an unbounded header, 2^40 bytes say, must not be believed).
+    pub(crate) fn effective_max_frame_size(&self) -> Option<usize> {
+        self.max_frame_size.or(self.max_message_size)
+    }
+
     /// The write buffer's hard limit: the configured one, or room for the write buffer plus one
     /// message of the largest size the socket accepts.
     pub(crate) fn effective_max_write_buffer_size(&self) -> usize {
@@ -73,7 +78,7 @@ impl SocketConfig {
         })
     }
 
-    /// Checks every combination that tungstenite would panic on, or that makes no sense.
+    /// Checks every combination that makes no sense (or that the socket could not honour).
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Some(timeout) = self.keep_alive_timeout {
             if self.keep_alive_interval.is_zero() {
@@ -103,21 +108,6 @@ impl SocketConfig {
         }
         self.rate_limit.validate()?;
         self.compression.validate()
-    }
-
-    /// The tungstenite configuration for a socket with these options, with `read_buffer_size`
-    /// for tungstenite's read buffer: the receive buffer size, or less where the transport reads
-    /// for it (`socket/transport.rs`).
-    pub(crate) fn to_tungstenite(self, read_buffer_size: usize) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(read_buffer_size)
-            .write_buffer_size(self.write_buffer_size)
-            .max_write_buffer_size(self.effective_max_write_buffer_size())
-            .max_message_size(self.max_message_size)
-            // With no frame limit, a frame is still bounded by the message limit: tungstenite
-            // reserves a frame's announced length before reading it, so an unbounded frame
-            // header (2^40 bytes, say) would make it try to allocate that much.
-            .max_frame_size(self.max_frame_size.or(self.max_message_size))
     }
 }
 
@@ -189,13 +179,13 @@ macro_rules! socket_option_setters {
         /// The buffer is only held while data arrives: a socket reads small (1 KiB, or this
         /// size if smaller) after a quiet spell, grows to this size while reads fill the buffer,
         /// and lets the buffer go when the connection has nothing more, so an idle socket holds
-        /// none of it. A large message (more than 512 bytes, in one frame) is read straight into
-        /// a buffer of its own size, whatever this option says; so raising it only helps bursts
-        /// of small messages or fragmented messages. It does not limit message size: the two
-        /// `max_*` options do that.
+        /// none of it. The payload of a larger data frame (uncompressed) is read straight into a
+        /// buffer of the frame's size once a read's worth of it is still to come, whatever this
+        /// option says; so raising it only helps bursts of small messages. It does not limit
+        /// message size: the two `max_*` options do that.
         ///
-        /// A socket that negotiated permessage-deflate still reads through a buffer of this
-        /// size that it keeps for its life.
+        /// Sockets with permessage-deflate read the same way, compressed payloads through this
+        /// buffer.
         pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
             self.$field.receive_buffer_size = bytes;
             self
@@ -328,20 +318,17 @@ mod tests {
         config.validate().unwrap();
         let max = config.effective_max_write_buffer_size();
         assert_eq!(max, DEFAULT_WRITE_BUFFER_SIZE + DEFAULT_MAX_MESSAGE_SIZE + MAX_FRAME_HEADER);
-        let ws = config.to_tungstenite(512);
-        assert_eq!(ws.read_buffer_size, 512);
-        assert_eq!(ws.max_write_buffer_size, max);
     }
 
     #[test]
     fn without_a_frame_limit_frames_are_held_to_the_message_limit() {
         let config =
             SocketConfig { max_frame_size: None, max_message_size: Some(1 << 20), ..SocketConfig::default() };
-        assert_eq!(config.to_tungstenite(4096).max_frame_size, Some(1 << 20));
+        assert_eq!(config.effective_max_frame_size(), Some(1 << 20));
         let unlimited =
             SocketConfig { max_frame_size: None, max_message_size: None, ..SocketConfig::default() };
-        assert_eq!(unlimited.to_tungstenite(4096).max_frame_size, None);
-        assert_eq!(SocketConfig::default().to_tungstenite(4096).max_frame_size, Some(DEFAULT_MAX_FRAME_SIZE));
+        assert_eq!(unlimited.effective_max_frame_size(), None);
+        assert_eq!(SocketConfig::default().effective_max_frame_size(), Some(DEFAULT_MAX_FRAME_SIZE));
     }
 
     #[test]

@@ -4,11 +4,9 @@
 
 use std::{error::Error as StdError, fmt, io, time::Duration};
 
-use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
-
 use crate::{
     message::{CloseCode, CloseFrame},
-    socket::TransportError,
+    proto::error::ProtocolError,
 };
 
 /// An error on an open [`WebSocket`](crate::WebSocket).
@@ -137,39 +135,19 @@ impl Error {
         };
         Some(CloseFrame::new(code, reason))
     }
+}
 
-    /// The error for a fault the transport found in the peer's bytes.
-    fn from_transport(fault: &TransportError) -> Self {
-        match fault {
-            TransportError::LengthTopBit | TransportError::Protocol(_) => Self::Protocol(fault.to_string()),
-            TransportError::TooBig { size, max } => {
-                Self::MessageTooBig { size: usize::try_from(*size).unwrap_or(usize::MAX), max: *max }
-            }
-            TransportError::CorruptCompressedData(e) => Self::InvalidCompressedData(e.clone()),
-        }
-    }
-
-    pub(crate) fn from_tungstenite(error: tungstenite::Error) -> Self {
-        use tungstenite::error::CapacityError;
+/// What the peer did wrong, as the socket reports it; the close code is the same
+/// ([`ProtocolError::close_code`]).
+impl From<ProtocolError> for Error {
+    fn from(error: ProtocolError) -> Self {
         match error {
-            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => Self::Closed,
-            // The transport's frame-header check (RFC 6455 §5.2 rules tungstenite does not check).
-            tungstenite::Error::Io(e) => match TransportError::find(&e) {
-                Some(fault) => Self::from_transport(fault),
-                None => Self::Io(e),
-            },
-            tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-                Self::MessageTooBig { size, max: max_size }
+            ProtocolError::FrameTooBig { size, max } | ProtocolError::MessageTooBig { size, max } => {
+                Self::MessageTooBig { size: usize::try_from(size).unwrap_or(usize::MAX), max }
             }
-            tungstenite::Error::Capacity(e) => Self::Protocol(e.to_string()),
-            tungstenite::Error::Utf8(_) => Self::InvalidUtf8,
-            tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                Self::ConnectionReset
-            }
-            // Our Close has gone out (a shutdown's 1001, say): the socket is closed for sending.
-            tungstenite::Error::Protocol(ProtocolError::SendAfterClosing) => Self::Closed,
-            tungstenite::Error::Protocol(e) => Self::Protocol(e.to_string()),
-            tungstenite::Error::WriteBufferFull(_) => Self::WriteBufferFull,
+            // A Close reason that is not UTF-8 is invalid payload data, as text is.
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => Self::InvalidUtf8,
+            ProtocolError::CorruptCompressedData(e) => Self::InvalidCompressedData(e),
             other => Self::Protocol(other.to_string()),
         }
     }
@@ -264,35 +242,30 @@ impl StdError for ConfigError {}
 
 #[cfg(test)]
 mod tests {
-    use tokio_tungstenite::tungstenite::error::CapacityError;
-
     use super::*;
 
     #[test]
-    fn tungstenite_errors_map_to_ours() {
-        let too_long = tungstenite::Error::Capacity(CapacityError::MessageTooLong { size: 10, max_size: 4 });
-        assert!(matches!(Error::from_tungstenite(too_long), Error::MessageTooBig { size: 10, max: 4 }));
-        assert!(matches!(Error::from_tungstenite(tungstenite::Error::ConnectionClosed), Error::Closed));
-        assert!(matches!(Error::from_tungstenite(tungstenite::Error::AlreadyClosed), Error::Closed));
-        assert!(matches!(
-            Error::from_tungstenite(tungstenite::Error::Utf8("bad".into())),
-            Error::InvalidUtf8
-        ));
-        assert!(matches!(
-            Error::from_tungstenite(ProtocolError::ResetWithoutClosingHandshake.into()),
-            Error::ConnectionReset
-        ));
-        assert!(matches!(Error::from_tungstenite(ProtocolError::SendAfterClosing.into()), Error::Closed));
-        assert!(matches!(
-            Error::from_tungstenite(ProtocolError::NonZeroReservedBits.into()),
-            Error::Protocol(m) if m.contains("Reserved bits")
-        ));
-        let full = tungstenite::Error::WriteBufferFull(Box::new(tungstenite::Message::Text("x".into())));
-        assert!(matches!(Error::from_tungstenite(full), Error::WriteBufferFull));
-        let io = io::Error::new(io::ErrorKind::BrokenPipe, "gone");
-        assert!(
-            matches!(Error::from_tungstenite(io.into()), Error::Io(e) if e.kind() == io::ErrorKind::BrokenPipe)
-        );
+    fn protocol_errors_map_to_ours_with_the_same_close_code() {
+        let cases = [
+            ProtocolError::FrameTooBig { size: 10, max: 4 },
+            ProtocolError::MessageTooBig { size: 10, max: 4 },
+            ProtocolError::InvalidUtf8,
+            ProtocolError::InvalidCloseReason,
+            ProtocolError::CorruptCompressedData("bad".into()),
+            ProtocolError::ReservedBits { bits: 0b010 },
+            ProtocolError::UnmaskedFrame,
+            ProtocolError::InvalidCloseCode(1005),
+            ProtocolError::LengthTopBit,
+        ];
+        for error in cases {
+            let code = error.close_code();
+            let ours = Error::from(error);
+            assert_eq!(ours.close_code(), Some(CloseCode(code)), "{ours}");
+        }
+        let too_big = Error::from(ProtocolError::MessageTooBig { size: 10, max: 4 });
+        assert!(matches!(too_big, Error::MessageTooBig { size: 10, max: 4 }));
+        let reserved = Error::from(ProtocolError::ReservedBits { bits: 0b010 });
+        assert!(matches!(reserved, Error::Protocol(m) if m.contains("reserved bits")));
     }
 
     #[test]

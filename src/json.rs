@@ -10,9 +10,9 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
-    broadcast::PreparedMessage,
     error::{Error, JsonError},
     message::Message,
+    prepared::PreparedMessage,
     socket::WebSocket,
 };
 

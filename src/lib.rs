@@ -151,7 +151,9 @@ mod layer;
 mod lifecycle;
 mod message;
 mod origin;
+mod prepared;
 mod proto;
+mod rate_limit;
 mod rejection;
 mod response;
 mod service;
@@ -175,10 +177,11 @@ pub use layer::{WebSocketLayer, WebSocketLayerBuilder};
 pub use lifecycle::{ShutdownHandle, ShutdownReport, WebSocketStats};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use origin::{AllowedOrigins, ForwardedHeader};
+pub use rate_limit::{RateLimit, RateLimitPolicy};
 pub use rejection::WebSocketUpgradeRejection;
 pub use response::TextBody;
 pub use service::{ResponseBody, ResponseFuture, WebSocketService};
-pub use socket::{RateLimit, RateLimitPolicy, WebSocket};
+pub use socket::WebSocket;
 pub use upgrade::WebSocketUpgrade;
 
 /// The guides, from the crate's `docs/` folder: pages without code of their own, versioned with

@@ -237,7 +237,7 @@ impl Tracker {
 }
 
 /// The rate limits' counters.
-impl crate::socket::RateLimitCounts for Tracker {
+impl crate::rate_limit::Counts for Tracker {
     fn count_rate_limit_throttled(&self) {
         self.rate_limit_throttled.fetch_add(1, Ordering::Relaxed);
     }

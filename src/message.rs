@@ -4,7 +4,7 @@
 use std::{fmt, ops::Deref};
 
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode as TCloseCode};
+use tokio_tungstenite::tungstenite;
 
 /// A WebSocket message.
 ///
@@ -69,28 +69,6 @@ impl Message {
     /// Is this a Close?
     pub fn is_close(&self) -> bool {
         matches!(self, Self::Close(_))
-    }
-
-    pub(crate) fn into_tungstenite(self) -> tungstenite::Message {
-        match self {
-            Self::Text(text) => tungstenite::Message::Text(text.0),
-            Self::Binary(bytes) => tungstenite::Message::Binary(bytes),
-            Self::Ping(bytes) => tungstenite::Message::Ping(bytes),
-            Self::Pong(bytes) => tungstenite::Message::Pong(bytes),
-            Self::Close(frame) => tungstenite::Message::Close(frame.map(CloseFrame::into_tungstenite)),
-        }
-    }
-
-    /// `None` for raw frames, which tungstenite never returns from a read.
-    pub(crate) fn from_tungstenite(message: tungstenite::Message) -> Option<Self> {
-        Some(match message {
-            tungstenite::Message::Text(text) => Self::Text(Utf8Bytes(text)),
-            tungstenite::Message::Binary(bytes) => Self::Binary(bytes),
-            tungstenite::Message::Ping(bytes) => Self::Ping(bytes),
-            tungstenite::Message::Pong(bytes) => Self::Pong(bytes),
-            tungstenite::Message::Close(frame) => Self::Close(frame.map(CloseFrame::from_tungstenite)),
-            tungstenite::Message::Frame(_) => return None,
-        })
     }
 }
 
@@ -240,14 +218,6 @@ impl CloseFrame {
     pub fn new(code: CloseCode, reason: impl Into<Utf8Bytes>) -> Self {
         Self { code, reason: reason.into() }
     }
-
-    pub(crate) fn into_tungstenite(self) -> tungstenite::protocol::CloseFrame {
-        tungstenite::protocol::CloseFrame { code: TCloseCode::from(self.code.0), reason: self.reason.0 }
-    }
-
-    pub(crate) fn from_tungstenite(frame: tungstenite::protocol::CloseFrame) -> Self {
-        Self { code: CloseCode(u16::from(frame.code)), reason: Utf8Bytes(frame.reason) }
-    }
 }
 
 /// A WebSocket close code (RFC 6455 §7.4), with the registered codes as constants.
@@ -383,23 +353,6 @@ mod tests {
         assert_eq!(Message::from(String::from("a")), Message::text("a"));
         assert_eq!(Message::from(vec![1u8]), Message::binary(vec![1u8]));
         assert_eq!(Message::from(Bytes::from_static(b"b")), Message::Binary(Bytes::from_static(b"b")));
-    }
-
-    #[test]
-    fn every_kind_survives_the_round_trip_through_tungstenite() {
-        let messages = [
-            Message::text("text"),
-            Message::binary(vec![0, 255]),
-            Message::Ping(Bytes::from_static(b"ping")),
-            Message::Pong(Bytes::from_static(b"pong")),
-            Message::Close(Some(CloseFrame::new(CloseCode(4000), "app"))),
-            Message::Close(None),
-        ];
-        for message in messages {
-            assert_eq!(Message::from_tungstenite(message.clone().into_tungstenite()), Some(message));
-        }
-        let frame = tungstenite::protocol::frame::Frame::ping(Vec::new());
-        assert_eq!(Message::from_tungstenite(tungstenite::Message::Frame(frame)), None);
     }
 
     #[test]

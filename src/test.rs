@@ -70,10 +70,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::io::DuplexStream;
-use tokio_tungstenite::tungstenite::{
-    handshake::{client::generate_key, derive_accept_key},
-    protocol::Role,
-};
+use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
 use tower_service::Service;
 
 use crate::{
@@ -81,6 +78,7 @@ use crate::{
     deflate::{self, Compression, NegotiatedCompression},
     error::Error,
     message::{CloseCode, CloseFrame, Message},
+    proto::frame::Role,
     socket::WebSocket,
 };
 

@@ -8,10 +8,11 @@ use http::{
     header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL, UPGRADE},
 };
 use hyper::upgrade::OnUpgrade;
-use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use tracing::Instrument;
 
+use crate::proto::frame::Role;
 use crate::{
     config::{SocketConfig, socket_option_setters},
     deflate::{self, NegotiatedCompression},

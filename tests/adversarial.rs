@@ -346,13 +346,14 @@ fn valid_edge_cases_are_accepted() {
         raw.send(&frame(0x88, &close_payload(4000, b"app"))).await;
         assert_eq!(raw.reader.next_frame().await, Some((0x8, close_payload(4000, b"app"))), "echoed");
         raw.reader.assert_closed().await;
-        for code in [1000u16, 1001, 1003, 1007, 1011, 3000, 4999] {
+        // 1014 (Bad Gateway) is in the IANA registry (RFC 6455 §7.4.2, §11.7).
+        for code in [1000u16, 1001, 1003, 1007, 1011, 1014, 3000, 4999] {
             let mut raw = Raw::open(&server.addr.to_string()).await;
             raw.send(&frame(0x88, &close_payload(code, b""))).await;
             assert_eq!(raw.reader.close_code().await, Some(Some(code)));
             raw.reader.assert_closed().await;
         }
-        server.wait_ends(8).await;
+        server.wait_ends(9).await;
         server.settle().await;
     });
 }

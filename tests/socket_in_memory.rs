@@ -684,3 +684,24 @@ async fn dropping_the_close_future_releases_the_connection() {
     assert_eq!(socket.recv_close().await.unwrap().map(|f| f.code), Some(CloseCode::NORMAL));
     assert!(socket.is_closed().await);
 }
+
+/// RFC 6455 §7.4.1 and §5.5 hold on the `Sink` too: a Close with a code that may not be sent, or
+/// a Ping over 125 bytes, is refused and nothing goes out; the socket carries on.
+#[tokio::test]
+async fn frames_the_rfc_forbids_are_refused_on_the_sink_and_nothing_is_sent() {
+    use tower_websockets::CloseFrame;
+
+    let (client, mut ends) = client(WebSocketLayer::new(), Behaviour::default());
+    let mut socket = client.connect("/ws").await.unwrap();
+    let no_status = Message::Close(Some(CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")));
+    let error = socket.socket_mut().send(no_status).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidClose(_)), "{error}");
+    let long_reason = Message::Close(Some(CloseFrame::new(CloseCode::NORMAL, "r".repeat(124))));
+    assert!(matches!(socket.socket_mut().send(long_reason).await, Err(Error::InvalidClose(_))));
+    let error = socket.socket_mut().send(Message::Ping(Bytes::from(vec![0u8; 126]))).await.unwrap_err();
+    assert!(matches!(&error, Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidInput), "{error}");
+    socket.send(Message::text("still open")).await.unwrap();
+    assert_eq!(socket.recv_data().await.unwrap(), Message::text("still open"));
+    socket.close().await.unwrap();
+    assert_eq!(next_end(&mut ends).await.close.unwrap().code, CloseCode::NORMAL);
+}

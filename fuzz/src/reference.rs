@@ -68,6 +68,24 @@ fn violation(codes: &[u16], why: &'static str) -> End {
     End::Violation { codes: codes.to_vec(), why, or_eof: false }
 }
 
+/// What a frame's first byte alone shows to be wrong (compression is off in the `frames` target),
+/// with a fragmented message open or not.
+fn first_byte_faults(b0: u8, fragmented: bool) -> Vec<(u16, &'static str)> {
+    let (fin, rsv, opcode) = (b0 & 0x80 != 0, b0 & 0x70, b0 & 0x0f);
+    let mut faults = Vec::new();
+    if rsv != 0 {
+        faults.push((1002, "RSV bits without an extension"));
+    }
+    match opcode {
+        0x3..=0x7 | 0xb..=0xf => faults.push((1002, "a reserved opcode")),
+        0x8..=0xa if !fin => faults.push((1002, "a fragmented control frame")),
+        0x0 if !fragmented => faults.push((1002, "a continuation with nothing to continue")),
+        0x1 | 0x2 if fragmented => faults.push((1002, "a new message inside a fragmented one")),
+        _ => {}
+    }
+    faults
+}
+
 /// Does `bytes` hold an invalid UTF-8 sequence (one that more bytes cannot repair)?
 fn utf8_broken(bytes: &[u8]) -> bool {
     matches!(std::str::from_utf8(bytes), Err(e) if e.error_len().is_some())
@@ -84,18 +102,33 @@ fn read(mut input: &[u8], out: &mut Expected) -> End {
     // The message being assembled from fragments: (text?, bytes so far).
     let mut partial: Option<(bool, Vec<u8>)> = None;
     loop {
-        let Some(&[b0, b1]) = input.get(..2) else { return End::Eof };
+        // A server may fail the connection on the first header bytes that show a fault, before
+        // the rest of the frame has come (RFC 6455 §5.2; docs/conformance.md): if the input
+        // stops there, a Close with the fault's code or none are both right.
+        let early = |faults: Vec<(u16, &'static str)>| match faults.first() {
+            Some(&(_, why)) => {
+                End::Violation { codes: faults.iter().map(|&(code, _)| code).collect(), why, or_eof: true }
+            }
+            None => End::Eof,
+        };
+        let Some(&b0) = input.first() else { return End::Eof };
+        let first_byte_faults = first_byte_faults(b0, partial.is_some());
+        let Some(&b1) = input.get(1) else { return early(first_byte_faults) };
+        let mut first_faults = first_byte_faults;
+        if b1 & 0x80 == 0 {
+            first_faults.push((1002, "an unmasked frame"));
+        }
         let (fin, rsv, opcode, masked) = (b0 & 0x80 != 0, b0 & 0x70, b0 & 0x0f, b1 & 0x80 != 0);
         let mut at = 2;
         let mut top_bit = false;
         let len = match b1 & 0x7f {
             126 => {
-                let Some(ext) = input.get(2..4) else { return End::Eof };
+                let Some(ext) = input.get(2..4) else { return early(first_faults) };
                 at = 4;
                 u64::from(u16::from_be_bytes([ext[0], ext[1]]))
             }
             127 => {
-                let Some(ext) = input.get(2..10) else { return End::Eof };
+                let Some(ext) = input.get(2..10) else { return early(first_faults) };
                 at = 10;
                 let len = u64::from_be_bytes(ext.try_into().expect("8 bytes"));
                 top_bit = len >> 63 != 0;
@@ -114,7 +147,7 @@ fn read(mut input: &[u8], out: &mut Expected) -> End {
                         or_eof: true,
                     };
                 }
-                return End::Eof;
+                return early(first_faults);
             };
             at += 4;
             Some([key[0], key[1], key[2], key[3]])
@@ -149,12 +182,43 @@ fn read(mut input: &[u8], out: &mut Expected) -> End {
         if control && len > 125 {
             header_faults.push((1002, "a control frame over 125 bytes"));
         }
+        // What the header shows with the message so far (the server may fail here too, or once
+        // the payload has come, with the same code).
+        if opcode == 0x8 && len == 1 {
+            header_faults.push((1002, "a one-byte Close payload"));
+        }
+        match (opcode, partial.as_ref()) {
+            (0x0, None) => header_faults.push((1002, "a continuation with nothing to continue")),
+            (0x1 | 0x2, Some(_)) => header_faults.push((1002, "a new message inside a fragmented one")),
+            (0x0, Some((_, bytes))) if bytes.len().saturating_add(len) > MAX_MESSAGE_SIZE => {
+                header_faults.push((1009, "a message over the message limit"));
+            }
+            _ => {}
+        }
         let complete = input.len().checked_sub(at).is_some_and(|left| left >= len);
         if let Some(&(_, why)) = header_faults.first() {
             let codes = header_faults.iter().map(|&(code, _)| code).collect();
             return End::Violation { codes, why, or_eof: !complete };
         }
         if !complete {
+            // Text is checked as it arrives: invalid UTF-8 in the part that came may fail the
+            // connection before the frame ends (RFC 6455 §8.1).
+            let text = match (opcode, partial.as_ref()) {
+                (0x1, None) => Some(Vec::new()),
+                (0x0, Some((true, bytes))) => Some(bytes.clone()),
+                _ => None,
+            };
+            if let (Some(mut bytes), Some(mask)) = (text, mask) {
+                let came = input.get(at..).unwrap_or_default();
+                bytes.extend(came.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+                if utf8_broken(&bytes) {
+                    return End::Violation {
+                        codes: vec![1007],
+                        why: "invalid UTF-8 in a text message",
+                        or_eof: true,
+                    };
+                }
+            }
             return End::Eof;
         }
         let payload = &input[at..at + len];
@@ -279,6 +343,25 @@ mod tests {
 
     /// Each rule of the model on its own, so that a model that answers one of them wrongly
     /// fails here and not only on the fuzz corpus.
+    #[test]
+    fn a_fault_in_the_first_bytes_may_fail_before_the_frame_is_whole() {
+        let may_fail = |input: &[u8], code: u16| {
+            let end = expect(input).end.expect("an end");
+            assert!(
+                matches!(&end, End::Violation { codes, or_eof: true, .. } if codes.contains(&code)),
+                "{input:?}: {end:?}"
+            );
+        };
+        may_fail(&[0x00], 1002); // a continuation with nothing to continue
+        may_fail(&[0x91], 1002); // RSV3
+        may_fail(&[0x81, 0x05], 1002); // unmasked
+        may_fail(&[0x09, 0x80], 1002); // a fragmented Ping
+        // Invalid UTF-8 in the part of a text frame that came.
+        may_fail(&[&[0x81, 0x84, 0, 0, 0, 0][..], b"\xff"].concat(), 1007);
+        assert_eq!(expect(&[0x81]).end, Some(End::Eof));
+        assert_eq!(expect(&[&[0x81, 0x84, 0, 0, 0, 0][..], b"ok"].concat()).end, Some(End::Eof));
+    }
+
     #[test]
     fn every_violation_has_its_code() {
         let frames = |list: &[(u8, &[u8])]| -> Vec<u8> {

@@ -7,10 +7,8 @@
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
 
-use super::PreparedMessage;
-use crate::message::Utf8Bytes;
+use crate::{message::Utf8Bytes, prepared::PreparedMessage, proto::frame::OpCode};
 
 /// Where a backplane reports whether the broker took a message.
 pub(crate) type Confirm = tokio::sync::oneshot::Sender<Result<(), BackplaneError>>;
@@ -135,9 +133,9 @@ const HEADER_LEN: usize = 9;
 pub(crate) fn encode_envelope(origin: u64, message: &PreparedMessage) -> Bytes {
     let (payload, kind) = message.payload();
     let mut envelope = BytesMut::with_capacity(HEADER_LEN + payload.len());
-    envelope.put_u8(if kind == Data::Text { TEXT } else { BINARY });
+    envelope.put_u8(if kind == OpCode::Text { TEXT } else { BINARY });
     envelope.put_u64(origin);
-    envelope.put_slice(payload);
+    envelope.put_slice(&payload);
     envelope.freeze()
 }
 

@@ -1,6 +1,6 @@
 //! Fan-out: one message to many sockets, encoded once.
 //!
-//! - [`PreparedMessage`] (`prepared.rs`): a message encoded once, sent with
+//! - [`PreparedMessage`] (`src/prepared.rs`, beside `message.rs`): a message encoded once, sent with
 //!   [`WebSocket::send_prepared`](crate::WebSocket::send_prepared), for your own fan-out;
 //! - [`Hub`] (`hub.rs`): topics, a [`Subscriber`] per socket with a bounded queue, and
 //!   [`Hub::publish`] from anywhere;
@@ -135,18 +135,18 @@
 //!   URL without its password.
 
 mod backplane;
+mod forward;
 mod hub;
-mod prepared;
 #[cfg(feature = "redis")]
 mod redis;
 
 pub use backplane::BackplaneError;
 
+pub use crate::prepared::PreparedMessage;
 pub use hub::{
     DEFAULT_MAX_QUEUED_BYTES, Delivery, Forwarded, Hub, HubBuilder, HubStats, LAG_CLOSE_REASON, LagPolicy,
     QUEUED_MESSAGE_OVERHEAD, Subscriber,
 };
-pub use prepared::PreparedMessage;
 
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_CHANNEL_PREFIX, RedisBackplane, RedisBackplaneBuilder};

@@ -1,9 +1,9 @@
 //! permessage-deflate (RFC 7692): the options ([`Compression`]), the negotiation
 //! ([`negotiate`]), and what was agreed ([`NegotiatedCompression`]).
 //!
-//! The data path lives at the socket's two ends: messages are compressed by the socket before
-//! tungstenite frames them (a `Message::Frame` with RSV1 set), and inflated in the socket's
-//! transport before tungstenite reads them, since tungstenite refuses RSV1.
+//! The data path: the socket compresses a data message ([`Deflater`]) into the payload of a frame
+//! with RSV1 set, and the protocol core's decoder inflates one through [`MessageInflater`], its
+//! inflate step.
 
 mod compress;
 mod inflate;
@@ -11,9 +11,7 @@ mod negotiate;
 mod pool;
 
 pub(crate) use compress::{Deflater, compress_alone};
-#[cfg(test)]
 pub(crate) use inflate::MessageInflater;
-pub(crate) use inflate::{Inflater, InflaterConfig};
 pub(crate) use negotiate::negotiate;
 #[cfg(feature = "test-util")]
 pub(crate) use negotiate::{accept_answer, client_offer};

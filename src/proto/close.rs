@@ -5,6 +5,7 @@
 use crate::proto::{decoder::CloseFrame, error::ProtocolError};
 
 /// 1000: normal closure.
+#[cfg(test)]
 pub(crate) const NORMAL: u16 = 1000;
 
 /// Whether `code` may be carried by a Close on the wire (RFC 6455 §7.4.1, §7.4.2 and the IANA

@@ -177,6 +177,7 @@ impl Decoder {
     }
 
     /// Whether a Close has come out.
+    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
     }

@@ -7,7 +7,6 @@
 use std::{
     collections::hash_map::RandomState,
     hash::{BuildHasher, Hasher},
-    io::IoSlice,
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -45,11 +44,13 @@ impl EncodedFrame {
     }
 
     /// The header and the payload, for `poll_write_vectored`.
-    pub(crate) fn io_slices(&self) -> [IoSlice<'_>; 2] {
-        [IoSlice::new(self.header()), IoSlice::new(&self.payload)]
+    #[cfg(test)]
+    pub(crate) fn io_slices(&self) -> [std::io::IoSlice<'_>; 2] {
+        [std::io::IoSlice::new(self.header()), std::io::IoSlice::new(&self.payload)]
     }
 
     /// Appends the whole frame to `dst` (coalescing small frames into one write).
+    #[cfg(test)]
     pub(crate) fn write_to(&self, dst: &mut BytesMut) {
         dst.reserve(self.len());
         dst.put_slice(self.header());
@@ -119,11 +120,13 @@ impl Encoder {
     }
 
     /// A whole text message in one frame (the caller has a `str`, so it is UTF-8).
+    #[cfg(test)]
     pub(crate) fn text(&mut self, payload: Bytes) -> EncodedFrame {
         self.frame(OpCode::Text, true, false, payload)
     }
 
     /// A whole binary message in one frame.
+    #[cfg(test)]
     pub(crate) fn binary(&mut self, payload: Bytes) -> EncodedFrame {
         self.frame(OpCode::Binary, true, false, payload)
     }

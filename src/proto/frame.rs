@@ -162,6 +162,7 @@ impl FrameHeader {
     }
 
     /// Is any of the three RSV bits set?
+    #[cfg(test)]
     pub(crate) fn any_rsv(&self) -> bool {
         self.rsv1 || self.rsv2 || self.rsv3
     }

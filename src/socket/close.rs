@@ -1,9 +1,10 @@
-//! Closing: the rules for a Close we send, the closing handshake of [`WebSocket::close`], and the
-//! Closes the socket sends on its own (a peer error, a shutdown).
+//! Closing, the socket's side of it (the rules themselves are `proto::close`'s): the checks on a
+//! Close the handler sends, the closing handshake of [`WebSocket::close`], and the Closes the
+//! socket sends on its own (a peer error, a shutdown).
 
-use std::{pin::Pin, task::Context, time::Duration};
+use std::{task::Context, time::Duration};
 
-use futures_util::{Sink, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 
 use super::WebSocket;
 use crate::{
@@ -91,13 +92,12 @@ impl WebSocket {
     }
 
     /// Sends a Close frame the socket decided on itself (a peer error, a shutdown), and starts
-    /// writing it out.
+    /// writing it out. Nothing when a Close went out already (never two, RFC 6455 §5.5.1).
     pub(super) fn queue_close(&mut self, frame: CloseFrame, cx: &mut Context<'_>) {
         let Some(connection) = self.state.connection_mut() else { return };
-        self.close_code = Some(frame.code);
-        let close = Message::Close(Some(frame)).into_tungstenite();
-        if Pin::new(&mut connection.stream).start_send(close).is_ok() {
-            connection.unflushed = true;
+        let Ok(close) = connection.encoder.close(Some((frame.code.0, frame.reason.as_str()))) else { return };
+        if connection.queue_close(close) {
+            self.close_code = Some(frame.code);
             let _ = self.poll_flush_own_frames(cx);
         }
     }

@@ -1,24 +1,26 @@
 //! [`WebSocket`]: an accepted connection, with keep-alive, limits and a clean close.
 //!
 //! - `mod.rs` (here): the socket's state machine, receiving ([`Stream`]) and sending ([`Sink`]);
-//! - [`transport`]: the IO under tungstenite, over hyper's upgraded connection;
+//! - [`read`]: the adaptive staging buffer and the reads that feed the protocol core's decoder;
+//! - [`write`]: the write queue (coalesced small frames, large payloads written from their own
+//!   `Bytes`, vectored where the IO allows) and its bounds;
 //! - [`keep_alive`]: the clock that decides when to Ping and when to give the peer up;
-//! - [`close`]: the close rules, the closing handshake, and the Closes the socket sends itself.
+//! - [`close`]: closing, the closing handshake, and the Closes the socket sends itself.
 //!
-//! tokio-tungstenite's `WebSocketStream` is the protocol engine (framing, masking, UTF-8, the
-//! close rules of RFC 6455). The socket runs no task of its own: keep-alive, shutdown and the
-//! replies to the peer's Pings and Close run while the handler awaits `recv`, `send` or a flush.
+//! The protocol is the crate's own sans-IO core (`crate::proto`): the decoder (framing,
+//! unmasking, UTF-8, limits, inflation, the RFC 6455 checks), the encoder and the closing
+//! handshake's rules; this module does the IO around it. The socket runs no task of its own:
+//! keep-alive, shutdown and the replies to the peer's Pings and Close run while the handler
+//! awaits `recv`, `send` or a flush.
 
 mod close;
 mod keep_alive;
 mod prepared;
-mod rate_limit;
-
-pub(crate) use rate_limit::Counts as RateLimitCounts;
-pub use rate_limit::{RateLimit, RateLimitPolicy};
-mod transport;
+mod read;
+mod write;
 
 use std::{
+    io,
     pin::Pin,
     task::{Context, Poll, Waker, ready},
 };
@@ -27,32 +29,27 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use http::HeaderValue;
 use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWrite;
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{
-        self,
-        protocol::{
-            Role,
-            frame::{
-                Frame,
-                coding::{Data, OpCode},
-            },
-        },
-    },
-};
 
-pub(crate) use self::transport::TransportError;
 use self::{
     keep_alive::{Decision, KeepAliveClock},
-    transport::{PlainConfig, TUNGSTENITE_READ_BUFFER, Transport},
+    read::{ReadError, Reader},
+    write::Writer,
 };
 use crate::{
     config::SocketConfig,
-    deflate::{Deflater, InflaterConfig, NegotiatedCompression},
+    deflate::{Deflater, MessageInflater, NegotiatedCompression},
     error::Error,
     lifecycle::OpenSocket,
-    message::{CloseCode, Message},
+    message::{CloseCode, CloseFrame, Message, Utf8Bytes},
+    proto::{
+        close::{CloseState, OnPeerClose, failure_code},
+        decoder::{Decoder, DecoderConfig, Event},
+        encoder::{EncodedFrame, Encoder},
+        error::ProtocolError,
+        frame::{OpCode, Role},
+    },
 };
 
 /// An open WebSocket connection, handed to your
@@ -121,32 +118,71 @@ pub struct WebSocket {
     open: Option<OpenSocket>,
     /// The code of the last Close sent or received, for the log.
     close_code: Option<CloseCode>,
-    /// permessage-deflate's send side, when negotiated (the receive side is in the transport).
+    /// permessage-deflate's send side, when negotiated (the receive side is the decoder's
+    /// inflate step).
     deflater: Option<Box<Deflater>>,
     /// The rate limit on what the peer sends; `None` without one.
-    rate_limit: Option<Box<rate_limit::Gate>>,
+    rate_limit: Option<Box<crate::rate_limit::Gate>>,
 }
 
 /// Where the connection is in its life.
 enum State {
     /// Messages flow both ways.
-    Open(Connection),
+    Open(Box<Connection>),
     /// The peer's side has ended (a closing handshake completed, a peer error, or the end of
     /// the stream): what is queued is written out, our side is shut down (a TCP FIN, an HTTP/2
     /// END_STREAM, as RFC 6455 §7.1.1 asks of a server), and the connection is released.
-    Ending(Connection),
+    Ending(Box<Connection>),
     /// The connection is released: nothing more is read or written.
     Released,
 }
 
 /// The connection while it is held.
 struct Connection {
-    stream: WebSocketStream<Transport>,
+    io: TokioIo<Upgraded>,
+    /// The staging buffer and the decoder.
+    reader: Reader,
+    /// The frames waiting to be written.
+    writer: Writer,
+    encoder: Encoder,
+    role: Role,
+    /// The closing handshake so far: never two Closes, no data after ours.
+    close: CloseState,
     /// Frames the socket queued itself (Pong and Close replies, keep-alive Pings, its own
     /// Closes) are waiting for a flush.
     unflushed: bool,
     /// An item read while the handler was only sending, for its next `recv`.
     parked: Option<Result<Message, Error>>,
+}
+
+impl Connection {
+    /// Queues a frame the socket sends itself (a Pong, a Ping); dropped when the write buffer
+    /// is full (the peer is not reading) or our Close has gone out.
+    fn queue_own(&mut self, opcode: OpCode, payload: Bytes) {
+        if !self.close.may_send_data() {
+            return;
+        }
+        if let Ok(frame) = self.encoder.control(opcode, payload) {
+            if self.writer.push(&frame).is_ok() {
+                self.unflushed = true;
+            }
+        }
+    }
+
+    /// Queues our Close, unless one went out already. A Close is queued past the write
+    /// buffer's bound (it is at most 131 bytes).
+    fn queue_close(&mut self, frame: EncodedFrame) -> bool {
+        if !self.close.start_close() {
+            return false;
+        }
+        self.writer.push_unbounded(&frame);
+        self.unflushed = true;
+        true
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.writer.poll_flush(&mut self.io, cx)
+    }
 }
 
 impl State {
@@ -191,48 +227,45 @@ impl WebSocket {
         open: Option<OpenSocket>,
     ) -> Self {
         let server = role == Role::Server;
-        let inflate = compression.map(|negotiated| InflaterConfig {
-            server,
-            // The peer's side of the context takeover decides when our inflater starts afresh.
-            reset_after_message: if server {
-                negotiated.client_no_context_takeover
-            } else {
-                negotiated.server_no_context_takeover
-            },
+        let decoder_config = DecoderConfig {
+            role,
+            max_frame_size: config.effective_max_frame_size(),
             max_message_size: config.max_message_size,
-            max_frame_size: config.max_frame_size.or(config.max_message_size),
-        });
+        };
+        let decoder = match compression {
+            Some(negotiated) => {
+                // The peer's side of the context takeover decides when our inflater starts
+                // afresh.
+                let reset_after_message = if server {
+                    negotiated.client_no_context_takeover
+                } else {
+                    negotiated.server_no_context_takeover
+                };
+                Decoder::with_inflater(decoder_config, Box::new(MessageInflater::new(reset_after_message)))
+            }
+            None => Decoder::new(decoder_config),
+        };
         let deflater =
             compression.map(|negotiated| Box::new(Deflater::new(&config.compression, negotiated, server)));
-        // A plain server socket takes large messages off tungstenite's path (the transport's
-        // bypass), so tungstenite only needs a small read buffer.
-        let bypass = server && inflate.is_none();
-        let plain = PlainConfig {
-            read_size: config.receive_buffer_size,
-            bypass_max: bypass.then(|| {
-                let frame = config.max_frame_size.or(config.max_message_size).unwrap_or(usize::MAX);
-                let message = config.max_message_size.unwrap_or(usize::MAX);
-                u64::try_from(frame.min(message)).unwrap_or(u64::MAX)
-            }),
+        let connection = Connection {
+            io: TokioIo::new(upgraded),
+            reader: Reader::new(decoder, config.receive_buffer_size),
+            writer: Writer::new(config.write_buffer_size, config.effective_max_write_buffer_size()),
+            encoder: Encoder::new(role),
+            role,
+            close: CloseState::default(),
+            unflushed: false,
+            parked: None,
         };
-        let read_buffer_size = if bypass {
-            config.receive_buffer_size.min(TUNGSTENITE_READ_BUFFER)
-        } else {
-            config.receive_buffer_size
-        };
-        let transport = Transport::new(upgraded, inflate, plain);
-        let stream =
-            WebSocketStream::from_raw_socket(transport, role, Some(config.to_tungstenite(read_buffer_size)))
-                .await;
         Self {
-            state: State::Open(Connection { stream, unflushed: false, parked: None }),
+            state: State::Open(Box::new(connection)),
             protocol,
             keep_alive: KeepAliveClock::new(config.keep_alive_interval, config.keep_alive_timeout),
             recv_waker: None,
             open,
             close_code: None,
             deflater,
-            rate_limit: rate_limit::Gate::new(&config.rate_limit),
+            rate_limit: crate::rate_limit::Gate::new(&config.rate_limit),
         }
     }
 
@@ -370,7 +403,7 @@ impl WebSocket {
     /// Shuts the write side of the connection down (errors are of no interest: the connection
     /// is being released either way).
     fn poll_shutdown_write_side(connection: &mut Connection, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(connection.stream.get_mut()).poll_shutdown(cx).map(|_| ())
+        Pin::new(&mut connection.io).poll_shutdown(cx).map(|_| ())
     }
 
     /// Runs the keep-alive clock, and acts on its decision: sends a Ping when one is due, drops
@@ -389,18 +422,9 @@ impl WebSocket {
                 Err(Error::KeepAliveTimeout { timeout })
             }
             Decision::SendPing => {
-                let stream = Pin::new(&mut connection.stream);
-                match stream.poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {
-                        Pin::new(&mut connection.stream)
-                            .start_send(Message::Ping(Bytes::new()).into_tungstenite())
-                            .map_err(Error::from_tungstenite)?;
-                        connection.unflushed = true;
-                    }
-                    Poll::Ready(Err(e)) => return Err(Error::from_tungstenite(e)),
-                    // Writes are blocked; the timeout, if any, still runs.
-                    Poll::Pending => {}
-                }
+                // Queued unless the write buffer is full (writes are blocked; the timeout, if
+                // any, still runs).
+                connection.queue_own(OpCode::Ping, Bytes::new());
                 self.poll_flush_own_frames(cx)
             }
         }
@@ -412,10 +436,10 @@ impl WebSocket {
         if !connection.unflushed {
             return Ok(());
         }
-        match Pin::new(&mut connection.stream).poll_flush(cx) {
+        match connection.poll_flush(cx) {
             Poll::Ready(result) => {
                 connection.unflushed = false;
-                result.map_err(Error::from_tungstenite)
+                result.map_err(Error::Io)
             }
             Poll::Pending => Ok(()),
         }
@@ -424,72 +448,105 @@ impl WebSocket {
     /// Reads one item from an open connection, doing the socket's own bookkeeping. `Pending`
     /// when nothing is there; `Ready(None)` once the connection is no longer open.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        loop {
-            let State::Open(connection) = &mut self.state else { return Poll::Ready(None) };
-            // A throttled socket does not read (TCP pushes back on its peer alone).
-            if let Some(gate) = self.rate_limit.as_deref_mut() {
-                let counts = self.open.as_ref().map(|open| open.tracker() as &dyn RateLimitCounts);
-                ready!(gate.poll_read_allowed(cx, counts));
-            }
-            let item = match Pin::new(&mut connection.stream).poll_next(cx) {
-                Poll::Ready(item) => item,
-                // tungstenite has read every frame before a message the transport took off its
-                // path: that message is next. (No waker is needed: it is returned now.)
-                Poll::Pending => match connection.stream.get_mut().take_message() {
-                    Some(message) => Some(Ok(message)),
-                    None => return Poll::Pending,
-                },
-            };
-            // Every message but the peer's Close (its closing handshake always completes).
-            if let (Some(gate), Some(Ok(message))) = (self.rate_limit.as_deref_mut(), &item) {
-                let counts = self.open.as_ref().map(|open| open.tracker() as &dyn RateLimitCounts);
-                if !message.is_close() && gate.charge(message.len(), counts).is_err() {
-                    self.state.end();
-                    let error = Error::RateLimited;
-                    if let Some(frame) = error.close_frame() {
-                        self.queue_close(frame, cx);
-                    }
-                    return Poll::Ready(Some(Err(error)));
+        let State::Open(connection) = &mut self.state else { return Poll::Ready(None) };
+        // A throttled socket does not read (TCP pushes back on its peer alone).
+        if let Some(gate) = self.rate_limit.as_deref_mut() {
+            let counts = self.open.as_ref().map(|open| open.tracker() as &dyn crate::rate_limit::Counts);
+            ready!(gate.poll_read_allowed(cx, counts));
+        }
+        let event = match connection.reader.poll_event(&mut connection.io, cx) {
+            Poll::Ready(event) => event,
+            Poll::Pending => {
+                // A quiet connection holds no buffers (the reader has let its own go).
+                if connection.reader.is_quiet() {
+                    connection.writer.release_spare();
                 }
+                return Poll::Pending;
             }
-            match item {
-                Some(Ok(message)) => {
-                    if let Some(clock) = self.keep_alive.as_mut() {
-                        clock.saw_peer();
-                    }
-                    let Some(message) = Message::from_tungstenite(message) else { continue };
-                    if let Message::Close(frame) = &message {
-                        self.close_code =
-                            Some(frame.as_ref().map_or(CloseCode::NO_STATUS_RECEIVED, |f| f.code));
-                    }
-                    if matches!(message, Message::Ping(_) | Message::Close(_)) {
-                        // tungstenite queued the Pong or the Close reply: send it now, so that
-                        // a handler that stops reading here still answers.
+        };
+        let event = match event {
+            Ok(Some(event)) => event,
+            // The end of the stream without a closing handshake (RFC 6455 §7.1.5: 1006).
+            Ok(None) => {
+                self.state.end();
+                return Poll::Ready(Some(Err(Error::ConnectionReset)));
+            }
+            Err(ReadError::Io(e)) => {
+                self.state.end();
+                return Poll::Ready(Some(Err(Error::Io(e))));
+            }
+            Err(ReadError::Protocol(e)) => return self.fail(e, cx),
+        };
+        if let Some(clock) = self.keep_alive.as_mut() {
+            clock.saw_peer();
+        }
+        let message = match event {
+            Event::Text(text) => match Utf8Bytes::try_from(text) {
+                Ok(text) => Message::Text(text),
+                // The decoder checked it already.
+                Err(_) => return self.fail(ProtocolError::InvalidUtf8, cx),
+            },
+            Event::Binary(bytes) => Message::Binary(bytes),
+            Event::Pong(payload) => Message::Pong(payload),
+            Event::Ping(payload) => {
+                // Answered now, so that a handler that stops reading here still answers.
+                connection.queue_own(OpCode::Pong, payload.clone());
+                let _ = self.poll_flush_own_frames(cx);
+                Message::Ping(payload)
+            }
+            Event::Close(received) => {
+                let outcome = connection.close.on_peer_close(received.as_ref());
+                let complete = connection.close.is_complete();
+                let frame = received.map(|frame| {
+                    let reason = Utf8Bytes::try_from(frame.reason).unwrap_or(Utf8Bytes::from_static(""));
+                    CloseFrame::new(CloseCode(frame.code), reason)
+                });
+                let code = frame.as_ref().map_or(CloseCode::NO_STATUS_RECEIVED, |f| f.code);
+                self.close_code = Some(code);
+                // The reply echoes the peer's code and reason, or is empty for an empty Close
+                // (RFC 6455 §5.5.1); there is none when ours went first.
+                if let OnPeerClose::Reply(code) = outcome {
+                    let reason = frame.as_ref().map_or("", |f| f.reason.as_str());
+                    if let Ok(reply) = connection.encoder.close(code.map(|code| (code, reason))) {
+                        connection.writer.push_unbounded(&reply);
                         connection.unflushed = true;
-                        let _ = self.poll_flush_own_frames(cx);
                     }
-                    if message.is_close() {
-                        // The closing handshake is complete (the peer's Close, answered; or the
-                        // answer to ours).
-                        self.state.end();
-                    }
-                    return Poll::Ready(Some(Ok(message)));
+                    let _ = self.poll_flush_own_frames(cx);
                 }
-                Some(Err(e)) => {
+                // The closing handshake is complete (the peer's Close, answered; or the answer
+                // to ours): the connection ends.
+                if complete {
                     self.state.end();
-                    let error = Error::from_tungstenite(e);
-                    if let Some(frame) = error.close_frame() {
-                        tracing::debug!(%error, code = %frame.code, "closing WebSocket on a peer error");
-                        self.queue_close(frame, cx);
-                    }
-                    return Poll::Ready(Some(Err(error)));
                 }
-                None => {
-                    self.state.end();
-                    return Poll::Ready(None);
+                Message::Close(frame)
+            }
+        };
+        // Every message but the peer's Close (its closing handshake always completes).
+        if let Some(gate) = self.rate_limit.as_deref_mut() {
+            let counts = self.open.as_ref().map(|open| open.tracker() as &dyn crate::rate_limit::Counts);
+            if !message.is_close() && gate.charge(message.len(), counts).is_err() {
+                self.state.end();
+                let error = Error::RateLimited;
+                if let Some(frame) = error.close_frame() {
+                    self.queue_close(frame, cx);
                 }
+                return Poll::Ready(Some(Err(error)));
             }
         }
+        Poll::Ready(Some(Ok(message)))
+    }
+
+    /// Fails the connection on the peer's error (RFC 6455 §7.1.7): the Close with its code is
+    /// queued and the error returned; nothing more is read.
+    fn fail(&mut self, e: ProtocolError, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.state.end();
+        let code = CloseCode(failure_code(&e));
+        let error = Error::from(e);
+        if let Some(frame) = error.close_frame() {
+            tracing::debug!(%error, %code, "closing WebSocket on a peer error");
+            self.queue_close(CloseFrame::new(code, frame.reason), cx);
+        }
+        Poll::Ready(Some(Err(error)))
     }
 
     /// Finishes an ending connection: writes out what is queued, shuts our side down, and
@@ -550,15 +607,20 @@ impl WebSocket {
         }
     }
 
-    /// The open stream to send on.
-    fn sending_stream(&mut self) -> Result<Pin<&mut WebSocketStream<Transport>>, Error> {
-        match self.state.connection_mut() {
-            Some(connection) => Ok(Pin::new(&mut connection.stream)),
-            None => Err(Error::Closed),
+    /// The connection to send on, while data may still be sent: it is open and our Close has
+    /// not gone out.
+    fn sending(&mut self) -> Result<&mut Connection, Error> {
+        match &mut self.state {
+            State::Open(connection) if connection.close.may_send_data() => Ok(connection),
+            _ => Err(Error::Closed),
         }
     }
-}
 
+    /// Queues a frame of the handler's.
+    fn queue(&mut self, frame: &EncodedFrame) -> Result<(), Error> {
+        self.sending()?.writer.push(frame).map_err(|_| Error::WriteBufferFull)
+    }
+}
 /// The messages from the peer, as [`recv`](WebSocket::recv) returns them: Pings, Pongs and the
 /// peer's Close included. After an error, or once the connection is closed, the stream ends.
 impl Stream for WebSocket {
@@ -605,28 +667,35 @@ impl Sink<Message> for WebSocket {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         this.poll_duties_while_sending(cx)?;
-        this.sending_stream()?.poll_ready(cx).map_err(Error::from_tungstenite)
+        let connection = this.sending()?;
+        // Over `write_buffer_size`, the queue is written out first.
+        match connection.writer.poll_ready(&mut connection.io, cx) {
+            Poll::Ready(result) => Poll::Ready(result.map_err(Error::Io)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
         let this = self.get_mut();
-        if let Message::Close(frame) = &message {
-            this.close_code = Some(frame.as_ref().map_or(CloseCode::NO_STATUS_RECEIVED, |f| f.code));
-        }
-        let message = match this.deflater.as_mut() {
-            Some(deflater) => compress(deflater, message),
-            None => message.into_tungstenite(),
+        let frame = match message {
+            Message::Close(frame) => return this.start_close(frame),
+            Message::Ping(payload) => this.sending()?.encoder.control(OpCode::Ping, payload),
+            Message::Pong(payload) => this.sending()?.encoder.control(OpCode::Pong, payload),
+            Message::Text(text) => Ok(this.data_frame(OpCode::Text, text.into())?),
+            Message::Binary(bytes) => Ok(this.data_frame(OpCode::Binary, bytes)?),
         };
-        this.sending_stream()?.start_send(message).map_err(Error::from_tungstenite)
+        let frame =
+            frame.map_err(|e| Error::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())))?;
+        this.queue(&frame)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         let Some(connection) = this.state.connection_mut() else { return Poll::Ready(Err(Error::Closed)) };
-        match Pin::new(&mut connection.stream).poll_flush(cx) {
+        match connection.poll_flush(cx) {
             Poll::Ready(result) => {
                 connection.unflushed = false;
-                Poll::Ready(result.map_err(Error::from_tungstenite))
+                Poll::Ready(result.map_err(Error::Io))
             }
             // The peer is not reading: keep-alive (and shutdown) still run while we wait.
             Poll::Pending => {
@@ -641,31 +710,43 @@ impl Sink<Message> for WebSocket {
         // A Sink close sends a Close without a code: the peer sees 1005.
         this.close_code.get_or_insert(CloseCode::NO_STATUS_RECEIVED);
         let Some(connection) = this.state.connection_mut() else { return Poll::Ready(Ok(())) };
-        let result = ready!(Pin::new(&mut connection.stream).poll_close(cx)).map_err(Error::from_tungstenite);
-        Poll::Ready(result)
+        if let Ok(close) = connection.encoder.close(None) {
+            connection.queue_close(close);
+        }
+        let result = ready!(connection.poll_flush(cx));
+        connection.unflushed = false;
+        Poll::Ready(result.map_err(Error::Io))
     }
 }
 
-/// A data message as a compressed frame (RSV1 set), when the deflater wants it; any other
-/// message as it is.
-fn compress(deflater: &mut Deflater, message: Message) -> tungstenite::Message {
-    let (payload, opcode) = match &message {
-        Message::Text(text) => (text.as_bytes(), Data::Text),
-        Message::Binary(bytes) => (&bytes[..], Data::Binary),
-        _ => return message.into_tungstenite(),
-    };
-    if !deflater.wants(payload.len()) {
-        return message.into_tungstenite();
+impl WebSocket {
+    /// A data message's frame: compressed (RSV1 set) when the deflater wants it.
+    fn data_frame(&mut self, opcode: OpCode, payload: Bytes) -> Result<EncodedFrame, Error> {
+        let compressed = self.deflater.as_deref_mut().and_then(|deflater| {
+            if deflater.wants(payload.len()) { deflater.compress(&payload) } else { None }
+        });
+        let connection = self.sending()?;
+        Ok(match compressed {
+            Some(compressed) => connection.encoder.frame(opcode, true, true, compressed),
+            None => connection.encoder.frame(opcode, true, false, payload),
+        })
     }
-    let Some(compressed) = deflater.compress(payload) else { return message.into_tungstenite() };
-    compressed_frame(compressed, opcode)
-}
 
-/// A compressed payload as the one frame of a message, RSV1 set (RFC 7692 §6).
-fn compressed_frame(compressed: Bytes, opcode: Data) -> tungstenite::Message {
-    let mut frame = Frame::message(compressed, OpCode::Data(opcode), true);
-    frame.header_mut().rsv1 = true;
-    tungstenite::Message::Frame(frame)
+    /// A Close the handler sends through the `Sink` (or [`close`](Self::close)): queued once;
+    /// a second one, or one after the peer's, does nothing.
+    fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        if let Some(frame) = &frame {
+            close::check_sendable(frame.code, &frame.reason)?;
+        }
+        self.close_code = Some(frame.as_ref().map_or(CloseCode::NO_STATUS_RECEIVED, |f| f.code));
+        let Some(connection) = self.state.connection_mut() else { return Err(Error::Closed) };
+        let close = connection
+            .encoder
+            .close(frame.as_ref().map(|f| (f.code.0, f.reason.as_str())))
+            .map_err(|e| Error::InvalidClose(e.to_string()))?;
+        connection.queue_close(close);
+        Ok(())
+    }
 }
 
 impl Drop for WebSocket {

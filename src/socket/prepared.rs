@@ -1,22 +1,16 @@
-//! Sending a [`PreparedMessage`]: the shared payload as it is, or compressed (once for all the
-//! sockets without context takeover, by the socket's own compressor otherwise).
+//! Sending a [`PreparedMessage`]: its frame as it is, or its compressed frame (made once for all
+//! the sockets without context takeover), or compressed by the socket's own compressor.
 
 use std::{future::poll_fn, pin::Pin};
 
 use futures_util::Sink;
-use tokio_tungstenite::tungstenite;
 
-use super::{WebSocket, compressed_frame};
+use super::{State, WebSocket};
 use crate::{
-    broadcast::{Delivery, Forwarded, LAG_CLOSE_REASON, PreparedMessage, Subscriber},
-    deflate::Deflater,
     error::Error,
-    message::CloseFrame,
+    prepared::PreparedMessage,
+    proto::{encoder::EncodedFrame, frame::Role},
 };
-
-/// At most this many messages go out between two flushes in [`Subscriber::forward_to`], so that
-/// one burst does not hold the socket's other duties (and the handler's reading) back for long.
-const MAX_BATCH: usize = 256;
 
 impl WebSocket {
     /// Sends a [`PreparedMessage`] and flushes it: the way to send one message to many sockets
@@ -69,8 +63,7 @@ impl WebSocket {
     /// As for [`send`](Self::send).
     pub async fn feed_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
-        let frame = encode(self.deflater.as_deref_mut(), message);
-        self.sending_stream()?.start_send(frame).map_err(Error::from_tungstenite)
+        self.queue_prepared(message)
     }
 
     /// Once the socket can take a message, feeds it the one `next` gives (without flushing):
@@ -82,114 +75,60 @@ impl WebSocket {
     ) -> Result<bool, Error> {
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
         let Some(message) = next() else { return Ok(false) };
-        let frame = encode(self.deflater.as_deref_mut(), &message);
-        self.sending_stream()?.start_send(frame).map_err(Error::from_tungstenite)?;
+        self.queue_prepared(&message)?;
         Ok(true)
     }
 }
 
-/// The handler's side of a [`Hub`](crate::broadcast::Hub): here rather than in `broadcast/`,
-/// which the socket depends on, and not the other way round.
-impl Subscriber {
-    /// Writes what is queued for this subscriber to `socket`: waits until something is (as
-    /// [`ready`](Subscriber::ready)), then writes up to 256 messages and flushes once, so that a
-    /// burst of published messages is one write to the connection rather than one per message
-    /// (as uWebSockets corks what it publishes). The rest, if any, go on the next call.
-    ///
-    /// Two things stop a batch, and [`Forwarded`] reports them:
-    ///
-    /// - **Missed messages** (under
-    ///   [`LagPolicy::DropOldest`](crate::broadcast::LagPolicy::DropOldest)): `missed` is how
-    ///   many were dropped before the messages still queued. The call that reports them writes
-    ///   nothing, so a notice you send the client now keeps its place; the next call goes on.
-    /// - **The order to close** (under [`LagPolicy::Close`](crate::broadcast::LagPolicy::Close)):
-    ///   the subscriber leaves all its topics, and `forward_to` closes the socket itself, with
-    ///   the policy's code and [`LAG_CLOSE_REASON`] (the closing handshake, up to 10 seconds, as
-    ///   [`WebSocket::close`]). `close` is that frame: end the handler.
-    ///
-    /// This is the handler's side of the hub; see [the `broadcast` module](crate::broadcast) for
-    /// the whole handler, with `select!`.
-    ///
-    /// ```
-    /// use tower_websockets::{WebSocket, broadcast::Subscriber};
-    ///
-    /// /// A socket that only listens: the news, as it is published.
-    /// async fn listen(mut socket: WebSocket, mut subscriber: Subscriber) {
-    ///     loop {
-    ///         match subscriber.forward_to(&mut socket).await {
-    ///             Ok(forwarded) if forwarded.close.is_some() => break, // it fell behind
-    ///             Ok(forwarded) if forwarded.missed > 0 => {
-    ///                 let notice = format!("(missed {} messages)", forwarded.missed);
-    ///                 if socket.send(notice).await.is_err() {
-    ///                     break;
-    ///                 }
-    ///             }
-    ///             Ok(_) => {}
-    ///             Err(_) => break, // the socket is closed, or failed
-    ///         }
-    ///     }
-    /// }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As for [`WebSocket::send`]. Messages taken from the queue and not written when the
-    /// socket fails are lost (delivery is at most once).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe, in this sense: dropping the future loses no message. A message is taken
-    /// from the queue only once the socket can take it, and handed to the socket at once, so
-    /// each message is either still queued for the next call or in the socket's write buffer,
-    /// which the next send or flush writes out; a missed count is taken only when the call
-    /// returns it. Dropped while closing (the order to close), the connection is released, as
-    /// when [`WebSocket::close`]'s future is dropped. It still borrows the socket, so in a
-    /// `select!` it goes in the branch's handler, after [`ready`](Subscriber::ready), not beside
-    /// [`WebSocket::recv`].
-    pub async fn forward_to(&mut self, socket: &mut WebSocket) -> Result<Forwarded, Error> {
-        self.ready().await;
-        let mut forwarded = Forwarded::default();
-        match self.take_notice() {
-            Some(Delivery::Missed(count)) => {
-                forwarded.missed = count;
-                return Ok(forwarded);
+/// What this socket sends for `message`: the prepared frame as it is (a server without
+/// compression, or a message the deflater leaves alone), the prepared compressed frame (no
+/// context takeover), or a frame of its own (compressed by the socket's own deflater, or masked
+/// by a client).
+fn encode(socket: &mut WebSocket, message: &PreparedMessage) -> Result<Frame, Error> {
+    let (payload, opcode) = message.payload();
+    if let Some(deflater) = socket.deflater.as_deref_mut() {
+        if deflater.wants(payload.len()) {
+            let compressed = match deflater.standalone_settings() {
+                Some((level, window_bits)) => match message.compressed_frame(level, window_bits) {
+                    Some(frame) if socket.is_server() => return Ok(Frame::Prepared(frame)),
+                    Some(frame) => Some(frame.payload().clone()),
+                    None => None,
+                },
+                None => deflater.compress(&payload),
+            };
+            if let Some(compressed) = compressed {
+                let frame = socket.sending()?.encoder.frame(opcode, true, true, compressed);
+                return Ok(Frame::Own(frame));
             }
-            Some(Delivery::Close(code)) => {
-                if let Err(error) = socket.close(code, LAG_CLOSE_REASON).await {
-                    tracing::debug!(%error, "closing a subscriber that fell behind");
-                }
-                forwarded.close = Some(CloseFrame::new(code, LAG_CLOSE_REASON));
-                return Ok(forwarded);
-            }
-            Some(Delivery::Message(_)) | None => {}
         }
-        while forwarded.sent < MAX_BATCH {
-            if !socket.feed_prepared_from(|| self.take_message()).await? {
-                break;
-            }
-            forwarded.sent += 1;
-        }
-        if forwarded.sent > 0 {
-            socket.flush().await?;
-        }
-        Ok(forwarded)
     }
+    if socket.is_server() {
+        return Ok(Frame::Shared);
+    }
+    Ok(Frame::Own(socket.sending()?.encoder.frame(opcode, true, false, payload)))
 }
 
-/// What this socket sends for `message`.
-fn encode(deflater: Option<&mut Deflater>, message: &PreparedMessage) -> tungstenite::Message {
-    let plain = || message.to_message().into_tungstenite();
-    let Some(deflater) = deflater else { return plain() };
-    let (payload, opcode) = message.payload();
-    if !deflater.wants(payload.len()) {
-        return plain();
+/// The frame [`encode`] chose.
+enum Frame {
+    /// The prepared message's own frame.
+    Shared,
+    /// A prepared compressed frame.
+    Prepared(EncodedFrame),
+    /// One made by this socket.
+    Own(EncodedFrame),
+}
+
+impl WebSocket {
+    /// Queues a prepared message's frame.
+    fn queue_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        match encode(self, message)? {
+            Frame::Shared => self.queue(message.frame()),
+            Frame::Prepared(frame) | Frame::Own(frame) => self.queue(&frame),
+        }
     }
-    let compressed = match deflater.standalone_settings() {
-        Some((level, window_bits)) => message.compressed_alone(level, window_bits),
-        None => deflater.compress(payload),
-    };
-    match compressed {
-        Some(compressed) => compressed_frame(compressed, opcode),
-        None => plain(),
+
+    /// Whether this is a server's socket (its frames are not masked).
+    fn is_server(&self) -> bool {
+        matches!(&self.state, State::Open(c) | State::Ending(c) if c.role == Role::Server)
     }
 }

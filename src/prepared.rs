@@ -6,22 +6,27 @@ use std::{
 };
 
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
 
 use crate::{
     deflate::compress_alone,
     message::{Message, Utf8Bytes},
+    proto::{
+        encoder::{EncodedFrame, Encoder},
+        frame::OpCode,
+    },
 };
 
 /// A text or binary message prepared once and sent to many sockets with
 /// [`WebSocket::send_prepared`](crate::WebSocket::send_prepared).
 ///
-/// A server frame is not masked, so every socket sends the same payload: a clone shares it (an
-/// `Arc`), and a socket copies it only into its own write buffer. With permessage-deflate, the
-/// sockets that compress every message alone (no server context takeover) send identical
-/// compressed bytes for a given level and window: the message is compressed once per such
-/// setting, on the first socket that needs it, and the result is kept here for the others (as
-/// uWebSockets' shared compressor does). A socket with context takeover compresses the message
+/// A server frame is not masked, so every socket sends the same bytes: the message is framed
+/// once, when it is prepared (its header and its payload), a clone shares that frame (an
+/// `Arc`), and a server socket writes it as it is, with no framing or copy of its own (a small
+/// one is coalesced with the other frames of its write). With permessage-deflate, the sockets
+/// that compress every message alone (no server context takeover) send identical compressed
+/// bytes for a given level and window: the compressed frame is made once per such setting, on
+/// the first socket that needs it, and kept here for the others (as uWebSockets' shared
+/// compressor does). A socket with context takeover compresses the message
 /// with its own compressor, since its output depends on what that socket sent before.
 ///
 /// ```
@@ -47,14 +52,18 @@ pub struct PreparedMessage {
 struct Inner {
     /// `Message::Text` or `Message::Binary`.
     message: Message,
-    /// Compressed payloads by (level, window bits), for sockets without context takeover;
-    /// `None` where compressing failed (the message then goes out plainly).
-    compressed: Mutex<Vec<(u32, u8, Option<Bytes>)>>,
+    /// The message as one unmasked frame, as a server sends it.
+    frame: EncodedFrame,
+    /// Compressed frames (RSV1 set) by (level, window bits), for sockets without context
+    /// takeover; `None` where compressing failed (the message then goes out plainly).
+    compressed: Mutex<Vec<(u32, u8, Option<EncodedFrame>)>>,
 }
 
 impl PreparedMessage {
     fn new(message: Message) -> Self {
-        Self { inner: Arc::new(Inner { message, compressed: Mutex::new(Vec::new()) }) }
+        let (payload, opcode) = payload_of(&message);
+        let frame = Encoder::frame_with_mask(opcode, true, false, payload, None);
+        Self { inner: Arc::new(Inner { message, frame, compressed: Mutex::new(Vec::new()) }) }
     }
 
     /// A text message.
@@ -123,34 +132,45 @@ impl PreparedMessage {
         self.inner.message.clone()
     }
 
-    /// The uncompressed payload and its opcode.
-    pub(crate) fn payload(&self) -> (&[u8], Data) {
-        match &self.inner.message {
-            Message::Text(text) => (text.as_bytes(), Data::Text),
-            Message::Binary(bytes) => (bytes, Data::Binary),
-            // Only the constructors above make one.
-            _ => (&[], Data::Binary),
-        }
+    /// The payload and the opcode.
+    pub(crate) fn payload(&self) -> (Bytes, OpCode) {
+        payload_of(&self.inner.message)
     }
 
-    /// The payload compressed alone with `level` and `window_bits`: computed by the first
-    /// socket that asks, then shared. `None` if compressing failed.
-    pub(crate) fn compressed_alone(&self, level: u32, window_bits: u8) -> Option<Bytes> {
+    /// The message as one unmasked frame: what a server socket writes.
+    pub(crate) fn frame(&self) -> &EncodedFrame {
+        &self.inner.frame
+    }
+
+    /// The message as one compressed frame, compressed alone (no context takeover) at `level`
+    /// with `window_bits`: made once per setting and kept. `None` if it does not compress.
+    pub(crate) fn compressed_frame(&self, level: u32, window_bits: u8) -> Option<EncodedFrame> {
         // The lock is held while compressing, so that sockets asking at the same moment wait for
         // the one result rather than each compressing the message.
         let mut cache = self.inner.compressed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, _, payload)) = cache.iter().find(|(l, b, _)| (*l, *b) == (level, window_bits)) {
-            return payload.clone();
+        if let Some((_, _, frame)) = cache.iter().find(|(l, b, _)| (*l, *b) == (level, window_bits)) {
+            return frame.clone();
         }
-        let payload = compress_alone(level, window_bits, self.payload().0);
-        cache.push((level, window_bits, payload.clone()));
-        payload
+        let (payload, opcode) = self.payload();
+        let frame = compress_alone(level, window_bits, &payload)
+            .map(|compressed| Encoder::frame_with_mask(opcode, true, true, compressed, None));
+        cache.push((level, window_bits, frame.clone()));
+        frame
     }
 
-    /// How many compressed forms are cached (for tests).
     #[cfg(test)]
     fn compressed_forms(&self) -> usize {
         self.inner.compressed.lock().map(|cache| cache.len()).unwrap_or(0)
+    }
+}
+
+/// A data message's payload and opcode.
+fn payload_of(message: &Message) -> (Bytes, OpCode) {
+    match message {
+        Message::Text(text) => (Bytes::from(text.clone()), OpCode::Text),
+        Message::Binary(bytes) => (bytes.clone(), OpCode::Binary),
+        // Only the constructors above make one.
+        _ => (Bytes::new(), OpCode::Binary),
     }
 }
 
@@ -204,18 +224,26 @@ mod tests {
         assert_eq!(message.payload().0.as_ptr(), clone.payload().0.as_ptr());
         let Message::Binary(bytes) = message.to_message() else { panic!("binary") };
         assert_eq!(bytes.as_ptr(), message.payload().0.as_ptr(), "to_message does not copy");
+        // Framed once: the frame's payload is the message's own bytes.
+        assert_eq!(message.frame().payload().as_ptr(), bytes.as_ptr());
+        assert_eq!(message.frame().header(), &[0x82, 126, 0x03, 0xE8]);
     }
 
     #[test]
     fn a_compressed_form_is_computed_once_per_setting() {
         let message = PreparedMessage::text("hello hello hello hello hello".repeat(20));
-        let first = message.compressed_alone(1, 15).expect("compressed");
-        let again = message.compressed_alone(1, 15).expect("compressed");
-        assert_eq!(first.as_ptr(), again.as_ptr(), "the same bytes, not a second compression");
-        assert!(first.len() < message.len() / 4);
+        let first = message.compressed_frame(1, 15).expect("compressed");
+        let again = message.compressed_frame(1, 15).expect("compressed");
+        assert_eq!(
+            first.payload().as_ptr(),
+            again.payload().as_ptr(),
+            "the same bytes, not a second compression"
+        );
+        assert!(first.payload().len() < message.len() / 4);
+        assert_eq!(first.header()[0], 0xC1, "FIN, RSV1, text");
         assert_eq!(message.compressed_forms(), 1);
-        let other = message.compressed_alone(9, 10).expect("compressed");
+        let other = message.compressed_frame(9, 10).expect("compressed");
         assert_eq!(message.compressed_forms(), 2);
-        assert_ne!(other.as_ptr(), first.as_ptr());
+        assert_ne!(other.payload().as_ptr(), first.payload().as_ptr());
     }
 }
