@@ -2,15 +2,17 @@
 //! the token helpers, the identity on the request and the socket, and no token in any log.
 #![cfg(feature = "test-util")]
 
+mod common;
+
 use std::{
     convert::Infallible,
-    io::Write,
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
 };
 
+use common::Captured;
 use http::{Request, StatusCode, request::Parts};
 use hyper::body::Incoming;
 use tower::ServiceBuilder;
@@ -216,19 +218,6 @@ async fn without_authentication_a_bearer_offer_is_an_ordinary_protocol_list() {
     assert_eq!(seen.from_upgrade, None);
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Everything the crate logs in this test binary, every test included: a global subscriber
 /// (installed by the first test that asks), so that no test's events escape it. (A scoped
 /// subscriber misses events whose callsite interest another test's thread cached first.)
@@ -275,7 +264,7 @@ async fn no_token_appears_in_any_log_line_or_span() {
     assert_eq!(full.refused().unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
     socket.close().await.unwrap();
 
-    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let text = captured.text();
     assert!(text.contains("refused WebSocket request: authentication"), "{text}");
     assert!(text.contains("WebSocket opened"), "{text}");
     assert!(text.contains("connection limit reached"), "{text}");

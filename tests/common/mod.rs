@@ -190,3 +190,25 @@ pub(crate) async fn next_end(rx: &mut mpsc::UnboundedReceiver<Ended>) -> Ended {
         .expect("the server-side socket ended within 60 s")
         .expect("the service is alive")
 }
+
+/// A `Write` that keeps what tracing-subscriber's `fmt` layer writes, for tests that read the
+/// crate's log (tests/tracing.rs, tests/auth.rs).
+#[derive(Clone, Default)]
+pub(crate) struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
