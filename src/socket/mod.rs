@@ -17,7 +17,12 @@ mod close;
 mod keep_alive;
 mod prepared;
 mod read;
+mod sender;
 mod write;
+
+#[cfg(feature = "test-util")]
+pub(crate) use sender::live_queues;
+pub use sender::{BUFFER_FULL_CLOSE_REASON, SocketClosed, WebSocketSender};
 
 use std::{
     io,
@@ -38,7 +43,7 @@ use self::{
     write::Writer,
 };
 use crate::{
-    config::SocketConfig,
+    config::{SendPolicy, SocketConfig},
     deflate::{Deflater, MessageInflater, NegotiatedCompression},
     error::Error,
     lifecycle::OpenSocket,
@@ -123,6 +128,11 @@ pub struct WebSocket {
     deflater: Option<Box<Deflater>>,
     /// The rate limit on what the peer sends; `None` without one.
     rate_limit: Option<Box<crate::rate_limit::Gate>>,
+    /// The queue of the [`WebSocketSender`]s, once [`sender`](Self::sender) was called.
+    senders: Option<sender::SenderQueue>,
+    /// The senders' queue's bound (`max_buffered_amount`) and what happens past it.
+    buffer_limit: usize,
+    buffer_policy: SendPolicy,
 }
 
 /// Where the connection is in its life.
@@ -266,6 +276,9 @@ impl WebSocket {
             close_code: None,
             deflater,
             rate_limit: crate::rate_limit::Gate::new(&config.rate_limit),
+            senders: None,
+            buffer_limit: config.max_buffered_amount,
+            buffer_policy: config.on_buffer_full,
         }
     }
 
@@ -398,6 +411,7 @@ impl WebSocket {
     /// Drops the connection.
     fn release(&mut self) {
         self.state = State::Released;
+        self.end_senders();
     }
 
     /// Shuts the write side of the connection down (errors are of no interest: the connection
@@ -594,6 +608,7 @@ impl WebSocket {
             }
         }
         self.close_if_shutting_down(&mut background, true);
+        self.pump_senders(&mut background);
         let result = self.poll_keep_alive(&mut background);
         self.recv_waker = recv_waker;
         result
@@ -632,6 +647,7 @@ impl Stream for WebSocket {
             return Poll::Ready(Some(item));
         }
         this.remember_recv_waker(cx);
+        this.pump_senders(cx);
         if let Err(e) = this.poll_flush_own_frames(cx) {
             this.release();
             return Poll::Ready(Some(Err(e)));
@@ -695,6 +711,7 @@ impl Sink<Message> for WebSocket {
         match connection.poll_flush(cx) {
             Poll::Ready(result) => {
                 connection.unflushed = false;
+                this.sync_senders();
                 Poll::Ready(result.map_err(Error::Io))
             }
             // The peer is not reading: keep-alive (and shutdown) still run while we wait.
