@@ -4,6 +4,8 @@
 //! - [`read`]: the adaptive staging buffer and the reads that feed the protocol core's decoder;
 //! - [`write`]: the write queue (coalesced small frames, large payloads written from their own
 //!   `Bytes`, vectored where the IO allows) and its bounds;
+//! - [`sender`]: [`WebSocketSender`], the byte-bounded queue other tasks send into, and the
+//!   owner's side of it ([`WebSocket::sender`], [`WebSocket::closed`]);
 //! - [`keep_alive`]: the clock that decides when to Ping and when to give the peer up;
 //! - [`close`]: closing, the closing handshake, and the Closes the socket sends itself.
 //!
@@ -11,7 +13,7 @@
 //! unmasking, UTF-8, limits, inflation, the RFC 6455 checks), the encoder and the closing
 //! handshake's rules; this module does the IO around it. The socket runs no task of its own:
 //! keep-alive, shutdown and the replies to the peer's Pings and Close run while the handler
-//! awaits `recv`, `send` or a flush.
+//! awaits `recv`, `send`, a flush or `closed`; so does writing out what senders queued.
 
 mod close;
 mod keep_alive;
@@ -76,6 +78,9 @@ use crate::{
 ///
 /// Read until the stream ends (`while let Some(msg) = socket.recv().await`) so that the closing
 /// handshake completes cleanly.
+///
+/// To send from other tasks, hand them a [`WebSocketSender`] from [`sender`](Self::sender); a
+/// handler that only sends through senders awaits [`closed`](Self::closed).
 ///
 /// ```
 /// use tower_websockets::{Message, WebSocket};
