@@ -712,6 +712,8 @@ impl Sink<Message> for WebSocket {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
+        // What the senders queued goes out with this flush.
+        this.pump_senders(cx);
         let Some(connection) = this.state.connection_mut() else { return Poll::Ready(Err(Error::Closed)) };
         match connection.poll_flush(cx) {
             Poll::Ready(result) => {
