@@ -45,6 +45,8 @@ use tracing::Instrument;
 
 const SERVER: &str = concat!("tower-websockets-echo/", env!("CARGO_PKG_VERSION"));
 const INDEX_HTML: &str = include_str!("echo/index.html");
+/// The subprotocol on which the server also pushes a clock.
+const CLOCK_PROTOCOL: &str = "clock";
 
 /// The ASP.NET Core WebSocket sample: an echo server and a page to try it.
 #[derive(Debug, Parser)]
@@ -457,7 +459,9 @@ async fn handle(
         }
         "/ws" => match WebSocketUpgrade::from_request(&mut req) {
             Ok(upgrade) => {
-                let upgrade = upgrade.protocols(protocols.iter().cloned());
+                // `clock` (the page's Server clock box): ticks pushed from another task. Only a
+                // client that asks for it gets it; other clients see a pure echo.
+                let upgrade = upgrade.protocols(protocols.iter().cloned().chain([CLOCK_PROTOCOL.to_owned()]));
                 // HTTP/1.1 for an Upgrade, HTTP/2 for an extended CONNECT (RFC 8441).
                 let version = req.version();
                 upgrade.on_upgrade(move |socket| echo(socket, peer, version))
@@ -493,12 +497,32 @@ fn status(status: StatusCode) -> Response<TextBody> {
     response
 }
 
+/// Pushes `clock:<n> <HH:MM:SS> UTC` once a second until the socket ends (`send` then fails).
+async fn clock(sender: tower_websockets::WebSocketSender) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    for tick in 0u64.. {
+        interval.tick().await;
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+        // A client that does not read holds at most the socket's max_buffered_amount.
+        if sender.send(format!("clock:{tick} {h:02}:{m:02}:{s:02} UTC")).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Echoes text and binary messages until the client closes, then logs how the connection ended.
 /// `version` is the HTTP version of the handshake, which both log lines show.
 async fn echo(mut socket: WebSocket, peer: SocketAddr, version: Version) {
     let compression = socket.compression().is_some();
     let authenticated = socket.identity::<Authenticated>().is_some();
     tracing::info!(%peer, http = ?version, protocol = ?socket.protocol(), compression, authenticated, "WebSocket opened");
+    // On the `clock` subprotocol a task of its own pushes a tick a second through a sender; this
+    // task stays the socket's owner (it echoes, answers Pings, closes), and its `recv` writes the
+    // ticks out.
+    let clock = (socket.protocol() == Some(CLOCK_PROTOCOL)).then(|| tokio::spawn(clock(socket.sender())));
     let mut echoed: u64 = 0;
     let mut close_code = None;
     let mut close_reason = None;
@@ -524,6 +548,9 @@ async fn echo(mut socket: WebSocket, peer: SocketAddr, version: Version) {
                 break;
             }
         }
+    }
+    if let Some(clock) = clock {
+        clock.abort();
     }
     let error = error.map(|e| e.to_string());
     tracing::info!(
@@ -709,5 +736,45 @@ mod tests {
         socket.send(Message::text("over h2")).await.unwrap();
         assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("over h2"));
         socket.close(None).await.unwrap();
+    }
+
+    /// The page's Server clock: on the `clock` subprotocol ticks arrive from the clock's task
+    /// between the echoes; a client that does not ask for it gets a pure echo.
+    #[cfg(feature = "test-util")]
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_subprotocol_pushes_ticks_and_plain_clients_get_a_pure_echo() {
+        use tower_websockets::test::TestClient;
+
+        let layer = layer(&Options::default()).unwrap();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let service =
+            ServiceBuilder::new().layer(layer).service_fn(move |req| handle(req, peer, Arc::from([])));
+        let client = TestClient::new(service).timeout(Duration::from_secs(10));
+
+        let mut clock = client.connect("/ws").protocols([CLOCK_PROTOCOL]).await.unwrap();
+        assert_eq!(clock.protocol(), Some(CLOCK_PROTOCOL));
+        assert!(clock.recv_text().await.unwrap().starts_with("clock:0 "));
+        clock.send_text("hello").await.unwrap();
+        let mut ticks = 1;
+        loop {
+            let text = clock.recv_text().await.unwrap();
+            if text == "hello" {
+                break;
+            }
+            assert!(text.starts_with(&format!("clock:{ticks} ")), "{text}");
+            ticks += 1;
+        }
+        assert!(clock.recv_text().await.unwrap().starts_with(&format!("clock:{ticks} ")));
+        clock.close().await.unwrap();
+
+        let mut plain = client.connect("/ws").await.unwrap();
+        assert_eq!(plain.protocol(), None);
+        plain.send_text("hello").await.unwrap();
+        assert_eq!(plain.recv_text().await.unwrap(), "hello");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(3), plain.recv()).await.is_err(),
+            "a tick without clock"
+        );
+        plain.close().await.unwrap();
     }
 }

@@ -24,8 +24,49 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 /// to the connection (a flush always writes everything). See
 /// [`write_buffer_size`](crate::WebSocketLayerBuilder::write_buffer_size).
 pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 128 * 1024;
+/// Default [`max_buffered_amount`](crate::WebSocketLayerBuilder::max_buffered_amount): 1 MiB
+/// queued by a socket's [`WebSocketSender`](crate::WebSocketSender)s and its write buffer.
+pub const DEFAULT_MAX_BUFFERED_AMOUNT: usize = 1 << 20;
 /// Largest WebSocket frame header, in bytes.
 const MAX_FRAME_HEADER: usize = 14;
+
+/// What a [`WebSocketSender`](crate::WebSocketSender) does with a message that would take the
+/// socket's [buffered amount](crate::WebSocketSender::buffered_amount) past
+/// [`max_buffered_amount`](crate::WebSocketLayerBuilder::max_buffered_amount).
+///
+/// One vocabulary with the hub's [`LagPolicy`](crate::broadcast::LagPolicy): `Drop…` names the
+/// message that is dropped (the hub's `DropOldest`, the newest here), and `Close(code)` closes
+/// the socket with that code (usually 1008 or 1013) in both. The hub has no `Wait` (a publish
+/// never blocks on one slow subscriber) and the sender no `DropOldest` (a message whose `send`
+/// returned `Ok` is never dropped silently; its sender may rely on it).
+///
+/// ```
+/// use tower_websockets::{CloseCode, SendPolicy, WebSocketLayer};
+///
+/// let layer = WebSocketLayer::builder()
+///     .max_buffered_amount(256 * 1024)
+///     .on_buffer_full(SendPolicy::Close(CloseCode::TRY_AGAIN_LATER))
+///     .build()?;
+/// # Ok::<(), tower_websockets::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SendPolicy {
+    /// [`send`](crate::WebSocketSender::send) waits for room;
+    /// [`try_send`](crate::WebSocketSender::try_send) fails with
+    /// [`SendError::Full`](crate::SendError::Full). The default.
+    #[default]
+    Wait,
+    /// The new message is refused at once with [`SendError::Full`](crate::SendError::Full)
+    /// (the message inside); what is queued stays.
+    DropNewest,
+    /// The socket closes with this code (and the reason
+    /// [`BUFFER_FULL_CLOSE_REASON`](crate::BUFFER_FULL_CLOSE_REASON)): usually 1008
+    /// ([`CloseCode::POLICY_VIOLATION`](crate::CloseCode::POLICY_VIOLATION)) or 1013
+    /// ([`CloseCode::TRY_AGAIN_LATER`](crate::CloseCode::TRY_AGAIN_LATER)). The message is
+    /// refused with [`SendError::Closed`](crate::SendError::Closed), and so is every later one.
+    Close(crate::CloseCode),
+}
 
 /// Everything a [`WebSocket`](crate::WebSocket) needs to run: keep-alive and limits.
 ///
@@ -42,6 +83,8 @@ pub(crate) struct SocketConfig {
     pub(crate) max_frame_size: Option<usize>,
     pub(crate) compression: Compression,
     pub(crate) rate_limit: crate::rate_limit::RateLimit,
+    pub(crate) max_buffered_amount: usize,
+    pub(crate) on_buffer_full: SendPolicy,
 }
 
 impl Default for SocketConfig {
@@ -56,6 +99,8 @@ impl Default for SocketConfig {
             max_frame_size: Some(DEFAULT_MAX_FRAME_SIZE),
             compression: Compression::disabled(),
             rate_limit: crate::rate_limit::RateLimit::new(),
+            max_buffered_amount: DEFAULT_MAX_BUFFERED_AMOUNT,
+            on_buffer_full: SendPolicy::Wait,
         }
     }
 }
@@ -105,6 +150,14 @@ impl SocketConfig {
         }
         if self.effective_max_write_buffer_size() <= self.write_buffer_size {
             return Err(ConfigError::new("max_write_buffer_size", "must be greater than write_buffer_size"));
+        }
+        if self.max_buffered_amount == 0 {
+            return Err(ConfigError::new("max_buffered_amount", "must be at least 1 byte"));
+        }
+        if let SendPolicy::Close(code) = self.on_buffer_full {
+            if !code.is_sendable() {
+                return Err(ConfigError::new("on_buffer_full", "the close code may not be sent"));
+            }
         }
         self.rate_limit.validate()?;
         self.compression.validate()
@@ -272,6 +325,43 @@ macro_rules! socket_option_setters {
         /// ```
         pub fn rate_limit(mut self, limit: crate::RateLimit) -> Self {
             self.$field.rate_limit = limit;
+            self
+        }
+
+        /// The most bytes a socket's [`WebSocketSender`](crate::WebSocketSender)s may have
+        /// buffered (their queue plus the write buffer not yet handed to the OS; see
+        /// [`buffered_amount`](crate::WebSocketSender::buffered_amount)) before
+        /// [`on_buffer_full`](Self::on_buffer_full)'s policy applies. Default 1 MiB; at least 1.
+        ///
+        /// ```
+        /// use tower_websockets::WebSocketLayer;
+        ///
+        /// let layer = WebSocketLayer::builder().max_buffered_amount(64 * 1024).build()?;
+        ///
+        /// let refused = WebSocketLayer::builder().max_buffered_amount(0).build();
+        /// assert_eq!(refused.unwrap_err().option(), "max_buffered_amount");
+        /// # Ok::<(), tower_websockets::ConfigError>(())
+        /// ```
+        pub fn max_buffered_amount(mut self, bytes: usize) -> Self {
+            self.$field.max_buffered_amount = bytes;
+            self
+        }
+
+        /// What a [`WebSocketSender`](crate::WebSocketSender) does past
+        /// [`max_buffered_amount`](Self::max_buffered_amount): wait (the default), drop the new
+        /// message with an error, or close the socket. See [`SendPolicy`](crate::SendPolicy).
+        ///
+        /// ```
+        /// use tower_websockets::{CloseCode, SendPolicy, WebSocketLayer};
+        ///
+        /// let layer = WebSocketLayer::builder().on_buffer_full(SendPolicy::DropNewest).build()?;
+        ///
+        /// let refused = WebSocketLayer::builder().on_buffer_full(SendPolicy::Close(CloseCode(1005))).build();
+        /// assert_eq!(refused.unwrap_err().option(), "on_buffer_full");
+        /// # Ok::<(), tower_websockets::ConfigError>(())
+        /// ```
+        pub fn on_buffer_full(mut self, policy: crate::SendPolicy) -> Self {
+            self.$field.on_buffer_full = policy;
             self
         }
     };

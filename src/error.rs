@@ -5,7 +5,7 @@
 use std::{error::Error as StdError, fmt, io, time::Duration};
 
 use crate::{
-    message::{CloseCode, CloseFrame},
+    message::{CloseCode, CloseFrame, Message},
     proto::error::ProtocolError,
 };
 
@@ -192,6 +192,55 @@ impl StdError for Error {
         }
     }
 }
+
+/// Why a [`WebSocketSender`](crate::WebSocketSender) did not queue a message; the message is
+/// inside ([`into_message`](Self::into_message)).
+///
+/// ```
+/// use tower_websockets::{Message, SendError};
+///
+/// let error = SendError::Full(Message::text("late"));
+/// assert!(!error.is_closed());
+/// assert_eq!(error.to_string(), "the WebSocket's send buffer is full");
+/// assert_eq!(error.into_message(), Message::text("late"));
+/// ```
+#[derive(Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The socket has ended, or is closing: nothing more is sent.
+    Closed(Message),
+    /// The buffer is at `max_buffered_amount` (from `try_send`, or any method under
+    /// [`SendPolicy::DropNewest`](crate::SendPolicy::DropNewest)).
+    Full(Message),
+    /// `send_timeout`: no room within the timeout.
+    Timeout(Message),
+}
+
+impl SendError {
+    /// The message that was not queued.
+    pub fn into_message(self) -> Message {
+        match self {
+            Self::Closed(message) | Self::Full(message) | Self::Timeout(message) => message,
+        }
+    }
+
+    /// Whether the socket has ended: every later send fails too.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_))
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Closed(_) => "the WebSocket is closed",
+            Self::Full(_) => "the WebSocket's send buffer is full",
+            Self::Timeout(_) => "timed out waiting for room in the WebSocket's send buffer",
+        })
+    }
+}
+
+impl StdError for SendError {}
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {

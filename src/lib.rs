@@ -165,11 +165,11 @@ mod upgrade;
 pub use auth::{AuthRejection, BEARER_PROTOCOL, Token};
 pub use broadcast::PreparedMessage;
 pub use config::{
-    DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_RECEIVE_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
+    DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_BUFFERED_AMOUNT, DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RECEIVE_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, SendPolicy,
 };
 pub use deflate::{Compression, NegotiatedCompression};
-pub use error::{ConfigError, Error};
+pub use error::{ConfigError, Error, SendError};
 #[cfg(feature = "json")]
 pub use error::{JsonError, JsonErrorKind};
 pub use handshake::is_websocket_request;
@@ -181,7 +181,7 @@ pub use rate_limit::{RateLimit, RateLimitPolicy};
 pub use rejection::WebSocketUpgradeRejection;
 pub use response::TextBody;
 pub use service::{ResponseBody, ResponseFuture, WebSocketService};
-pub use socket::WebSocket;
+pub use socket::{BUFFER_FULL_CLOSE_REASON, SocketClosed, WebSocket, WebSocketSender};
 pub use upgrade::WebSocketUpgrade;
 
 /// The guides, from the crate's `docs/` folder: pages without code of their own, versioned with

@@ -937,6 +937,19 @@ async fn within<T>(
     tokio::time::timeout(timeout, future).await.map_err(|_| TestError::Timeout { waiting_for, timeout })
 }
 
+/// How many [`WebSocketSender`](crate::WebSocketSender) queues are alive in this process: one
+/// per socket whose [`sender`](crate::WebSocket::sender) was called, freed when the socket and
+/// all its senders are dropped. For leak tests: take it before, compare after.
+///
+/// ```
+/// let before = tower_websockets::test::live_sender_queues();
+/// // ... connections that use senders, all ended and dropped ...
+/// assert_eq!(tower_websockets::test::live_sender_queues(), before);
+/// ```
+pub fn live_sender_queues() -> usize {
+    crate::socket::live_queues()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

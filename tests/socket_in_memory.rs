@@ -161,6 +161,67 @@ async fn several_messages_share_one_flush() {
     }
 }
 
+/// What sixteen `WebSocketSender`s queued while the owner was busy goes out in one write at the
+/// owner's next flush, through the socket's own write buffer, each task's message once.
+#[tokio::test]
+async fn what_senders_queued_goes_out_in_one_write() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use futures_util::StreamExt;
+    use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+
+    let writes = Arc::new(AtomicUsize::new(0));
+    let (counted_tx, mut counted_rx) = mpsc::unbounded_channel();
+    let counter = writes.clone();
+    let service =
+        ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(move |mut req: Request<Incoming>| {
+            let (counter, counted_tx) = (counter.clone(), counted_tx.clone());
+            async move {
+                let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
+                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
+                    let sender = socket.sender();
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for i in 0..16 {
+                        let sender = sender.clone();
+                        tasks.spawn(async move { sender.try_send(Message::text(i.to_string())) });
+                    }
+                    while let Some(queued) = tasks.join_next().await {
+                        queued.unwrap().unwrap();
+                    }
+                    let queued = sender.buffered_amount();
+                    let before = counter.load(Ordering::SeqCst);
+                    socket.flush().await.unwrap();
+                    let _ = counted_tx.send((queued, counter.load(Ordering::SeqCst) - before));
+                    sender.drained().await.unwrap();
+                    while socket.recv().await.is_some() {}
+                }))
+            }
+        });
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let server_io = CountingIo { inner: server_io, writes };
+    tokio::spawn(async move {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(server_io), TowerToHyperService::new(service))
+            .with_upgrades()
+            .await;
+    });
+    let (mut client, _) = tokio_tungstenite::client_async("ws://localhost/ws", client_io).await.unwrap();
+    let (queued, writes_at_flush) = counted_rx.recv().await.unwrap();
+    // "0".."9" and "10".."15": 10 + 12 bytes of payload.
+    assert_eq!(queued, 22);
+    assert_eq!(writes_at_flush, 1, "the sixteen messages in one write");
+    let mut seen: Vec<u32> = Vec::new();
+    for _ in 0..16 {
+        let message = client.next().await.unwrap().unwrap();
+        seen.push(message.into_text().unwrap().as_str().parse().unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..16).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn a_ping_is_answered() {
     let (client, _ends) = client(WebSocketLayer::new(), Behaviour::default());

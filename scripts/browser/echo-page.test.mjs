@@ -450,6 +450,41 @@ async function main() {
             });
         }
 
+        // The Server clock box asks for the `clock` subprotocol: the server pushes a tick a
+        // second from another task (a WebSocketSender) while it echoes; ticks go to the clock,
+        // not the Communication Log.
+        await test("Server clock: the `clock` subprotocol ticks while the echo goes on", async () => {
+            await page.goto(ECHO_URL);
+            await page.check("#clock");
+            await page.click("#connectButton");
+            await waitForState(page, "Open");
+            await waitForLog(page, "open", "Connection opened. Protocol: clock. Extensions: none");
+            const ticks = () => page.evaluate(() => Number(document.getElementById("clockLabel").dataset.ticks || 0));
+            await page.waitForFunction(
+                () => Number(document.getElementById("clockLabel").dataset.ticks || 0) >= 1,
+                null,
+                { timeout: TIMEOUT },
+            );
+            const first = await page.textContent("#clockLabel");
+            check(/^\d+ \d\d:\d\d:\d\d UTC$/.test(first), `clock shows: ${first}`);
+            const before = await ticks();
+            await page.waitForFunction(
+                (before) => Number(document.getElementById("clockLabel").dataset.ticks || 0) >= before + 2,
+                before,
+                { timeout: TIMEOUT },
+            );
+            const later = await page.textContent("#clockLabel");
+            check(later !== first, `the clock did not tick: ${later}`);
+            await sendThroughPage(page, "hello");
+            const received = await logTexts(page, "receive");
+            check(received.length === 1 && received[0] === "hello", `the log holds: ${received.join("; ")}`);
+            await page.click("#closeButton");
+            await waitForLog(page, "close", "Connection closed. Code: 1000. Reason: Closing from client");
+            await waitForState(page, "Closed");
+            const errors = await logTexts(page, "error");
+            check(errors.length === 0, `errors logged: ${errors.join("; ")}`);
+        });
+
         // A server that allows only https://somewhere.else refuses its own page.
         await test("a refused origin: the page shows the failure", async () => {
             const statuses = [];

@@ -4,6 +4,8 @@
 //! - [`read`]: the adaptive staging buffer and the reads that feed the protocol core's decoder;
 //! - [`write`]: the write queue (coalesced small frames, large payloads written from their own
 //!   `Bytes`, vectored where the IO allows) and its bounds;
+//! - [`sender`]: [`WebSocketSender`], the byte-bounded queue other tasks send into, and the
+//!   owner's side of it ([`WebSocket::sender`], [`WebSocket::closed`]);
 //! - [`keep_alive`]: the clock that decides when to Ping and when to give the peer up;
 //! - [`close`]: closing, the closing handshake, and the Closes the socket sends itself.
 //!
@@ -11,13 +13,18 @@
 //! unmasking, UTF-8, limits, inflation, the RFC 6455 checks), the encoder and the closing
 //! handshake's rules; this module does the IO around it. The socket runs no task of its own:
 //! keep-alive, shutdown and the replies to the peer's Pings and Close run while the handler
-//! awaits `recv`, `send` or a flush.
+//! awaits `recv`, `send`, a flush or `closed`; so does writing out what senders queued.
 
 mod close;
 mod keep_alive;
 mod prepared;
 mod read;
+mod sender;
 mod write;
+
+#[cfg(feature = "test-util")]
+pub(crate) use sender::live_queues;
+pub use sender::{BUFFER_FULL_CLOSE_REASON, SocketClosed, WebSocketSender};
 
 use std::{
     io,
@@ -38,7 +45,7 @@ use self::{
     write::Writer,
 };
 use crate::{
-    config::SocketConfig,
+    config::{SendPolicy, SocketConfig},
     deflate::{Deflater, MessageInflater, NegotiatedCompression},
     error::Error,
     lifecycle::OpenSocket,
@@ -71,6 +78,9 @@ use crate::{
 ///
 /// Read until the stream ends (`while let Some(msg) = socket.recv().await`) so that the closing
 /// handshake completes cleanly.
+///
+/// To send from other tasks, hand them a [`WebSocketSender`] from [`sender`](Self::sender); a
+/// handler that only sends through senders awaits [`closed`](Self::closed).
 ///
 /// ```
 /// use tower_websockets::{Message, WebSocket};
@@ -123,6 +133,11 @@ pub struct WebSocket {
     deflater: Option<Box<Deflater>>,
     /// The rate limit on what the peer sends; `None` without one.
     rate_limit: Option<Box<crate::rate_limit::Gate>>,
+    /// The queue of the [`WebSocketSender`]s, once [`sender`](Self::sender) was called.
+    senders: Option<sender::SenderQueue>,
+    /// The senders' queue's bound (`max_buffered_amount`) and what happens past it.
+    buffer_limit: usize,
+    buffer_policy: SendPolicy,
 }
 
 /// Where the connection is in its life.
@@ -266,6 +281,9 @@ impl WebSocket {
             close_code: None,
             deflater,
             rate_limit: crate::rate_limit::Gate::new(&config.rate_limit),
+            senders: None,
+            buffer_limit: config.max_buffered_amount,
+            buffer_policy: config.on_buffer_full,
         }
     }
 
@@ -398,6 +416,7 @@ impl WebSocket {
     /// Drops the connection.
     fn release(&mut self) {
         self.state = State::Released;
+        self.end_senders();
     }
 
     /// Shuts the write side of the connection down (errors are of no interest: the connection
@@ -594,6 +613,7 @@ impl WebSocket {
             }
         }
         self.close_if_shutting_down(&mut background, true);
+        self.pump_senders(&mut background);
         let result = self.poll_keep_alive(&mut background);
         self.recv_waker = recv_waker;
         result
@@ -632,6 +652,7 @@ impl Stream for WebSocket {
             return Poll::Ready(Some(item));
         }
         this.remember_recv_waker(cx);
+        this.pump_senders(cx);
         if let Err(e) = this.poll_flush_own_frames(cx) {
             this.release();
             return Poll::Ready(Some(Err(e)));
@@ -691,10 +712,13 @@ impl Sink<Message> for WebSocket {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
+        // What the senders queued goes out with this flush.
+        this.pump_senders(cx);
         let Some(connection) = this.state.connection_mut() else { return Poll::Ready(Err(Error::Closed)) };
         match connection.poll_flush(cx) {
             Poll::Ready(result) => {
                 connection.unflushed = false;
+                this.sync_senders();
                 Poll::Ready(result.map_err(Error::Io))
             }
             // The peer is not reading: keep-alive (and shutdown) still run while we wait.

@@ -91,7 +91,6 @@ impl Writer {
     }
 
     /// Bytes waiting to be written.
-    #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
         self.queued
     }
