@@ -109,40 +109,26 @@ impl tokio::io::AsyncWrite for CountingIo {
     }
 }
 
-/// `feed` queues messages and `flush` writes them: ten messages fed, then one flush, reach the
-/// connection in one write, counted on the server's IO under hyper, and arrive in order.
-#[tokio::test]
-async fn several_messages_share_one_flush() {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-
-    use futures_util::StreamExt;
+/// One WebSocket served by hyper over an in-memory pipe whose server side counts its writes
+/// (`CountingIo`): `handler` gets the socket and the count; the client is tokio-tungstenite's.
+async fn counted_connection<F, Fut>(handler: F) -> tokio_tungstenite::WebSocketStream<tokio::io::DuplexStream>
+where
+    F: Fn(tower_websockets::WebSocket, std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Fut
+        + Clone
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     use hyper_util::{rt::TokioIo, service::TowerToHyperService};
-    use tokio_tungstenite::tungstenite::Message as TMessage;
 
-    let writes = Arc::new(AtomicUsize::new(0));
-    // The writes counted during the feeds (none) and at the flush, as the handler saw them.
-    let (counted_tx, mut counted_rx) = mpsc::unbounded_channel();
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = writes.clone();
     let service =
         ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(move |mut req: Request<Incoming>| {
-            let (counter, counted_tx) = (counter.clone(), counted_tx.clone());
+            let (counter, handler) = (counter.clone(), handler.clone());
             async move {
                 let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
-                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
-                    // The 101 has been written by now; count from here.
-                    let before = counter.load(Ordering::SeqCst);
-                    for i in 0..10 {
-                        socket.feed(Message::text(i.to_string())).await.unwrap();
-                    }
-                    let after_feeds = counter.load(Ordering::SeqCst);
-                    socket.flush().await.unwrap();
-                    let after_flush = counter.load(Ordering::SeqCst);
-                    let _ = counted_tx.send((after_feeds - before, after_flush - after_feeds));
-                    while socket.recv().await.is_some() {}
-                }))
+                Ok::<_, Infallible>(upgrade.on_upgrade(move |socket| handler(socket, counter)))
             }
         });
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
@@ -153,7 +139,36 @@ async fn several_messages_share_one_flush() {
             .with_upgrades()
             .await;
     });
-    let (mut client, _) = tokio_tungstenite::client_async("ws://localhost/ws", client_io).await.unwrap();
+    tokio_tungstenite::client_async("ws://localhost/ws", client_io).await.unwrap().0
+}
+
+/// `feed` queues messages and `flush` writes them: ten messages fed, then one flush, reach the
+/// connection in one write, counted on the server's IO under hyper, and arrive in order.
+#[tokio::test]
+async fn several_messages_share_one_flush() {
+    use std::sync::atomic::Ordering;
+
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message as TMessage;
+
+    // The writes counted during the feeds (none) and at the flush, as the handler saw them.
+    let (counted_tx, mut counted_rx) = mpsc::unbounded_channel();
+    let mut client = counted_connection(move |mut socket, counter| {
+        let counted_tx = counted_tx.clone();
+        async move {
+            // The 101 has been written by now; count from here.
+            let before = counter.load(Ordering::SeqCst);
+            for i in 0..10 {
+                socket.feed(Message::text(i.to_string())).await.unwrap();
+            }
+            let after_feeds = counter.load(Ordering::SeqCst);
+            socket.flush().await.unwrap();
+            let after_flush = counter.load(Ordering::SeqCst);
+            let _ = counted_tx.send((after_feeds - before, after_flush - after_feeds));
+            while socket.recv().await.is_some() {}
+        }
+    })
+    .await;
     let (during_feeds, at_flush) = counted_rx.recv().await.unwrap();
     assert_eq!((during_feeds, at_flush), (0, 1), "writes during the ten feeds, and at the one flush");
     for i in 0..10 {
@@ -165,50 +180,32 @@ async fn several_messages_share_one_flush() {
 /// owner's next flush, through the socket's own write buffer, each task's message once.
 #[tokio::test]
 async fn what_senders_queued_goes_out_in_one_write() {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
+    use std::sync::atomic::Ordering;
 
     use futures_util::StreamExt;
-    use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 
-    let writes = Arc::new(AtomicUsize::new(0));
     let (counted_tx, mut counted_rx) = mpsc::unbounded_channel();
-    let counter = writes.clone();
-    let service =
-        ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(move |mut req: Request<Incoming>| {
-            let (counter, counted_tx) = (counter.clone(), counted_tx.clone());
-            async move {
-                let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
-                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
-                    let sender = socket.sender();
-                    let mut tasks = tokio::task::JoinSet::new();
-                    for i in 0..16 {
-                        let sender = sender.clone();
-                        tasks.spawn(async move { sender.try_send(Message::text(i.to_string())) });
-                    }
-                    while let Some(queued) = tasks.join_next().await {
-                        queued.unwrap().unwrap();
-                    }
-                    let queued = sender.buffered_amount();
-                    let before = counter.load(Ordering::SeqCst);
-                    socket.flush().await.unwrap();
-                    let _ = counted_tx.send((queued, counter.load(Ordering::SeqCst) - before));
-                    sender.drained().await.unwrap();
-                    while socket.recv().await.is_some() {}
-                }))
+    let mut client = counted_connection(move |mut socket, counter| {
+        let counted_tx = counted_tx.clone();
+        async move {
+            let sender = socket.sender();
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..16 {
+                let sender = sender.clone();
+                tasks.spawn(async move { sender.try_send(Message::text(i.to_string())) });
             }
-        });
-    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-    let server_io = CountingIo { inner: server_io, writes };
-    tokio::spawn(async move {
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(server_io), TowerToHyperService::new(service))
-            .with_upgrades()
-            .await;
-    });
-    let (mut client, _) = tokio_tungstenite::client_async("ws://localhost/ws", client_io).await.unwrap();
+            while let Some(queued) = tasks.join_next().await {
+                queued.unwrap().unwrap();
+            }
+            let queued = sender.buffered_amount();
+            let before = counter.load(Ordering::SeqCst);
+            socket.flush().await.unwrap();
+            let _ = counted_tx.send((queued, counter.load(Ordering::SeqCst) - before));
+            sender.drained().await.unwrap();
+            while socket.recv().await.is_some() {}
+        }
+    })
+    .await;
     let (queued, writes_at_flush) = counted_rx.recv().await.unwrap();
     // "0".."9" and "10".."15": 10 + 12 bytes of payload.
     assert_eq!(queued, 22);
