@@ -48,13 +48,15 @@ use std::{
     error::Error as StdError,
     fmt,
     future::{Future, IntoFuture},
+    io,
     pin::Pin,
     sync::Arc,
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use http::{
     HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode,
     header::{
@@ -64,22 +66,29 @@ use http::{
 };
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use hyper::{body::Incoming, ext::Protocol};
+use hyper::{body::Incoming, ext::Protocol, upgrade::Upgraded};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     service::TowerToHyperService,
 };
 use tokio::io::DuplexStream;
-use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        self, Error as WsError, Message as TMessage,
+        handshake::{client::generate_key, derive_accept_key},
+        protocol::WebSocketConfig,
+    },
+};
 use tower_service::Service;
 
 use crate::{
     config::SocketConfig,
     deflate::{self, Compression, NegotiatedCompression},
     error::Error,
-    message::{CloseCode, CloseFrame, Message},
+    message::{CloseCode, CloseFrame, Message, Utf8Bytes},
     proto::frame::Role,
-    socket::WebSocket,
+    socket::{WebSocket, check_sendable},
 };
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -530,11 +539,36 @@ impl<'a> IntoFuture for Connect<'a> {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct TestWebSocket {
-    socket: WebSocket,
+    socket: ClientSocket,
     response: Response<()>,
+    protocol: Option<HeaderValue>,
     timeout: Duration,
+}
+
+impl fmt::Debug for TestWebSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let codec = match self.socket {
+            ClientSocket::Tungstenite(_) => "tokio-tungstenite",
+            ClientSocket::Compressed(_) => "tower-websockets (permessage-deflate)",
+        };
+        f.debug_struct("TestWebSocket")
+            .field("codec", &codec)
+            .field("protocol", &self.protocol)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The codec on the client's side of a test connection.
+enum ClientSocket {
+    /// tokio-tungstenite: a WebSocket implementation this crate did not write, so that every
+    /// uncompressed test has an independent codec on the other end.
+    Tungstenite(Box<WebSocketStream<TokioIo<Upgraded>>>),
+    /// The crate's own socket in the client role, for a connection that negotiated
+    /// permessage-deflate: tungstenite has no permessage-deflate, and its message layer fails a
+    /// frame with RSV1 set (`NonZeroReservedBits`).
+    Compressed(Box<WebSocket>),
 }
 
 impl TestWebSocket {
@@ -549,14 +583,38 @@ impl TestWebSocket {
     ) -> Result<Self, TestError> {
         let upgraded = hyper::upgrade::on(&mut response).await.map_err(TestError::http)?;
         let (head, _) = response.into_parts();
-        let config = SocketConfig {
-            keep_alive_interval: Duration::ZERO,
-            compression: options,
-            ..SocketConfig::default()
+        let socket = match compression {
+            None => {
+                // No limits of the client's own: a test of the server's limits must reach the
+                // server. tungstenite never sends a Ping of its own.
+                let config = WebSocketConfig::default().max_message_size(None).max_frame_size(None);
+                let stream = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    tungstenite::protocol::Role::Client,
+                    Some(config),
+                )
+                .await;
+                ClientSocket::Tungstenite(Box::new(stream))
+            }
+            Some(negotiated) => {
+                let config = SocketConfig {
+                    keep_alive_interval: Duration::ZERO,
+                    compression: options,
+                    ..SocketConfig::default()
+                };
+                let socket = WebSocket::from_upgraded(
+                    upgraded,
+                    Role::Client,
+                    protocol.clone(),
+                    &config,
+                    Some(negotiated),
+                    None,
+                )
+                .await;
+                ClientSocket::Compressed(Box::new(socket))
+            }
         };
-        let socket =
-            WebSocket::from_upgraded(upgraded, Role::Client, protocol, &config, compression, None).await;
-        Ok(Self { socket, response: Response::from_parts(head, ()), timeout })
+        Ok(Self { socket, response: Response::from_parts(head, ()), protocol, timeout })
     }
 
     /// The handshake's response: `101` over HTTP/1.1, `200` over HTTP/2 (its headers hold, for
@@ -567,13 +625,16 @@ impl TestWebSocket {
 
     /// The subprotocol the server chose, if any.
     pub fn protocol(&self) -> Option<&str> {
-        self.socket.protocol()
+        self.protocol.as_ref().and_then(|p| p.to_str().ok())
     }
 
     /// What was agreed for permessage-deflate, if the client offered it
     /// ([`Connect::compression`]) and the server accepted.
     pub fn compression(&self) -> Option<&NegotiatedCompression> {
-        self.socket.compression()
+        match &self.socket {
+            ClientSocket::Tungstenite(_) => None,
+            ClientSocket::Compressed(socket) => socket.compression(),
+        }
     }
 
     /// Sends a message, and flushes it.
@@ -585,7 +646,9 @@ impl TestWebSocket {
     /// server closed).
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), TestError> {
         let message = message.into();
-        within(self.timeout, "sending a message", self.socket.send(message)).await?.map_err(TestError::Socket)
+        within(self.timeout, "sending a message", SinkExt::send(self, message))
+            .await?
+            .map_err(TestError::Socket)
     }
 
     /// Sends a text message.
@@ -613,7 +676,7 @@ impl TestWebSocket {
     /// [`TestError::Timeout`] when nothing comes in time, [`TestError::Ended`] when the
     /// connection is gone, [`TestError::Socket`] on a WebSocket error.
     pub async fn recv(&mut self) -> Result<Message, TestError> {
-        match within(self.timeout, "a message from the server", self.socket.recv()).await? {
+        match within(self.timeout, "a message from the server", StreamExt::next(self)).await? {
             Some(Ok(message)) => Ok(message),
             Some(Err(error)) => Err(TestError::Socket(error)),
             None => Err(TestError::Ended),
@@ -674,35 +737,44 @@ impl TestWebSocket {
         self.close_with(CloseCode::NORMAL, "").await
     }
 
-    /// Closes with `code` and `reason` and waits for the server's answer.
+    /// Closes with `code` and `reason` and waits for the server's answer: its Close, then the
+    /// end of the connection. Messages that arrive meanwhile are discarded.
     ///
     /// # Errors
     ///
     /// [`TestError::Timeout`] when the handshake does not complete within the client's timeout,
-    /// and [`TestError::Socket`] with the error of [`WebSocket::close`] (an invalid code or
-    /// reason, or the error that ended the connection).
+    /// and [`TestError::Socket`] with [`Error::InvalidClose`] for a code that may not be sent
+    /// ([`CloseCode::is_sendable`]) or a reason over 123 bytes (then nothing is sent), or with
+    /// the error that ended the connection. To send a Close the RFC forbids (to test the
+    /// server's answer), send a [`Message::Close`] through the [`Sink`].
     pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> Result<(), TestError> {
-        within(self.timeout, "the closing handshake", self.socket.close(code, reason))
-            .await?
-            .map_err(TestError::Socket)
+        check_sendable(code, reason).map_err(TestError::Socket)?;
+        let frame = CloseFrame::new(code, Utf8Bytes::from(reason));
+        within(self.timeout, "the closing handshake", async {
+            match SinkExt::send(&mut *self, Message::Close(Some(frame))).await {
+                // The connection ended, or a Close went out already: wait for the end.
+                Ok(()) | Err(Error::Closed) => {}
+                Err(error) => return Err(error),
+            }
+            while let Some(item) = StreamExt::next(&mut *self).await {
+                item?;
+            }
+            Ok(())
+        })
+        .await?
+        .map_err(TestError::Socket)
     }
 
     /// Has the connection ended? Waits up to the timeout for the server to close it (after a
     /// Close frame, or by dropping it), and says whether it did.
     pub async fn is_closed(&mut self) -> bool {
         loop {
-            match tokio::time::timeout(self.timeout, self.socket.recv()).await {
+            match tokio::time::timeout(self.timeout, StreamExt::next(self)).await {
                 Err(_) => return false,
                 Ok(None | Some(Err(_))) => return true,
                 Ok(Some(Ok(_))) => {}
             }
         }
-    }
-
-    /// The underlying [`WebSocket`] (a `Stream` and `Sink` of [`Message`]), for what the helpers
-    /// do not cover.
-    pub fn socket_mut(&mut self) -> &mut WebSocket {
-        &mut self.socket
     }
 
     /// Sends several messages with one flush at the end.
@@ -714,12 +786,11 @@ impl TestWebSocket {
     where
         I: IntoIterator<Item = Message>,
     {
-        let socket = &mut self.socket;
-        within(self.timeout, "sending messages", async move {
+        within(self.timeout, "sending messages", async {
             for message in messages {
-                socket.feed(message).await?;
+                SinkExt::feed(&mut *self, message).await?;
             }
-            socket.flush().await
+            SinkExt::flush(&mut *self).await
         })
         .await?
         .map_err(TestError::Socket)
@@ -732,7 +803,152 @@ impl TestWebSocket {
     /// [`TestError::Timeout`] when nothing came within the timeout. The socket's own errors are
     /// returned inside, as the stream gives them.
     pub async fn next(&mut self) -> Result<Option<Result<Message, Error>>, TestError> {
-        within(self.timeout, "a message from the server", self.socket.next()).await
+        within(self.timeout, "a message from the server", StreamExt::next(self)).await
+    }
+}
+
+/// The messages from the server, as [`recv`](TestWebSocket::recv) returns them (Pings, Pongs and
+/// the server's Close included), without a timeout. The client answers a Ping as it reads it.
+/// After an error, or once the connection is closed, the stream ends.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::convert::Infallible;
+/// use futures_util::{SinkExt, StreamExt};
+/// use hyper::body::Incoming;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{Message, WebSocketLayer, WebSocketUpgrade, test::TestClient};
+///
+/// let stack = ServiceBuilder::new().layer(WebSocketLayer::new());
+/// let client = TestClient::new(stack.service_fn(|mut req: http::Request<Incoming>| async move {
+///     let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+///     Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
+///         while let Some(Ok(message)) = socket.recv().await {
+///             if matches!(message, Message::Text(_) | Message::Binary(_)) {
+///                 let _ = socket.send(message).await;
+///             }
+///         }
+///     }))
+/// }));
+///
+/// let socket = client.connect("/echo").await?;
+/// let (mut sink, stream) = socket.split();
+/// sink.send(Message::text("one")).await?;
+/// sink.send(Message::text("two")).await?;
+/// let echoed: Vec<Message> = stream.take(2).map(Result::unwrap).collect().await;
+/// assert_eq!(echoed, [Message::text("one"), Message::text("two")]);
+/// # Ok(())
+/// # }
+/// ```
+impl Stream for TestWebSocket {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match &mut self.get_mut().socket {
+            ClientSocket::Tungstenite(stream) => {
+                let item = ready!(stream.poll_next_unpin(cx));
+                if let Some(Ok(TMessage::Ping(_))) = &item {
+                    // tungstenite queues the Pong and writes it with the next read or write;
+                    // write it now, so that a test that stops reading after a Ping has answered
+                    // it (as the crate's own client did). An error shows on the next call.
+                    let _ = stream.poll_flush_unpin(cx);
+                }
+                Poll::Ready(item.map(|item| item.map_err(from_tungstenite_error).and_then(from_tungstenite)))
+            }
+            ClientSocket::Compressed(socket) => socket.poll_next_unpin(cx),
+        }
+    }
+}
+
+/// Sending, as [`send`](TestWebSocket::send) does without the timeout: any [`Message`], including
+/// a Close (with any code: this is how a test sends a Close the RFC forbids) or a Ping over 125
+/// bytes, which tokio-tungstenite frames as given for the server to refuse.
+impl Sink<Message> for TestWebSocket {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match &mut self.get_mut().socket {
+            ClientSocket::Tungstenite(stream) => stream.poll_ready_unpin(cx).map_err(from_tungstenite_error),
+            ClientSocket::Compressed(socket) => socket.poll_ready_unpin(cx),
+        }
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        match &mut self.get_mut().socket {
+            ClientSocket::Tungstenite(stream) => {
+                stream.start_send_unpin(to_tungstenite(message)?).map_err(from_tungstenite_error)
+            }
+            ClientSocket::Compressed(socket) => socket.start_send_unpin(message),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match &mut self.get_mut().socket {
+            ClientSocket::Tungstenite(stream) => stream.poll_flush_unpin(cx).map_err(from_tungstenite_error),
+            ClientSocket::Compressed(socket) => socket.poll_flush_unpin(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match &mut self.get_mut().socket {
+            ClientSocket::Tungstenite(stream) => stream.poll_close_unpin(cx).map_err(from_tungstenite_error),
+            ClientSocket::Compressed(socket) => socket.poll_close_unpin(cx),
+        }
+    }
+}
+
+/// Our message as tungstenite's. Text is checked again on the way (it is valid UTF-8 already).
+fn to_tungstenite(message: Message) -> Result<TMessage, Error> {
+    let close = |frame: CloseFrame| tungstenite::protocol::CloseFrame {
+        code: frame.code.0.into(),
+        reason: tungstenite::Utf8Bytes::try_from(Bytes::from(frame.reason)).unwrap_or_default(),
+    };
+    Ok(match message {
+        Message::Text(text) => TMessage::Text(
+            tungstenite::Utf8Bytes::try_from(Bytes::from(text)).map_err(|_| Error::InvalidUtf8)?,
+        ),
+        Message::Binary(bytes) => TMessage::Binary(bytes),
+        Message::Ping(payload) => TMessage::Ping(payload),
+        Message::Pong(payload) => TMessage::Pong(payload),
+        Message::Close(frame) => TMessage::Close(frame.map(close)),
+    })
+}
+
+/// tungstenite's message as ours.
+fn from_tungstenite(message: TMessage) -> Result<Message, Error> {
+    let text =
+        |text: tungstenite::Utf8Bytes| Utf8Bytes::try_from(Bytes::from(text)).map_err(|_| Error::InvalidUtf8);
+    Ok(match message {
+        TMessage::Text(payload) => Message::Text(text(payload)?),
+        TMessage::Binary(payload) => Message::Binary(payload),
+        TMessage::Ping(payload) => Message::Ping(payload),
+        TMessage::Pong(payload) => Message::Pong(payload),
+        TMessage::Close(frame) => Message::Close(match frame {
+            Some(frame) => Some(CloseFrame::new(CloseCode(frame.code.into()), text(frame.reason)?)),
+            None => None,
+        }),
+        // Only a writer makes raw frames; reading never returns one.
+        TMessage::Frame(frame) => Message::Binary(frame.into_payload()),
+    })
+}
+
+/// tungstenite's error as the crate's [`Error`] of the same meaning.
+fn from_tungstenite_error(error: WsError) -> Error {
+    use tungstenite::error::{CapacityError, ProtocolError};
+    match error {
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::SendAfterClosing) => Error::Closed,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Error::ConnectionReset,
+        WsError::Io(error) => Error::Io(error),
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Error::MessageTooBig { size, max: max_size }
+        }
+        WsError::Utf8(_) => Error::InvalidUtf8,
+        WsError::Protocol(error) => Error::Protocol(error.to_string()),
+        WsError::WriteBufferFull(_) => Error::WriteBufferFull,
+        other => Error::Io(io::Error::other(other)),
     }
 }
 

@@ -744,22 +744,58 @@ async fn dropping_the_close_future_releases_the_connection() {
 }
 
 /// RFC 6455 §7.4.1 and §5.5 hold on the `Sink` too: a Close with a code that may not be sent, or
-/// a Ping over 125 bytes, is refused and nothing goes out; the socket carries on.
+/// a Ping over 125 bytes, is refused and nothing goes out; the socket carries on. The server's
+/// socket is the one tried here: the test client's side is tokio-tungstenite, whose `Sink`
+/// frames what it is given.
 #[tokio::test]
 async fn frames_the_rfc_forbids_are_refused_on_the_sink_and_nothing_is_sent() {
     use tower_websockets::CloseFrame;
 
+    let (results_tx, mut results) = mpsc::unbounded_channel();
+    let service =
+        ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(move |mut req: Request<Incoming>| {
+            let results_tx = results_tx.clone();
+            let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+            async move {
+                Ok::<_, Infallible>(upgrade.on_upgrade(move |mut socket| async move {
+                    let no_status = Message::Close(Some(CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")));
+                    let long_reason =
+                        Message::Close(Some(CloseFrame::new(CloseCode::NORMAL, "r".repeat(124))));
+                    let big_ping = Message::Ping(Bytes::from(vec![0u8; 126]));
+                    let mut errors = Vec::new();
+                    for message in [no_status, long_reason, big_ping] {
+                        errors.push(socket.send(message).await.unwrap_err());
+                    }
+                    let still_open = socket.send(Message::text("still open")).await;
+                    let _ = results_tx.send((errors, still_open));
+                    while let Some(Ok(_)) = socket.recv().await {}
+                }))
+            }
+        });
+    let mut socket = TestClient::new(service).connect("/ws").await.unwrap();
+    // The first frame to arrive is the text: none of the refused ones went out.
+    assert_eq!(socket.recv().await.unwrap(), Message::text("still open"));
+    let (errors, still_open) = results.recv().await.unwrap();
+    assert!(still_open.is_ok(), "{still_open:?}");
+    assert!(matches!(&errors[0], Error::InvalidClose(m) if m.contains("1005")), "{}", errors[0]);
+    assert!(matches!(&errors[1], Error::InvalidClose(m) if m.contains("124 bytes")), "{}", errors[1]);
+    let io_error = matches!(&errors[2], Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidInput);
+    assert!(io_error, "{}", errors[2]);
+    socket.close().await.unwrap();
+}
+
+/// The test client refuses a Close it may not send from `close_with` (nothing is sent), as
+/// RFC 6455 §7.4.1 asks; the connection carries on.
+#[tokio::test]
+async fn the_test_client_refuses_to_close_with_a_code_that_may_not_be_sent() {
     let (client, mut ends) = client(WebSocketLayer::new(), Behaviour::default());
     let mut socket = client.connect("/ws").await.unwrap();
-    let no_status = Message::Close(Some(CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")));
-    let error = socket.socket_mut().send(no_status).await.unwrap_err();
-    assert!(matches!(error, Error::InvalidClose(_)), "{error}");
-    let long_reason = Message::Close(Some(CloseFrame::new(CloseCode::NORMAL, "r".repeat(124))));
-    assert!(matches!(socket.socket_mut().send(long_reason).await, Err(Error::InvalidClose(_))));
-    let error = socket.socket_mut().send(Message::Ping(Bytes::from(vec![0u8; 126]))).await.unwrap_err();
-    assert!(matches!(&error, Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidInput), "{error}");
+    let error = socket.close_with(CloseCode::NO_STATUS_RECEIVED, "").await.unwrap_err();
+    assert!(matches!(error, TestError::Socket(Error::InvalidClose(_))), "{error}");
+    let error = socket.close_with(CloseCode::NORMAL, &"r".repeat(124)).await.unwrap_err();
+    assert!(matches!(error, TestError::Socket(Error::InvalidClose(_))), "{error}");
     socket.send(Message::text("still open")).await.unwrap();
-    assert_eq!(socket.recv_data().await.unwrap(), Message::text("still open"));
+    assert_eq!(socket.recv().await.unwrap(), Message::text("still open"));
     socket.close().await.unwrap();
     assert_eq!(next_end(&mut ends).await.close.unwrap().code, CloseCode::NORMAL);
 }

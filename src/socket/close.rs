@@ -21,7 +21,7 @@ pub(super) const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// [`Error::InvalidClose`] for a code that is not [sendable](CloseCode::is_sendable), or a reason
 /// over [`CloseFrame::MAX_REASON_LEN`] bytes.
-pub(super) fn check_sendable(code: CloseCode, reason: &str) -> Result<(), Error> {
+pub(crate) fn check_sendable(code: CloseCode, reason: &str) -> Result<(), Error> {
     if !code.is_sendable() {
         return Err(Error::InvalidClose(format!("close code {code} may not be sent")));
     }

@@ -23,6 +23,8 @@ mod sender;
 mod write;
 
 #[cfg(feature = "test-util")]
+pub(crate) use close::check_sendable;
+#[cfg(feature = "test-util")]
 pub(crate) use sender::live_queues;
 pub use sender::{BUFFER_FULL_CLOSE_REASON, SocketClosed, WebSocketSender};
 
