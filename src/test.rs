@@ -83,13 +83,15 @@ use tokio_tungstenite::{
 use tower_service::Service;
 
 use crate::{
-    config::SocketConfig,
     deflate::{self, Compression, NegotiatedCompression},
     error::Error,
     message::{CloseCode, CloseFrame, Message, Utf8Bytes},
-    proto::frame::Role,
-    socket::{WebSocket, check_sendable},
+    socket::check_sendable,
 };
+
+mod compressed;
+
+use compressed::CompressedSocket;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 type ServeFn = dyn Fn(DuplexStream, HttpVersion) + Send + Sync;
@@ -550,7 +552,7 @@ impl fmt::Debug for TestWebSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let codec = match self.socket {
             ClientSocket::Tungstenite(_) => "tokio-tungstenite",
-            ClientSocket::Compressed(_) => "tower-websockets (permessage-deflate)",
+            ClientSocket::Compressed(_) => "tungstenite frames, permessage-deflate",
         };
         f.debug_struct("TestWebSocket")
             .field("codec", &codec)
@@ -565,10 +567,10 @@ enum ClientSocket {
     /// tokio-tungstenite: a WebSocket implementation this crate did not write, so that every
     /// uncompressed test has an independent codec on the other end.
     Tungstenite(Box<WebSocketStream<TokioIo<Upgraded>>>),
-    /// The crate's own socket in the client role, for a connection that negotiated
-    /// permessage-deflate: tungstenite has no permessage-deflate, and its message layer fails a
-    /// frame with RSV1 set (`NonZeroReservedBits`).
-    Compressed(Box<WebSocket>),
+    /// A connection that negotiated permessage-deflate: tungstenite's frame layer, with a
+    /// message layer of the test client's own above it ([`compressed`]), since tungstenite has no
+    /// permessage-deflate and its message layer fails a frame with RSV1 set.
+    Compressed(Box<CompressedSocket>),
 }
 
 impl TestWebSocket {
@@ -597,21 +599,7 @@ impl TestWebSocket {
                 ClientSocket::Tungstenite(Box::new(stream))
             }
             Some(negotiated) => {
-                let config = SocketConfig {
-                    keep_alive_interval: Duration::ZERO,
-                    compression: options,
-                    ..SocketConfig::default()
-                };
-                let socket = WebSocket::from_upgraded(
-                    upgraded,
-                    Role::Client,
-                    protocol.clone(),
-                    &config,
-                    Some(negotiated),
-                    None,
-                )
-                .await;
-                ClientSocket::Compressed(Box::new(socket))
+                ClientSocket::Compressed(Box::new(CompressedSocket::new(upgraded, negotiated, &options)))
             }
         };
         Ok(Self { socket, response: Response::from_parts(head, ()), protocol, timeout })
@@ -633,7 +621,7 @@ impl TestWebSocket {
     pub fn compression(&self) -> Option<&NegotiatedCompression> {
         match &self.socket {
             ClientSocket::Tungstenite(_) => None,
-            ClientSocket::Compressed(socket) => socket.compression(),
+            ClientSocket::Compressed(socket) => Some(socket.negotiated()),
         }
     }
 
@@ -856,7 +844,7 @@ impl Stream for TestWebSocket {
                 }
                 Poll::Ready(item.map(|item| item.map_err(from_tungstenite_error).and_then(from_tungstenite)))
             }
-            ClientSocket::Compressed(socket) => socket.poll_next_unpin(cx),
+            ClientSocket::Compressed(socket) => socket.poll_next(cx),
         }
     }
 }
@@ -870,7 +858,7 @@ impl Sink<Message> for TestWebSocket {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match &mut self.get_mut().socket {
             ClientSocket::Tungstenite(stream) => stream.poll_ready_unpin(cx).map_err(from_tungstenite_error),
-            ClientSocket::Compressed(socket) => socket.poll_ready_unpin(cx),
+            ClientSocket::Compressed(_) => Poll::Ready(Ok(())),
         }
     }
 
@@ -879,21 +867,21 @@ impl Sink<Message> for TestWebSocket {
             ClientSocket::Tungstenite(stream) => {
                 stream.start_send_unpin(to_tungstenite(message)?).map_err(from_tungstenite_error)
             }
-            ClientSocket::Compressed(socket) => socket.start_send_unpin(message),
+            ClientSocket::Compressed(socket) => socket.start_send(message),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match &mut self.get_mut().socket {
             ClientSocket::Tungstenite(stream) => stream.poll_flush_unpin(cx).map_err(from_tungstenite_error),
-            ClientSocket::Compressed(socket) => socket.poll_flush_unpin(cx),
+            ClientSocket::Compressed(socket) => socket.poll_flush(cx),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match &mut self.get_mut().socket {
             ClientSocket::Tungstenite(stream) => stream.poll_close_unpin(cx).map_err(from_tungstenite_error),
-            ClientSocket::Compressed(socket) => socket.poll_close_unpin(cx),
+            ClientSocket::Compressed(socket) => socket.poll_close(cx),
         }
     }
 }

@@ -384,3 +384,118 @@ async fn a_compression_bomb_closes_with_1009_at_the_limit() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A server written by hand behind the test client's hyper connection: it accepts
+/// permessage-deflate, writes `frames` as they are, then reads what the client sends until the
+/// end and hands it back (unmasked frames: first byte, payload).
+fn raw_server(frames: Vec<u8>) -> (TestClient, tokio::sync::oneshot::Receiver<Vec<(u8, Vec<u8>)>>) {
+    use std::sync::{Arc, Mutex};
+
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = Arc::new(Mutex::new(Some(tx)));
+    let service = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        let (frames, tx) = (frames.clone(), tx.clone());
+        let key = req.headers()["sec-websocket-key"].as_bytes().to_vec();
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let mut io = TokioIo::new(on_upgrade.await.unwrap());
+            io.write_all(&frames).await.unwrap();
+            let mut received = Vec::new();
+            let _ = io.read_to_end(&mut received).await;
+            let mut frames = Vec::new();
+            let mut rest = &received[..];
+            // The client's frames here are short: a 7-bit length, and a mask key.
+            while rest.len() >= 6 {
+                let len = usize::from(rest[1] & 0x7f);
+                let (mask, payload) = (&rest[2..6], &rest[6..6 + len]);
+                frames.push((rest[0], payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect()));
+                rest = &rest[6 + len..];
+            }
+            let _ = tx.lock().unwrap().take().map(|tx| tx.send(frames));
+        });
+        async move {
+            let response = http::Response::builder()
+                .status(101)
+                .header("upgrade", "websocket")
+                .header("connection", "upgrade")
+                .header("sec-websocket-accept", derive_accept_key(&key))
+                .header("sec-websocket-extensions", "permessage-deflate")
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    (TestClient::new(service), rx)
+}
+
+/// An unmasked server frame, in the 7-bit or 16-bit length form.
+fn server_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![b0];
+    match u8::try_from(payload.len()) {
+        Ok(len) if len < 126 => out.push(len),
+        _ => {
+            out.push(126);
+            out.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The test client's compressed side (tungstenite's frames, the client's own message layer)
+/// inflates a fragmented compressed message, answers a Ping, and fails a server that sets RSV1
+/// on a control frame with a Close 1002, as RFC 7692 §6 and RFC 6455 §7.1.7 ask.
+#[tokio::test]
+async fn the_test_client_inflates_fragments_and_fails_rsv1_on_a_control_frame() {
+    let compressed = deflate(&mut Compress::new(flate2::Compression::fast(), false), b"hello, hello");
+    let (first, second) = compressed.split_at(compressed.len() / 2);
+    let mut frames = server_frame(0x40 | 0x01, first); // Text, RSV1, not final
+    frames.extend(server_frame(0x89, b"are you there")); // a Ping between the fragments
+    frames.extend(server_frame(0x80, second)); // the final continuation
+    frames.extend(server_frame(0xC0 | 0x0A, b"")); // a Pong with RSV1: a protocol error
+    let (client, received) = raw_server(frames);
+    let mut socket = client.connect("/ws").compression(Compression::enabled()).await.unwrap();
+    assert!(socket.compression().is_some());
+    assert_eq!(socket.recv().await.unwrap(), Message::Ping(Bytes::from_static(b"are you there")));
+    assert_eq!(socket.recv().await.unwrap(), Message::text("hello, hello"));
+    let error = socket.recv().await.unwrap_err();
+    assert!(
+        matches!(&error, tower_websockets::test::TestError::Socket(Error::Protocol(m)) if m.contains("RSV1")),
+        "{error}"
+    );
+    assert!(socket.is_closed().await);
+    drop(socket);
+    let frames = received.await.unwrap();
+    assert_eq!(frames[0], (0x8A, b"are you there".to_vec()), "the Pong");
+    assert_eq!(frames[1].0, 0x88, "then a Close");
+    assert_eq!(&frames[1].1[..2], &1002u16.to_be_bytes());
+    assert_eq!(frames.len(), 2);
+}
+
+/// Data that does not inflate fails the test client's side with 1007; a large message that
+/// inflates to many times its size comes whole.
+#[tokio::test]
+async fn the_test_client_inflates_large_messages_and_fails_corrupt_ones_with_1007() {
+    let big = vec![b'a'; 1 << 20];
+    let compressed = deflate(&mut Compress::new(flate2::Compression::fast(), false), &big);
+    assert!(compressed.len() < big.len() / 50, "{}", compressed.len());
+    let mut frames = server_frame(0xC2, &compressed); // Binary, RSV1
+    frames.extend(server_frame(0xC2, &[0xff; 8])); // not deflate data
+    let (client, received) = raw_server(frames);
+    let mut socket = client.connect("/ws").compression(Compression::enabled()).await.unwrap();
+    assert_eq!(socket.recv().await.unwrap(), Message::binary(big));
+    let error = socket.recv().await.unwrap_err();
+    assert!(
+        matches!(error, tower_websockets::test::TestError::Socket(Error::InvalidCompressedData(_))),
+        "{error}"
+    );
+    drop(socket);
+    let frames = received.await.unwrap();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].0, 0x88);
+    assert_eq!(&frames[0].1[..2], &1007u16.to_be_bytes());
+}
