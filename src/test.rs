@@ -11,6 +11,13 @@
 //! Every wait has a timeout (5 seconds unless you set another), so a test that goes wrong fails
 //! with an error that says what happened instead of hanging.
 //!
+//! The client's side of each WebSocket is tokio-tungstenite, a codec this crate did not write:
+//! what a test sees is what an independent implementation made of your server's frames, and what
+//! your server gets is what it framed. A connection that negotiated permessage-deflate
+//! ([`Connect::compression`]) reads and writes its frames with tungstenite's frame layer too
+//! (tungstenite has no permessage-deflate, and its message layer refuses RSV1); the test client's
+//! own message layer above it assembles, inflates and compresses.
+//!
 //! ```
 //! # #[cfg(feature = "axum")]
 //! # #[tokio::main(flavor = "current_thread")]
@@ -513,7 +520,15 @@ impl<'a> IntoFuture for Connect<'a> {
 ///
 /// Every method waits at most the client's timeout. The client answers the server's Pings
 /// whenever it reads (so a test that stops reading plays a peer that stopped answering), and
-/// sends no keep-alive Pings of its own.
+/// sends no keep-alive Pings of its own. Its codec is tokio-tungstenite's, without size limits of
+/// its own, so that a test of the server's limits reaches the server.
+///
+/// For what the helpers do not cover, the socket itself is a [`Stream`] of the server's
+/// messages and a [`Sink`] of [`Message`] (no timeout on either): split it, or send a frame the
+/// helpers refuse, such as a Close with a code that may not be sent.
+///
+/// One difference with the crate's own reading shows: tungstenite reads a Close with code 1014
+/// (Bad Gateway) as a Close 1002 "Protocol violation", and answers it with 1002.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

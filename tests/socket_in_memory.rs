@@ -799,3 +799,39 @@ async fn the_test_client_refuses_to_close_with_a_code_that_may_not_be_sent() {
     socket.close().await.unwrap();
     assert_eq!(next_end(&mut ends).await.close.unwrap().code, CloseCode::NORMAL);
 }
+
+/// The test socket's `Sink` sends what `close_with` refuses, so that a test can see the server's
+/// answer: a Close with 1005 (RFC 6455 §7.4.1: never sent) is answered with 1002.
+#[tokio::test]
+async fn a_close_the_rfc_forbids_goes_out_through_the_test_sockets_sink() {
+    use futures_util::SinkExt;
+    use tower_websockets::CloseFrame;
+
+    let (client, mut ends) = client(WebSocketLayer::new(), Behaviour::default());
+    let mut socket = client.connect("/ws").await.unwrap();
+    let no_status = Message::Close(Some(CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")));
+    SinkExt::send(&mut socket, no_status).await.unwrap();
+    assert_eq!(socket.recv_close().await.unwrap().map(|f| f.code), Some(CloseCode::PROTOCOL_ERROR));
+    assert!(socket.is_closed().await);
+    let ended = next_end(&mut ends).await;
+    assert!(matches!(ended.error, Some(Error::Protocol(_))), "{:?}", ended.error);
+}
+
+/// tokio-tungstenite, the test client's codec, reads a Close with 1014 (registered with IANA,
+/// RFC 6455 §7.4.2) as a Close 1002: the one difference with the crate's own reading that a test
+/// sees (docs/conformance.md). When tungstenite changes, this fails: update the docs.
+#[tokio::test]
+async fn the_test_client_reads_a_close_1014_as_1002() {
+    let service =
+        ServiceBuilder::new().layer(WebSocketLayer::new()).service_fn(|mut req: Request<Incoming>| {
+            let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+            async move {
+                Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
+                    let _ = socket.close(CloseCode(1014), "upstream down").await;
+                }))
+            }
+        });
+    let mut socket = TestClient::new(service).connect("/ws").await.unwrap();
+    let frame = socket.recv_close().await.unwrap().unwrap();
+    assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::PROTOCOL_ERROR, "Protocol violation"));
+}
