@@ -385,10 +385,13 @@ async fn a_compression_bomb_closes_with_1009_at_the_limit() {
     }
 }
 
+/// A frame the client sent: its first byte and its unmasked payload.
+type ClientFrame = (u8, Vec<u8>);
+
 /// A server written by hand behind the test client's hyper connection: it accepts
 /// permessage-deflate, writes `frames` as they are, then reads what the client sends until the
 /// end and hands it back (unmasked frames: first byte, payload).
-fn raw_server(frames: Vec<u8>) -> (TestClient, tokio::sync::oneshot::Receiver<Vec<(u8, Vec<u8>)>>) {
+fn raw_server(frames: Vec<u8>) -> (TestClient, tokio::sync::oneshot::Receiver<Vec<ClientFrame>>) {
     use std::sync::{Arc, Mutex};
 
     use hyper_util::rt::TokioIo;
