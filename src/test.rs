@@ -527,8 +527,9 @@ impl<'a> IntoFuture for Connect<'a> {
 /// messages and a [`Sink`] of [`Message`] (no timeout on either): split it, or send a frame the
 /// helpers refuse, such as a Close with a code that may not be sent.
 ///
-/// One difference with the crate's own reading shows: tungstenite reads a Close with code 1014
-/// (Bad Gateway) as a Close 1002 "Protocol violation", and answers it with 1002.
+/// One difference with the crate's own reading shows: on a connection without compression,
+/// tungstenite reads a Close with code 1014 (Bad Gateway) as a Close 1002 "Protocol
+/// violation", and answers it with 1002.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -854,7 +855,7 @@ impl Stream for TestWebSocket {
                 if let Some(Ok(TMessage::Ping(_))) = &item {
                     // tungstenite queues the Pong and writes it with the next read or write;
                     // write it now, so that a test that stops reading after a Ping has answered
-                    // it (as the crate's own client did). An error shows on the next call.
+                    // it. An error shows on the next call.
                     let _ = stream.poll_flush_unpin(cx);
                 }
                 Poll::Ready(item.map(|item| item.map_err(from_tungstenite_error).and_then(from_tungstenite)))
