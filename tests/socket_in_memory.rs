@@ -410,6 +410,20 @@ async fn the_keep_alive_timeout_keeps_a_peer_that_answers() {
     assert!(ends.try_recv().is_err(), "the server kept the socket");
 }
 
+/// The test client answers a Ping as it reads it, not with its next read or write: a test that
+/// reads one Ping and then stops reading past the timeout has still answered it.
+#[tokio::test(start_paused = true)]
+async fn the_test_client_answers_a_ping_when_it_reads_it() {
+    let (client, mut ends) = client(keep_alive_layer(30, Some(10)), Behaviour::default());
+    let mut socket = client.timeout(Duration::from_secs(600)).connect("/ws").await.unwrap();
+    assert!(matches!(socket.recv().await.unwrap(), Message::Ping(_)));
+    // Past the 10 s timeout, short of the next Ping at 30 s.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert!(ends.try_recv().is_err(), "the server kept the socket");
+    socket.send_text("alive").await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), "alive");
+}
+
 #[tokio::test(start_paused = true)]
 async fn per_accept_overrides_replace_the_layers_keep_alive() {
     let service = ServiceBuilder::new().layer(keep_alive_layer(30, None)).service_fn(
