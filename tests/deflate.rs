@@ -502,3 +502,33 @@ async fn the_test_client_inflates_large_messages_and_fails_corrupt_ones_with_100
     assert_eq!(frames[0].0, 0x88);
     assert_eq!(&frames[0].1[..2], &1007u16.to_be_bytes());
 }
+
+/// Every rule the compressed test client's message layer checks on a server's frames fails the
+/// connection with the right error and Close code (RFC 6455 §5, §7.4.1, §8.1; RFC 7692 §6).
+#[tokio::test]
+async fn the_test_client_fails_each_broken_rule_with_its_close_code() {
+    let masked = vec![0x82, 0x80 | 2, 1, 2, 3, 4, 0, 0];
+    let cases: [(&str, Vec<u8>, u16); 10] = [
+        ("masked", masked, 1002),
+        ("RSV2", server_frame(0xA2, b"x"), 1002),
+        ("fragmented control", server_frame(0x09, b""), 1002),
+        ("control over 125 bytes", server_frame(0x89, &[0; 126]), 1002),
+        ("continuation", server_frame(0x80, b"x"), 1002),
+        ("new data frame", [server_frame(0x01, b"a"), server_frame(0x81, b"b")].concat(), 1002),
+        ("reserved data opcode", server_frame(0x83, b""), 1002),
+        ("1 byte", server_frame(0x88, &[3]), 1002),
+        ("1005 may not be sent", server_frame(0x88, &1005u16.to_be_bytes()), 1002),
+        ("invalid UTF-8", server_frame(0x81, &[0xff]), 1007),
+    ];
+    for (name, frames, code) in cases {
+        let (client, received) = raw_server(frames);
+        let mut socket = client.connect("/ws").compression(Compression::enabled()).await.unwrap();
+        let error = socket.recv().await.unwrap_err();
+        let tower_websockets::test::TestError::Socket(error) = error else { panic!("{name}: {error}") };
+        assert_eq!(error.close_code().map(|code| code.0), Some(code), "{name}: {error}");
+        drop(socket);
+        let frames = received.await.unwrap();
+        assert_eq!(frames.len(), 1, "{name}");
+        assert_eq!((frames[0].0, &frames[0].1[..2]), (0x88, &code.to_be_bytes()[..]), "{name}");
+    }
+}
