@@ -5,6 +5,10 @@ Each client loops until the load ends: connect (half of the clients offer permes
 echo a few messages of 1 B to 64 KiB (sizes spread evenly on a log scale; half text that
 compresses, half random bytes), check each echo, close, and connect again.
 
+With --trim, it then asks the server's allocator to give its free memory back (gdb calls glibc's
+`malloc_trim(0)` in the server) and samples once more: what is left is what the server still
+holds, not what the allocator kept.
+
 Prints one JSON object per sample (seconds, phase, rss_kib, fds) and a closing summary line.
 Run through scripts/soak.sh, which starts the server.
 """
@@ -15,6 +19,7 @@ import json
 import math
 import os
 import random
+import subprocess
 import sys
 import time
 
@@ -65,6 +70,8 @@ async def main():
     parser.add_argument("--seconds", type=float, default=240)
     parser.add_argument("--after", type=float, default=30, help="seconds to sample after the load")
     parser.add_argument("--every", type=float, default=5, help="seconds between samples")
+    parser.add_argument("--trim", action="store_true",
+                        help="at the end, call malloc_trim(0) in the server (needs gdb) and sample")
     args = parser.parse_args()
 
     start = time.monotonic()
@@ -87,10 +94,14 @@ async def main():
         if not load.done():
             sample("load")
     await load  # raises the first client's failure
-    end = time.monotonic() + args.after
+    end = time.monotonic() + max(args.after, args.every)
     while time.monotonic() < end:
         await asyncio.sleep(args.every)
         sample("after")
+    if args.trim:
+        subprocess.run(["gdb", "-p", str(args.pid), "-batch", "-ex", "call (int)malloc_trim(0)"],
+                       check=True, capture_output=True)
+        sample("trimmed")
 
     load_rows = [s for s in samples if s["phase"] == "load"] or samples
     summary = {
@@ -98,7 +109,8 @@ async def main():
         "rss_before_kib": samples[0]["rss_kib"],
         "rss_first_load_kib": load_rows[0]["rss_kib"],
         "rss_peak_kib": max(s["rss_kib"] for s in samples),
-        "rss_after_kib": samples[-1]["rss_kib"],
+        "rss_after_kib": [s for s in samples if s["phase"] == "after"][-1]["rss_kib"],
+        "rss_trimmed_kib": samples[-1]["rss_kib"] if args.trim else None,
         "fds_before": samples[0]["fds"], "fds_after": samples[-1]["fds"],
     }
     print(json.dumps({"summary": summary}), flush=True)
