@@ -1,10 +1,9 @@
-//! [`Message`] and the types inside it. They are this crate's own, so that a new tungstenite
-//! version does not break your code.
+//! [`Message`] and the types inside it. They are this crate's own (their payloads are
+//! [`Bytes`]), so no protocol library's version shows through them.
 
 use std::{fmt, ops::Deref};
 
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite;
 
 /// A WebSocket message.
 ///
@@ -114,17 +113,17 @@ impl From<Vec<u8>> for Message {
 /// assert!(Utf8Bytes::try_from(Bytes::from_static(b"\xff")).is_err());
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Utf8Bytes(tungstenite::Utf8Bytes);
+pub struct Utf8Bytes(bytestring::ByteString);
 
 impl Utf8Bytes {
     /// Text from a `&'static str`, without copying.
     pub const fn from_static(text: &'static str) -> Self {
-        Self(tungstenite::Utf8Bytes::from_static(text))
+        Self(bytestring::ByteString::from_static(text))
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.0
     }
 }
 
@@ -161,14 +160,14 @@ impl From<&str> for Utf8Bytes {
 
 impl From<Utf8Bytes> for Bytes {
     fn from(text: Utf8Bytes) -> Self {
-        text.0.into()
+        text.0.into_bytes()
     }
 }
 
 impl TryFrom<Bytes> for Utf8Bytes {
     type Error = std::str::Utf8Error;
     fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
-        tungstenite::Utf8Bytes::try_from(bytes).map(Self)
+        bytestring::ByteString::try_from(bytes).map(Self)
     }
 }
 
