@@ -121,9 +121,10 @@ pub mod origin {
 }
 
 pub mod sender {
-    //! Backpressure for a [`WebSocketSender`](crate::WebSocketSender): what it does when the
-    //! socket's buffer is full ([`SendPolicy`]), and how its sends fail ([`SendError`],
-    //! [`SocketClosed`]).
+    //! Sending from other tasks: what a [`WebSocketSender`](crate::WebSocketSender) does when
+    //! the socket's buffer is full ([`SendPolicy`]), how its sends fail ([`SendError`]), and
+    //! [`SocketClosed`], what [`WebSocket::closed`](crate::WebSocket::closed) returns when a
+    //! socket that only senders write to ends.
     //!
     //! The limit is the socket option
     //! [`max_buffered_amount`](crate::WebSocketLayerBuilder::max_buffered_amount), and the policy
