@@ -48,9 +48,8 @@ use axum::{
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use tower_websockets::{
-    AllowedOrigins, Compression, ConfigError, Error, PreparedMessage, WebSocket, WebSocketLayer,
-    WebSocketUpgrade,
-    broadcast::{Delivery, Hub, Subscriber},
+    AllowedOrigins, Compression, ConfigError, Error, WebSocket, WebSocketLayer, WebSocketUpgrade,
+    broadcast::{Delivery, Hub, PreparedMessage, Subscriber},
 };
 
 const INDEX_HTML: &str = include_str!("chat/index.html");

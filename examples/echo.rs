@@ -39,7 +39,9 @@ use tokio_rustls::{
 };
 use tower::ServiceBuilder;
 use tower_websockets::{
-    AuthRejection, Compression, Message, TextBody, Token, WebSocket, WebSocketLayer, WebSocketUpgrade,
+    Compression, Message, WebSocket, WebSocketLayer, WebSocketUpgrade,
+    auth::{AuthRejection, Token},
+    handshake::HandshakeBody,
 };
 use tracing::Instrument;
 
@@ -443,10 +445,10 @@ async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     protocols: Arc<[String]>,
-) -> Result<Response<TextBody>, Infallible> {
+) -> Result<Response<HandshakeBody>, Infallible> {
     let response = match req.uri().path() {
         "/" | "/index.html" if req.method() == Method::GET || req.method() == Method::HEAD => {
-            let mut response = Response::new(TextBody::from(INDEX_HTML));
+            let mut response = Response::new(HandshakeBody::from(INDEX_HTML));
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/html; charset=utf-8"));
@@ -486,13 +488,13 @@ async fn handle(
 }
 
 /// Names the server, so that Autobahn reports name it too.
-fn with_server_header(mut response: Response<TextBody>) -> Response<TextBody> {
+fn with_server_header(mut response: Response<HandshakeBody>) -> Response<HandshakeBody> {
     response.headers_mut().insert(header::SERVER, header::HeaderValue::from_static(SERVER));
     response
 }
 
-fn status(status: StatusCode) -> Response<TextBody> {
-    let mut response = Response::new(TextBody::from(status.to_string()));
+fn status(status: StatusCode) -> Response<HandshakeBody> {
+    let mut response = Response::new(HandshakeBody::from(status.to_string()));
     *response.status_mut() = status;
     response
 }
@@ -636,15 +638,11 @@ mod tests {
         let flags = [
             ("--bind <ADDR>", "[default: 127.0.0.1:5000]".to_owned()),
             ("--allowed-origin <ORIGIN>", "[default: same origin: the pages this server serves]".to_owned()),
-            (
-                "--keep-alive-interval <SECS>",
-                format!("[default: {}]", tower_websockets::DEFAULT_KEEP_ALIVE_INTERVAL.as_secs()),
-            ),
+            // The crate's documented defaults (`keep_alive_interval`: 2 minutes;
+            // `max_message_size`: 64 MiB).
+            ("--keep-alive-interval <SECS>", "[default: 120]".to_owned()),
             ("--keep-alive-timeout <SECS>", "[default: off]".to_owned()),
-            (
-                "--max-message-size <BYTES>",
-                format!("[default: {}]", tower_websockets::DEFAULT_MAX_MESSAGE_SIZE),
-            ),
+            ("--max-message-size <BYTES>", format!("[default: {}]", 64 << 20)),
             ("--protocol <NAME>", "[default: none]".to_owned()),
             ("--token <TOKEN>", "[default: none]".to_owned()),
             ("--shutdown-timeout <SECS>", "[default: 10]".to_owned()),

@@ -25,7 +25,7 @@ pub const BEARER_PROTOCOL: &str = "bearer";
 /// The reason is sent to the client and logged: never put the token in it.
 ///
 /// ```
-/// use tower_websockets::AuthRejection;
+/// use tower_websockets::auth::AuthRejection;
 ///
 /// let missing = AuthRejection::unauthorized("no token");
 /// assert_eq!(missing.status(), 401);
@@ -149,7 +149,7 @@ impl Authenticator {
 /// (the function gets `&Parts`), then check it in the future it returns.
 ///
 /// ```
-/// use tower_websockets::Token;
+/// use tower_websockets::auth::Token;
 ///
 /// let (parts, ()) = http::Request::get("/ws?room=1&access_token=abc")
 ///     .header("sec-websocket-protocol", "chat.v1, bearer, xyz")

@@ -9,7 +9,9 @@ use ::axum::{
 use http::request::Parts;
 
 use crate::{
-    WebSocketUpgrade, WebSocketUpgradeRejection, handshake::is_upgrade_attempt, upgrade::RequestHead,
+    WebSocketUpgrade,
+    handshake::{WebSocketUpgradeRejection, is_upgrade_attempt},
+    upgrade::RequestHead,
 };
 
 /// `WebSocketUpgrade` as an axum extractor: what

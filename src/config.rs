@@ -10,23 +10,23 @@ use crate::{deflate::Compression, error::ConfigError, origin::OriginPolicy};
 
 /// Default keep-alive interval: two minutes, as in ASP.NET Core. See
 /// [`keep_alive_interval`](crate::WebSocketLayerBuilder::keep_alive_interval).
-pub const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(120);
 /// Default receive buffer size: 4 KiB, as in ASP.NET Core. See
 /// [`receive_buffer_size`](crate::WebSocketLayerBuilder::receive_buffer_size).
-pub const DEFAULT_RECEIVE_BUFFER_SIZE: usize = 4 * 1024;
+pub(crate) const DEFAULT_RECEIVE_BUFFER_SIZE: usize = 4 * 1024;
 /// Default largest incoming message: 64 MiB. See
 /// [`max_message_size`](crate::WebSocketLayerBuilder::max_message_size).
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Default largest incoming frame payload: 16 MiB. See
 /// [`max_frame_size`](crate::WebSocketLayerBuilder::max_frame_size).
-pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+pub(crate) const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 /// Default write buffer size: 128 KiB. Outgoing frames gather up to this size before a write
 /// to the connection (a flush always writes everything). See
 /// [`write_buffer_size`](crate::WebSocketLayerBuilder::write_buffer_size).
-pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 128 * 1024;
+pub(crate) const DEFAULT_WRITE_BUFFER_SIZE: usize = 128 * 1024;
 /// Default [`max_buffered_amount`](crate::WebSocketLayerBuilder::max_buffered_amount): 1 MiB
 /// queued by a socket's [`WebSocketSender`](crate::WebSocketSender)s and its write buffer.
-pub const DEFAULT_MAX_BUFFERED_AMOUNT: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_BUFFERED_AMOUNT: usize = 1 << 20;
 /// Largest WebSocket frame header, in bytes.
 const MAX_FRAME_HEADER: usize = 14;
 
@@ -41,7 +41,7 @@ const MAX_FRAME_HEADER: usize = 14;
 /// returned `Ok` is never dropped silently; its sender may rely on it).
 ///
 /// ```
-/// use tower_websockets::{CloseCode, SendPolicy, WebSocketLayer};
+/// use tower_websockets::{CloseCode, WebSocketLayer, sender::SendPolicy};
 ///
 /// let layer = WebSocketLayer::builder()
 ///     .max_buffered_amount(256 * 1024)
@@ -54,17 +54,17 @@ const MAX_FRAME_HEADER: usize = 14;
 pub enum SendPolicy {
     /// [`send`](crate::WebSocketSender::send) waits for room;
     /// [`try_send`](crate::WebSocketSender::try_send) fails with
-    /// [`SendError::Full`](crate::SendError::Full). The default.
+    /// [`SendError::Full`](crate::sender::SendError::Full). The default.
     #[default]
     Wait,
-    /// The new message is refused at once with [`SendError::Full`](crate::SendError::Full)
+    /// The new message is refused at once with [`SendError::Full`](crate::sender::SendError::Full)
     /// (the message inside); what is queued stays.
     DropNewest,
     /// The socket closes with this code (and the reason
-    /// [`BUFFER_FULL_CLOSE_REASON`](crate::BUFFER_FULL_CLOSE_REASON)): usually 1008
+    /// [`BUFFER_FULL_CLOSE_REASON`](crate::sender::BUFFER_FULL_CLOSE_REASON)): usually 1008
     /// ([`CloseCode::POLICY_VIOLATION`](crate::CloseCode::POLICY_VIOLATION)) or 1013
     /// ([`CloseCode::TRY_AGAIN_LATER`](crate::CloseCode::TRY_AGAIN_LATER)). The message is
-    /// refused with [`SendError::Closed`](crate::SendError::Closed), and so is every later one.
+    /// refused with [`SendError::Closed`](crate::sender::SendError::Closed), and so is every later one.
     Close(crate::CloseCode),
 }
 
@@ -123,6 +123,15 @@ impl SocketConfig {
         })
     }
 
+    /// Sets the keep-alive interval; a zero interval turns keep-alive off, and with it any
+    /// keep-alive timeout.
+    pub(crate) fn set_keep_alive_interval(&mut self, interval: Duration) {
+        self.keep_alive_interval = interval;
+        if interval.is_zero() {
+            self.keep_alive_timeout = None;
+        }
+    }
+
     /// Checks every combination that makes no sense (or that the socket could not honour).
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Some(timeout) = self.keep_alive_timeout {
@@ -163,210 +172,6 @@ impl SocketConfig {
         self.compression.validate()
     }
 }
-
-/// The per-socket option setters, defined once for the two places that set them:
-/// [`WebSocketLayerBuilder`](crate::WebSocketLayerBuilder) (every socket of the layer) and
-/// [`WebSocketUpgrade`](crate::WebSocketUpgrade) (one socket, overriding the layer). Both get
-/// the same names, types and documentation, and [`SocketConfig::validate`] checks the result in
-/// both places: at `build()` for the layer, at `try_on_upgrade`/`on_upgrade` for one socket.
-///
-/// `$field` names the `SocketConfig` field of the type the setters are generated for.
-macro_rules! socket_option_setters {
-    ($field:ident) => {
-        /// How long the peer may stay silent before the socket sends it a Ping. Default 2
-        /// minutes, as in ASP.NET Core; `Duration::ZERO` turns keep-alive off, and with it any
-        /// keep-alive timeout set before.
-        ///
-        /// Pings keep proxies from closing idle connections. Add a
-        /// [`keep_alive_timeout`](Self::keep_alive_timeout) to also drop peers that stop
-        /// answering.
-        ///
-        /// ```
-        /// use std::time::Duration;
-        /// use tower_websockets::WebSocketLayer;
-        ///
-        /// let layer = WebSocketLayer::builder().keep_alive_interval(Duration::from_secs(30)).build()?;
-        /// # Ok::<(), tower_websockets::ConfigError>(())
-        /// ```
-        pub fn keep_alive_interval(mut self, interval: ::std::time::Duration) -> Self {
-            self.$field.keep_alive_interval = interval;
-            if interval.is_zero() {
-                self.$field.keep_alive_timeout = None;
-            }
-            self
-        }
-
-        /// How long to wait for an answer to a keep-alive Ping before the peer is dropped;
-        /// `None` turns the timeout off. Off by default (as in ASP.NET Core).
-        ///
-        /// When the peer sends nothing, no Pong nor anything else, within `timeout` of a
-        /// keep-alive Ping, the connection is closed and the handler's next `recv` yields
-        /// [`Error::KeepAliveTimeout`](crate::Error::KeepAliveTimeout). Needs keep-alive on:
-        /// a timeout with a zero [`keep_alive_interval`](Self::keep_alive_interval), or a zero
-        /// timeout, is refused with a [`ConfigError`](crate::ConfigError).
-        ///
-        /// ```
-        /// use std::time::Duration;
-        /// use tower_websockets::WebSocketLayer;
-        ///
-        /// let layer = WebSocketLayer::builder()
-        ///     .keep_alive_interval(Duration::from_secs(30))
-        ///     .keep_alive_timeout(Duration::from_secs(10))
-        ///     .build()?;
-        ///
-        /// let refused = WebSocketLayer::builder()
-        ///     .keep_alive_interval(Duration::ZERO)
-        ///     .keep_alive_timeout(Duration::from_secs(10))
-        ///     .build();
-        /// assert_eq!(refused.unwrap_err().option(), "keep_alive_timeout");
-        /// # Ok::<(), tower_websockets::ConfigError>(())
-        /// ```
-        pub fn keep_alive_timeout(mut self, timeout: impl Into<Option<::std::time::Duration>>) -> Self {
-            self.$field.keep_alive_timeout = timeout.into();
-            self
-        }
-
-        /// How many bytes the socket asks the connection for per read while data keeps coming.
-        /// Default 4 KiB, as in ASP.NET Core. Must be at least 1 byte.
-        ///
-        /// The buffer is only held while data arrives: a socket reads small (1 KiB, or this
-        /// size if smaller) after a quiet spell, grows to this size while reads fill the buffer,
-        /// and lets the buffer go when the connection has nothing more, so an idle socket holds
-        /// none of it. The payload of a larger data frame (uncompressed) is read straight into a
-        /// buffer of the frame's size once a read's worth of it is still to come, whatever this
-        /// option says; so raising it only helps bursts of small messages. It does not limit
-        /// message size: the two `max_*` options do that.
-        ///
-        /// Sockets with permessage-deflate read the same way, compressed payloads through this
-        /// buffer.
-        pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
-            self.$field.receive_buffer_size = bytes;
-            self
-        }
-
-        /// The largest incoming message, in bytes, or `None` for no limit. Default 64 MiB. A
-        /// larger message closes the socket with 1009 (message too big). Must be at least 1.
-        ///
-        /// ```
-        /// use tower_websockets::WebSocketLayer;
-        ///
-        /// let layer = WebSocketLayer::builder().max_message_size(1 << 20).build()?;
-        /// let unlimited = WebSocketLayer::builder().max_message_size(None).build()?;
-        /// # Ok::<(), tower_websockets::ConfigError>(())
-        /// ```
-        pub fn max_message_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
-            self.$field.max_message_size = bytes.into();
-            self
-        }
-
-        /// The largest incoming frame payload, in bytes, or `None` for no limit of its own (a
-        /// frame is then held to [`max_message_size`](Self::max_message_size)). Default 16 MiB.
-        /// A larger frame closes the socket with 1009 (message too big). Must be at least 1.
-        pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
-            self.$field.max_frame_size = bytes.into();
-            self
-        }
-
-        /// How many bytes of outgoing frames gather before they are written to the connection.
-        /// Default 128 KiB; `0` writes every message at once. A flush (which
-        /// [`WebSocket::send`](crate::WebSocket::send) does) always writes everything.
-        pub fn write_buffer_size(mut self, bytes: usize) -> Self {
-            self.$field.write_buffer_size = bytes;
-            self
-        }
-
-        /// The hard limit on buffered outgoing bytes: past it, sending fails with
-        /// [`Error::WriteBufferFull`](crate::Error::WriteBufferFull) instead of growing memory
-        /// for a peer that does not read. Must be greater than
-        /// [`write_buffer_size`](Self::write_buffer_size). Default: the write buffer plus one
-        /// message of [`max_message_size`](Self::max_message_size).
-        ///
-        /// ```
-        /// use tower_websockets::WebSocketLayer;
-        ///
-        /// let refused = WebSocketLayer::builder().write_buffer_size(4096).max_write_buffer_size(1024).build();
-        /// assert_eq!(refused.unwrap_err().option(), "max_write_buffer_size");
-        /// ```
-        pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
-            self.$field.max_write_buffer_size = Some(bytes);
-            self
-        }
-
-        /// permessage-deflate (RFC 7692): off by default, as in ASP.NET Core. With a
-        /// [`Compression`](crate::Compression) that is enabled, a client's offer is negotiated
-        /// and messages are compressed both ways; see `docs/guide.md` for the costs and
-        /// `docs/security.md` before compressing secrets.
-        ///
-        /// ```
-        /// use tower_websockets::{Compression, WebSocketLayer};
-        ///
-        /// let layer = WebSocketLayer::builder()
-        ///     .compression(Compression::enabled().server_no_context_takeover(true))
-        ///     .build()?;
-        ///
-        /// let refused = WebSocketLayer::builder().compression(Compression::enabled().server_max_window_bits(8)).build();
-        /// assert_eq!(refused.unwrap_err().option(), "compression");
-        /// # Ok::<(), tower_websockets::ConfigError>(())
-        /// ```
-        pub fn compression(mut self, compression: crate::Compression) -> Self {
-            self.$field.compression = compression;
-            self
-        }
-
-        /// Rate limits on what the peer sends: messages and bytes a second, each with a burst,
-        /// and what to do past them (throttle, the default, or close with 1008). No limit by
-        /// default. See [`RateLimit`](crate::RateLimit).
-        ///
-        /// ```
-        /// use tower_websockets::{RateLimit, WebSocketLayer};
-        ///
-        /// let layer = WebSocketLayer::builder().rate_limit(RateLimit::new().messages(50, 100)).build()?;
-        /// # Ok::<(), tower_websockets::ConfigError>(())
-        /// ```
-        pub fn rate_limit(mut self, limit: crate::RateLimit) -> Self {
-            self.$field.rate_limit = limit;
-            self
-        }
-
-        /// The most bytes a socket's [`WebSocketSender`](crate::WebSocketSender)s may have
-        /// buffered (their queue plus the write buffer not yet handed to the OS; see
-        /// [`buffered_amount`](crate::WebSocketSender::buffered_amount)) before
-        /// [`on_buffer_full`](Self::on_buffer_full)'s policy applies. Default 1 MiB; at least 1.
-        ///
-        /// ```
-        /// use tower_websockets::WebSocketLayer;
-        ///
-        /// let layer = WebSocketLayer::builder().max_buffered_amount(64 * 1024).build()?;
-        ///
-        /// let refused = WebSocketLayer::builder().max_buffered_amount(0).build();
-        /// assert_eq!(refused.unwrap_err().option(), "max_buffered_amount");
-        /// # Ok::<(), tower_websockets::ConfigError>(())
-        /// ```
-        pub fn max_buffered_amount(mut self, bytes: usize) -> Self {
-            self.$field.max_buffered_amount = bytes;
-            self
-        }
-
-        /// What a [`WebSocketSender`](crate::WebSocketSender) does past
-        /// [`max_buffered_amount`](Self::max_buffered_amount): wait (the default), drop the new
-        /// message with an error, or close the socket. See [`SendPolicy`](crate::SendPolicy).
-        ///
-        /// ```
-        /// use tower_websockets::{CloseCode, SendPolicy, WebSocketLayer};
-        ///
-        /// let layer = WebSocketLayer::builder().on_buffer_full(SendPolicy::DropNewest).build()?;
-        ///
-        /// let refused = WebSocketLayer::builder().on_buffer_full(SendPolicy::Close(CloseCode(1005))).build();
-        /// assert_eq!(refused.unwrap_err().option(), "on_buffer_full");
-        /// # Ok::<(), tower_websockets::ConfigError>(())
-        /// ```
-        pub fn on_buffer_full(mut self, policy: crate::SendPolicy) -> Self {
-            self.$field.on_buffer_full = policy;
-            self
-        }
-    };
-}
-pub(crate) use socket_option_setters;
 
 /// The options a [`WebSocketLayer`](crate::WebSocketLayer) was built with, shared by every
 /// request and socket behind one `Arc`.

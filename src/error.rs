@@ -79,8 +79,8 @@ pub enum Error {
     Protocol(String),
     /// The peer closed the TCP connection without a closing handshake.
     ConnectionReset,
-    /// The peer sent past the socket's [`RateLimit`](crate::RateLimit), whose policy is
-    /// [`RateLimitPolicy::Close`](crate::RateLimitPolicy::Close); closed with 1008.
+    /// The peer sent past the socket's [`RateLimit`](crate::rate_limit::RateLimit), whose policy is
+    /// [`RateLimitPolicy::Close`](crate::rate_limit::RateLimitPolicy::Close); closed with 1008.
     RateLimited,
     /// The socket is closed: nothing more can be sent.
     Closed,
@@ -197,7 +197,7 @@ impl StdError for Error {
 /// inside ([`into_message`](Self::into_message)).
 ///
 /// ```
-/// use tower_websockets::{Message, SendError};
+/// use tower_websockets::{Message, sender::SendError};
 ///
 /// let error = SendError::Full(Message::text("late"));
 /// assert!(!error.is_closed());
@@ -210,7 +210,7 @@ pub enum SendError {
     /// The socket has ended, or is closing: nothing more is sent.
     Closed(Message),
     /// The buffer is at `max_buffered_amount` (from `try_send`, or any method under
-    /// [`SendPolicy::DropNewest`](crate::SendPolicy::DropNewest)).
+    /// [`SendPolicy::DropNewest`](crate::sender::SendPolicy::DropNewest)).
     Full(Message),
     /// `send_timeout`: no room within the timeout.
     Timeout(Message),
@@ -366,7 +366,7 @@ mod tests {
 /// its [`source`](std::error::Error::source).
 ///
 /// ```
-/// use tower_websockets::{JsonErrorKind, Message};
+/// use tower_websockets::{Message, json::JsonErrorKind};
 ///
 /// #[derive(Debug, serde::Deserialize)]
 /// struct Say {
@@ -412,7 +412,7 @@ impl JsonError {
     /// What kind of problem this is.
     ///
     /// ```
-    /// use tower_websockets::{JsonErrorKind, Message};
+    /// use tower_websockets::{Message, json::JsonErrorKind};
     ///
     /// let error = Message::text("{").parse_json::<serde_json::Value>().unwrap_err();
     /// assert_eq!(error.kind(), JsonErrorKind::Syntax);

@@ -1,6 +1,10 @@
-//! Classifying requests: is this a WebSocket handshake, and is it a valid one?
-//!
-//! Everything here reads headers in place: no allocation, no copies.
+//! The HTTP side of a WebSocket handshake: [`is_websocket_request`] tells a handshake from an
+//! ordinary request, [`WebSocketUpgradeRejection`] says why
+//! [`WebSocketUpgrade`](crate::WebSocketUpgrade) refused one, and [`HandshakeBody`] is the body
+//! of every answer the crate gives a handshake (the `101`, and each refusal).
+
+// Classifying requests: is this a WebSocket handshake, and is it a valid one? Everything here
+// reads headers in place: no allocation, no copies.
 
 use http::{
     Extensions, HeaderMap, HeaderValue, Method, Request, Version,
@@ -8,7 +12,8 @@ use http::{
 };
 use hyper::ext::Protocol;
 
-use crate::rejection::WebSocketUpgradeRejection;
+pub use crate::rejection::WebSocketUpgradeRejection;
+pub use crate::response::HandshakeBody;
 
 /// Does any `name` header line hold `token` in its comma-separated list, ignoring ASCII case
 /// and surrounding white space?
@@ -124,7 +129,7 @@ fn check_http1<'a>(
 /// apply the origin policy.
 ///
 /// ```
-/// use tower_websockets::is_websocket_request;
+/// use tower_websockets::handshake::is_websocket_request;
 ///
 /// let req = http::Request::get("/ws")
 ///     .header("upgrade", "websocket")

@@ -1,6 +1,6 @@
 //! Typed JSON messages, with the `json` feature: [`Message::json`],
 //! [`PreparedMessage::json`], [`Message::parse_json`], [`WebSocket::recv_json`], and their
-//! [`JsonError`] (in `error.rs`).
+//! [`JsonError`].
 //!
 //! JSON travels in Text messages. A message that is not the JSON a handler expects is an error
 //! the handler chooses what to do with: answer with an error event and read on, or close with
@@ -9,12 +9,8 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::{
-    error::{Error, JsonError},
-    message::Message,
-    prepared::PreparedMessage,
-    socket::WebSocket,
-};
+pub use crate::error::{JsonError, JsonErrorKind};
+use crate::{error::Error, message::Message, prepared::PreparedMessage, socket::WebSocket};
 
 impl Message {
     /// A Text message holding `value` as JSON.
@@ -30,12 +26,12 @@ impl Message {
     ///
     /// let message = Message::json(&Said { nick: "alice", text: "hi \"bob\"" })?;
     /// assert_eq!(message.as_text(), Some(r#"{"nick":"alice","text":"hi \"bob\""}"#));
-    /// # Ok::<_, tower_websockets::JsonError>(())
+    /// # Ok::<_, tower_websockets::json::JsonError>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// A [`JsonError`] of kind [`Serialize`](crate::JsonErrorKind::Serialize) when `value` cannot be
+    /// A [`JsonError`] of kind [`Serialize`](crate::json::JsonErrorKind::Serialize) when `value` cannot be
     /// written as JSON (a map whose keys are not strings, say).
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, JsonError> {
         serde_json::to_string(value).map(Self::text).map_err(JsonError::writing)
@@ -45,7 +41,7 @@ impl Message {
     /// fields).
     ///
     /// ```
-    /// use tower_websockets::{JsonErrorKind, Message};
+    /// use tower_websockets::{Message, json::JsonErrorKind};
     ///
     /// #[derive(Debug, PartialEq, serde::Deserialize)]
     /// #[serde(tag = "type", rename_all = "lowercase")]
@@ -60,14 +56,14 @@ impl Message {
     /// let error = Message::text(r#"{"type":"shout"}"#).parse_json::<Command>().unwrap_err();
     /// assert_eq!(error.kind(), JsonErrorKind::Data);
     /// assert!(error.to_string().starts_with("JSON of the wrong shape at line 1 column 15: unknown variant `shout`"));
-    /// # Ok::<_, tower_websockets::JsonError>(())
+    /// # Ok::<_, tower_websockets::json::JsonError>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// A [`JsonError`]: [`NotText`](crate::JsonErrorKind::NotText) for a message other than Text,
-    /// [`Syntax`](crate::JsonErrorKind::Syntax) for text that is not JSON,
-    /// [`Data`](crate::JsonErrorKind::Data) for JSON that is not a `T`.
+    /// A [`JsonError`]: [`NotText`](crate::json::JsonErrorKind::NotText) for a message other than Text,
+    /// [`Syntax`](crate::json::JsonErrorKind::Syntax) for text that is not JSON,
+    /// [`Data`](crate::json::JsonErrorKind::Data) for JSON that is not a `T`.
     pub fn parse_json<'a, T: Deserialize<'a>>(&'a self) -> Result<T, JsonError> {
         match self {
             Self::Text(text) => serde_json::from_str(text.as_str()).map_err(JsonError::reading),
@@ -81,12 +77,12 @@ impl PreparedMessage {
     /// [`Hub`](crate::broadcast::Hub) to publish to many sockets.
     ///
     /// ```
-    /// use tower_websockets::{PreparedMessage, broadcast::Hub};
+    /// use tower_websockets::broadcast::{Hub, PreparedMessage};
     ///
     /// let hub = Hub::new();
     /// let tick = PreparedMessage::json(&serde_json::json!({ "type": "tick", "n": 1 }))?;
     /// hub.publish("ticks", tick);
-    /// # Ok::<_, tower_websockets::JsonError>(())
+    /// # Ok::<_, tower_websockets::json::JsonError>(())
     /// ```
     ///
     /// # Errors

@@ -1,15 +1,17 @@
 //! [`WebSocketLayer`] and its builder: `app.UseWebSockets(options)`, as a tower `Layer`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
 use crate::{
     auth::{AuthRejection, Authenticator},
-    config::{ClientKeyFn, Config, SocketConfig, socket_option_setters},
+    config::{ClientKeyFn, Config, SendPolicy, SocketConfig},
+    deflate::Compression,
     error::ConfigError,
     lifecycle::{Shared, ShutdownHandle, Tracker, WebSocketStats},
     origin::{AllowedOrigins, ForwardedHeader},
+    rate_limit::RateLimit,
     service::WebSocketService,
 };
 
@@ -149,9 +151,205 @@ pub struct WebSocketLayerBuilder {
     client_key: Option<ClientKeyFn>,
 }
 
+/// The socket options: each applies to every socket of the layer, and has its default in its
+/// docs. [`build`](Self::build) checks them with `SocketConfig::validate`.
+///
+/// [`WebSocketUpgrade`](crate::WebSocketUpgrade) has a setter of the same name for each, which
+/// overrides the layer's value for one socket and links here; `try_on_upgrade`/`on_upgrade`
+/// checks the result with the same `validate`.
 impl WebSocketLayerBuilder {
-    socket_option_setters!(socket);
+    /// How long the peer may stay silent before the socket sends it a Ping. Default 2
+    /// minutes, as in ASP.NET Core; `Duration::ZERO` turns keep-alive off, and with it any
+    /// keep-alive timeout set before.
+    ///
+    /// Pings keep proxies from closing idle connections. Add a
+    /// [`keep_alive_timeout`](Self::keep_alive_timeout) to also drop peers that stop
+    /// answering.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// let layer = WebSocketLayer::builder().keep_alive_interval(Duration::from_secs(30)).build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.socket.set_keep_alive_interval(interval);
+        self
+    }
 
+    /// How long to wait for an answer to a keep-alive Ping before the peer is dropped;
+    /// `None` turns the timeout off. Off by default (as in ASP.NET Core).
+    ///
+    /// When the peer sends nothing, no Pong nor anything else, within `timeout` of a
+    /// keep-alive Ping, the connection is closed and the handler's next `recv` yields
+    /// [`Error::KeepAliveTimeout`](crate::Error::KeepAliveTimeout). Needs keep-alive on:
+    /// a timeout with a zero [`keep_alive_interval`](Self::keep_alive_interval), or a zero
+    /// timeout, is refused with a [`ConfigError`](crate::ConfigError).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// let layer = WebSocketLayer::builder()
+    ///     .keep_alive_interval(Duration::from_secs(30))
+    ///     .keep_alive_timeout(Duration::from_secs(10))
+    ///     .build()?;
+    ///
+    /// let refused = WebSocketLayer::builder()
+    ///     .keep_alive_interval(Duration::ZERO)
+    ///     .keep_alive_timeout(Duration::from_secs(10))
+    ///     .build();
+    /// assert_eq!(refused.unwrap_err().option(), "keep_alive_timeout");
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn keep_alive_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.socket.keep_alive_timeout = timeout.into();
+        self
+    }
+
+    /// How many bytes the socket asks the connection for per read while data keeps coming.
+    /// Default 4 KiB, as in ASP.NET Core. Must be at least 1 byte.
+    ///
+    /// The buffer is only held while data arrives: a socket reads small (1 KiB, or this
+    /// size if smaller) after a quiet spell, grows to this size while reads fill the buffer,
+    /// and lets the buffer go when the connection has nothing more, so an idle socket holds
+    /// none of it. The payload of a larger data frame (uncompressed) is read straight into a
+    /// buffer of the frame's size once a read's worth of it is still to come, whatever this
+    /// option says; so raising it only helps bursts of small messages. It does not limit
+    /// message size: the two `max_*` options do that.
+    ///
+    /// Sockets with permessage-deflate read the same way, compressed payloads through this
+    /// buffer.
+    pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
+        self.socket.receive_buffer_size = bytes;
+        self
+    }
+
+    /// The largest incoming message, in bytes, or `None` for no limit. Default 64 MiB. A
+    /// larger message closes the socket with 1009 (message too big). Must be at least 1.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// let layer = WebSocketLayer::builder().max_message_size(1 << 20).build()?;
+    /// let unlimited = WebSocketLayer::builder().max_message_size(None).build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn max_message_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.socket.max_message_size = bytes.into();
+        self
+    }
+
+    /// The largest incoming frame payload, in bytes, or `None` for no limit of its own (a
+    /// frame is then held to [`max_message_size`](Self::max_message_size)). Default 16 MiB.
+    /// A larger frame closes the socket with 1009 (message too big). Must be at least 1.
+    pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.socket.max_frame_size = bytes.into();
+        self
+    }
+
+    /// How many bytes of outgoing frames gather before they are written to the connection.
+    /// Default 128 KiB; `0` writes every message at once. A flush (which
+    /// [`WebSocket::send`](crate::WebSocket::send) does) always writes everything.
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.socket.write_buffer_size = bytes;
+        self
+    }
+
+    /// The hard limit on buffered outgoing bytes: past it, sending fails with
+    /// [`Error::WriteBufferFull`](crate::Error::WriteBufferFull) instead of growing memory
+    /// for a peer that does not read. Must be greater than
+    /// [`write_buffer_size`](Self::write_buffer_size). Default: the write buffer plus one
+    /// message of [`max_message_size`](Self::max_message_size).
+    ///
+    /// ```
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// let refused = WebSocketLayer::builder().write_buffer_size(4096).max_write_buffer_size(1024).build();
+    /// assert_eq!(refused.unwrap_err().option(), "max_write_buffer_size");
+    /// ```
+    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.socket.max_write_buffer_size = Some(bytes);
+        self
+    }
+
+    /// permessage-deflate (RFC 7692): off by default, as in ASP.NET Core. With a
+    /// [`Compression`] that is enabled, a client's offer is negotiated
+    /// and messages are compressed both ways; see `docs/guide.md` for the costs and
+    /// `docs/security.md` before compressing secrets.
+    ///
+    /// ```
+    /// use tower_websockets::{Compression, WebSocketLayer};
+    ///
+    /// let layer = WebSocketLayer::builder()
+    ///     .compression(Compression::enabled().server_no_context_takeover(true))
+    ///     .build()?;
+    ///
+    /// let refused = WebSocketLayer::builder().compression(Compression::enabled().server_max_window_bits(8)).build();
+    /// assert_eq!(refused.unwrap_err().option(), "compression");
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.socket.compression = compression;
+        self
+    }
+
+    /// Rate limits on what the peer sends: messages and bytes a second, each with a burst,
+    /// and what to do past them (throttle, the default, or close with 1008). No limit by
+    /// default. See [`RateLimit`].
+    ///
+    /// ```
+    /// use tower_websockets::{WebSocketLayer, rate_limit::RateLimit};
+    ///
+    /// let layer = WebSocketLayer::builder().rate_limit(RateLimit::new().messages(50, 100)).build()?;
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.socket.rate_limit = limit;
+        self
+    }
+
+    /// The most bytes a socket's [`WebSocketSender`](crate::WebSocketSender)s may have
+    /// buffered (their queue plus the write buffer not yet handed to the OS; see
+    /// [`buffered_amount`](crate::WebSocketSender::buffered_amount)) before
+    /// [`on_buffer_full`](Self::on_buffer_full)'s policy applies. Default 1 MiB; at least 1.
+    ///
+    /// ```
+    /// use tower_websockets::WebSocketLayer;
+    ///
+    /// let layer = WebSocketLayer::builder().max_buffered_amount(64 * 1024).build()?;
+    ///
+    /// let refused = WebSocketLayer::builder().max_buffered_amount(0).build();
+    /// assert_eq!(refused.unwrap_err().option(), "max_buffered_amount");
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn max_buffered_amount(mut self, bytes: usize) -> Self {
+        self.socket.max_buffered_amount = bytes;
+        self
+    }
+
+    /// What a [`WebSocketSender`](crate::WebSocketSender) does past
+    /// [`max_buffered_amount`](Self::max_buffered_amount): wait (the default), drop the new
+    /// message with an error, or close the socket. See [`SendPolicy`].
+    ///
+    /// ```
+    /// use tower_websockets::{CloseCode, WebSocketLayer, sender::SendPolicy};
+    ///
+    /// let layer = WebSocketLayer::builder().on_buffer_full(SendPolicy::DropNewest).build()?;
+    ///
+    /// let refused = WebSocketLayer::builder().on_buffer_full(SendPolicy::Close(CloseCode(1005))).build();
+    /// assert_eq!(refused.unwrap_err().option(), "on_buffer_full");
+    /// # Ok::<(), tower_websockets::ConfigError>(())
+    /// ```
+    pub fn on_buffer_full(mut self, policy: SendPolicy) -> Self {
+        self.socket.on_buffer_full = policy;
+        self
+    }
+}
+
+/// The layer's own options: origins, connection limits, authentication.
+impl WebSocketLayerBuilder {
     /// Which origins may open a WebSocket: a list of `scheme://host[:port]` strings, or an
     /// [`AllowedOrigins`]. Default: [`AllowedOrigins::same_origin`], pages of the host the
     /// request was sent to; `.allowed_origins(AllowedOrigins::any())` lets every page in. See
@@ -176,7 +374,7 @@ impl WebSocketLayerBuilder {
     /// when every request comes through a proxy that sets (or strips) it.
     ///
     /// ```
-    /// use tower_websockets::{ForwardedHeader, WebSocketLayer};
+    /// use tower_websockets::{WebSocketLayer, origin::ForwardedHeader};
     ///
     /// let layer = WebSocketLayer::builder().forwarded_host(ForwardedHeader::Forwarded).build()?;
     /// # Ok::<(), tower_websockets::ConfigError>(())
@@ -212,11 +410,11 @@ impl WebSocketLayerBuilder {
     ///   never as a subprotocol: the answer names `bearer` when your handler chooses no other.
     ///
     /// Read the token from the head in the function itself (it borrows `&Parts`), with the
-    /// [`Token`](crate::Token) helpers, and check it in the future it returns. Browsers cannot
+    /// [`Token`](crate::auth::Token) helpers, and check it in the future it returns. Browsers cannot
     /// set `Authorization` on a WebSocket; a non-browser client can, and the head has it.
     ///
     /// ```
-    /// use tower_websockets::{AuthRejection, Token, WebSocketLayer};
+    /// use tower_websockets::{WebSocketLayer, auth::{AuthRejection, Token}};
     ///
     /// #[derive(Clone, Debug)]
     /// struct User {

@@ -1,4 +1,7 @@
-//! The life of accepted sockets: counts, the connection limit, and graceful shutdown.
+//! The life of accepted sockets: [`WebSocketStats`], the layer's counters, and graceful
+//! shutdown with a [`ShutdownHandle`] and its [`ShutdownReport`]. Get them from the layer:
+//! [`WebSocketLayer::stats`](crate::WebSocketLayer::stats) and
+//! [`WebSocketLayer::shutdown_handle`](crate::WebSocketLayer::shutdown_handle).
 //!
 //! Once hyper hands a connection over for a WebSocket, the server no longer tracks it: its own
 //! graceful shutdown returns while sockets are still open. The layer sees every socket it lets
@@ -401,9 +404,9 @@ pub struct WebSocketStats {
     /// [`max_connections_per_client`](crate::WebSocketLayerBuilder::max_connections_per_client):
     /// a key is forgotten when its last socket ends, so this is never more than the sockets.
     pub tracked_clients: usize,
-    /// Sockets that their [`RateLimit`](crate::RateLimit) throttled at least once.
+    /// Sockets that their [`RateLimit`](crate::rate_limit::RateLimit) throttled at least once.
     pub rate_limit_throttled: u64,
-    /// Sockets closed with 1008 by their [`RateLimit`](crate::RateLimit).
+    /// Sockets closed with 1008 by their [`RateLimit`](crate::rate_limit::RateLimit).
     pub rate_limit_closed: u64,
     /// Sockets dropped by the keep-alive timeout.
     pub keep_alive_timeouts: u64,

@@ -182,7 +182,7 @@ impl From<Vec<&str>> for AllowedOrigins {
 /// read unless set, because any client can send these headers to a server it reaches directly.
 ///
 /// ```
-/// use tower_websockets::{ForwardedHeader, WebSocketLayer};
+/// use tower_websockets::{WebSocketLayer, origin::ForwardedHeader};
 ///
 /// // nginx: proxy_set_header X-Forwarded-Host $host;
 /// let layer = WebSocketLayer::builder().forwarded_host(ForwardedHeader::XForwardedHost).build()?;

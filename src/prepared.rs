@@ -30,7 +30,7 @@ use crate::{
 /// with its own compressor, since its output depends on what that socket sent before.
 ///
 /// ```
-/// use tower_websockets::{PreparedMessage, WebSocket};
+/// use tower_websockets::{WebSocket, broadcast::PreparedMessage};
 ///
 /// async fn tell_everyone(sockets: &mut [WebSocket], text: &str) {
 ///     let message = PreparedMessage::text(text.to_owned());
@@ -69,7 +69,7 @@ impl PreparedMessage {
     /// A text message.
     ///
     /// ```
-    /// use tower_websockets::PreparedMessage;
+    /// use tower_websockets::broadcast::PreparedMessage;
     ///
     /// assert!(PreparedMessage::text("hi").is_text());
     /// ```
@@ -80,7 +80,7 @@ impl PreparedMessage {
     /// A binary message.
     ///
     /// ```
-    /// use tower_websockets::PreparedMessage;
+    /// use tower_websockets::broadcast::PreparedMessage;
     ///
     /// assert!(!PreparedMessage::binary(vec![1, 2, 3]).is_text());
     /// ```
@@ -91,7 +91,7 @@ impl PreparedMessage {
     /// The payload length in bytes, before any compression.
     ///
     /// ```
-    /// use tower_websockets::PreparedMessage;
+    /// use tower_websockets::broadcast::PreparedMessage;
     ///
     /// assert_eq!(PreparedMessage::binary(vec![0; 10]).len(), 10);
     /// ```
@@ -102,7 +102,7 @@ impl PreparedMessage {
     /// Is the payload empty?
     ///
     /// ```
-    /// use tower_websockets::PreparedMessage;
+    /// use tower_websockets::broadcast::PreparedMessage;
     ///
     /// assert!(PreparedMessage::text("").is_empty());
     /// ```
@@ -113,7 +113,7 @@ impl PreparedMessage {
     /// Is this a text message?
     ///
     /// ```
-    /// use tower_websockets::PreparedMessage;
+    /// use tower_websockets::broadcast::PreparedMessage;
     ///
     /// assert!(PreparedMessage::text("hi").is_text());
     /// ```
@@ -124,7 +124,7 @@ impl PreparedMessage {
     /// The message as a [`Message`] (its payload shared, not copied).
     ///
     /// ```
-    /// use tower_websockets::{Message, PreparedMessage};
+    /// use tower_websockets::{Message, broadcast::PreparedMessage};
     ///
     /// assert_eq!(PreparedMessage::text("hi").to_message(), Message::text("hi"));
     /// ```

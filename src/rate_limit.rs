@@ -1,17 +1,19 @@
-//! Per-socket rate limits: a token bucket on messages and one on bytes, and what to do with a
-//! peer that goes past them ([`RateLimit`], [`RateLimitPolicy`]).
-//!
-//! The buckets are pure: [`Buckets`] decides from the instants it is given and does no IO, so
-//! its tests run in virtual time. [`Gate`] is the socket's hook: before a read it says whether
-//! the socket may read now (or registers a timer for when it may), and after a message it
-//! charges the buckets. Throttling is not reading: the peer's bytes stay in the kernel, its TCP
-//! window closes, and that peer alone is slowed; nothing is dropped.
-//!
-//! Each bucket is kept as GCRA's "theoretical arrival time" (the instant the bucket would be
-//! full again): one `Instant` per bucket, integer arithmetic, no refill task. A message is let
-//! in when its bucket holds at least one message, or any bytes: a message larger than the byte
-//! burst still passes once the bucket is full, and the bucket then goes into debt, so the
-//! average stays at the rate whatever the message sizes.
+//! Per-socket rate limits on what a peer sends: [`RateLimit`], a token bucket on messages and
+//! one on bytes, and [`RateLimitPolicy`], what to do with a peer that goes past them. Give one
+//! to [`WebSocketLayerBuilder::rate_limit`](crate::WebSocketLayerBuilder::rate_limit), or to
+//! [`WebSocketUpgrade::rate_limit`](crate::WebSocketUpgrade::rate_limit) for one socket.
+
+// The buckets are pure: `Buckets` decides from the instants it is given and does no IO, so
+// its tests run in virtual time. `Gate` is the socket's hook: before a read it says whether
+// the socket may read now (or registers a timer for when it may), and after a message it
+// charges the buckets. Throttling is not reading: the peer's bytes stay in the kernel, its TCP
+// window closes, and that peer alone is slowed; nothing is dropped.
+//
+// Each bucket is kept as GCRA's "theoretical arrival time" (the instant the bucket would be
+// full again): one `Instant` per bucket, integer arithmetic, no refill task. A message is let
+// in when its bucket holds at least one message, or any bytes: a message larger than the byte
+// burst still passes once the bucket is full, and the bucket then goes into debt, so the
+// average stays at the rate whatever the message sizes.
 
 use std::{
     future::Future,
@@ -63,10 +65,10 @@ struct Bucket {
 /// [`WebSocketLayerBuilder::rate_limit`](crate::WebSocketLayerBuilder::rate_limit), or for one
 /// socket with [`WebSocketUpgrade::rate_limit`](crate::WebSocketUpgrade::rate_limit). Default:
 /// no limit. Sockets that were throttled, and sockets closed by the limit, are counted in
-/// [`WebSocketStats`](crate::WebSocketStats).
+/// [`WebSocketStats`](crate::lifecycle::WebSocketStats).
 ///
 /// ```
-/// use tower_websockets::{RateLimit, RateLimitPolicy, WebSocketLayer};
+/// use tower_websockets::{WebSocketLayer, rate_limit::{RateLimit, RateLimitPolicy}};
 ///
 /// // 100 messages a second (bursts of 200), 1 MiB a second (bursts of 4 MiB); slow down a
 /// // client that sends more.

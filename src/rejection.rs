@@ -7,7 +7,7 @@ use http::{
     header::{ALLOW, SEC_WEBSOCKET_VERSION},
 };
 
-use crate::response::{TextBody, text_response};
+use crate::response::{HandshakeBody, text_response};
 
 /// Why [`WebSocketUpgrade`](crate::WebSocketUpgrade) refused a request.
 ///
@@ -17,7 +17,7 @@ use crate::response::{TextBody, text_response};
 ///
 /// ```
 /// use http::StatusCode;
-/// use tower_websockets::{WebSocketUpgrade, WebSocketUpgradeRejection};
+/// use tower_websockets::{WebSocketUpgrade, handshake::WebSocketUpgradeRejection};
 ///
 /// let mut req = http::Request::get("/ws").body(()).unwrap();
 /// let rejection = WebSocketUpgrade::from_request(&mut req).unwrap_err();
@@ -80,7 +80,7 @@ impl WebSocketUpgradeRejection {
     ///
     /// It is named so that it does not hide axum's `IntoResponse::into_response` (feature
     /// `axum`), which gives an axum `Response` instead.
-    pub fn into_http_response(self) -> Response<TextBody> {
+    pub fn into_http_response(self) -> Response<HandshakeBody> {
         let mut response = text_response(self.status(), self.reason());
         match self {
             Self::UnsupportedVersion => {

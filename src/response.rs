@@ -1,4 +1,4 @@
-//! The responses the crate writes itself, and their body: [`TextBody`].
+//! The responses the crate writes itself, and their body: [`HandshakeBody`].
 //!
 //! The layer answers some WebSocket requests on its own (403, 503), the extractor's rejections
 //! answer the others, and `on_upgrade` answers 101 (or 200 over HTTP/2). All of them carry at
@@ -16,8 +16,12 @@ use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 
-/// The body of the responses this crate builds: empty for `101 Switching Protocols`, or a short
-/// plain-text reason for a refusal (`403`, `503`, a rejected handshake).
+/// The body of the crate's answers to a handshake: empty for the `101 Switching Protocols` of
+/// [`on_upgrade`](crate::WebSocketUpgrade::on_upgrade) (`200` over HTTP/2), or a short
+/// plain-text reason for a refusal (a [`WebSocketUpgradeRejection`]'s `400`, `405` or `426`,
+/// the layer's `403`, `429` or `503`).
+///
+/// [`WebSocketUpgradeRejection`]: crate::handshake::WebSocketUpgradeRejection
 ///
 /// It implements [`http_body::Body`] with `Bytes` data and no error, so hyper, tower and axum
 /// serve it as it is. A plain hyper service can use it for its own small responses too: it
@@ -25,12 +29,12 @@ use http_body_util::Full;
 ///
 /// ```
 /// use http_body_util::BodyExt;
-/// use tower_websockets::{TextBody, WebSocketUpgrade};
+/// use tower_websockets::{WebSocketUpgrade, handshake::HandshakeBody};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut req = http::Request::get("/ws").body(())?;
-/// let response: http::Response<TextBody> =
+/// let response: http::Response<HandshakeBody> =
 ///     WebSocketUpgrade::from_request(&mut req).unwrap_err().into_http_response();
 /// assert_eq!(response.status(), 400);
 /// assert_eq!(response.into_body().collect().await?.to_bytes(), "not a WebSocket request");
@@ -38,9 +42,9 @@ use http_body_util::Full;
 /// # }
 /// ```
 #[derive(Debug, Default)]
-pub struct TextBody(Full<Bytes>);
+pub struct HandshakeBody(Full<Bytes>);
 
-impl TextBody {
+impl HandshakeBody {
     /// An empty body.
     pub fn empty() -> Self {
         Self::default()
@@ -53,28 +57,28 @@ impl TextBody {
 }
 
 /// A body of these bytes, without copying them.
-impl From<Bytes> for TextBody {
+impl From<Bytes> for HandshakeBody {
     fn from(bytes: Bytes) -> Self {
         Self(Full::new(bytes))
     }
 }
 
 /// A body of this text, without copying it.
-impl From<String> for TextBody {
+impl From<String> for HandshakeBody {
     fn from(text: String) -> Self {
         Self::from(Bytes::from(text))
     }
 }
 
 /// A body of this text, without copying it.
-impl From<&'static str> for TextBody {
+impl From<&'static str> for HandshakeBody {
     fn from(text: &'static str) -> Self {
         Self::from_static(text)
     }
 }
 
 /// One frame with the whole text, then the end.
-impl Body for TextBody {
+impl Body for HandshakeBody {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -95,7 +99,7 @@ impl Body for TextBody {
 }
 
 /// A plain-text response with `status`, and `reason` as its body.
-pub(crate) fn text_response(status: StatusCode, reason: impl Into<TextBody>) -> Response<TextBody> {
+pub(crate) fn text_response(status: StatusCode, reason: impl Into<HandshakeBody>) -> Response<HandshakeBody> {
     let mut response = Response::new(reason.into());
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -120,7 +124,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_body_ends_at_once() {
-        let body = TextBody::empty();
+        let body = HandshakeBody::empty();
         assert!(body.is_end_stream());
         assert_eq!(body.size_hint().exact(), Some(0));
         assert!(body.collect().await.unwrap().to_bytes().is_empty());
@@ -129,9 +133,9 @@ mod tests {
     #[tokio::test]
     async fn converts_from_bytes_and_strings() {
         for (body, text) in [
-            (TextBody::from(Bytes::from_static(b"bytes")), "bytes"),
-            (TextBody::from(String::from("string")), "string"),
-            (TextBody::from("static"), "static"),
+            (HandshakeBody::from(Bytes::from_static(b"bytes")), "bytes"),
+            (HandshakeBody::from(String::from("string")), "string"),
+            (HandshakeBody::from("static"), "static"),
         ] {
             assert_eq!(body.collect().await.unwrap().to_bytes(), text);
         }

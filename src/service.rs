@@ -1,5 +1,6 @@
 //! [`WebSocketService`], the service [`WebSocketLayer`](crate::WebSocketLayer) wraps around yours,
-//! with its response future and body.
+//! with its [`ResponseFuture`] and [`ResponseBody`]: the layer's plumbing, which a program names
+//! in type signatures, if at all.
 
 use std::{
     future::Future,
@@ -22,7 +23,7 @@ use crate::{
     handshake::is_upgrade_attempt,
     lifecycle::{ClientKey, Shared, Slot, peer_addr},
     origin::OriginRefusal,
-    response::{TextBody, text_response},
+    response::{HandshakeBody, text_response},
 };
 
 /// What the layer leaves in the extensions of a WebSocket request it let through, for
@@ -147,8 +148,8 @@ where
             );
             tracker.count_refused_by_origin();
             let body = match refusal {
-                OriginRefusal::CrossOrigin(reason) => TextBody::from(reason),
-                other => TextBody::from_static(other.reason_static()),
+                OriginRefusal::CrossOrigin(reason) => HandshakeBody::from(reason),
+                other => HandshakeBody::from_static(other.reason_static()),
             };
             return ResponseFuture::ready(text_response(StatusCode::FORBIDDEN, body));
         }
@@ -179,7 +180,7 @@ where
                     );
                     shared.tracker.count_refused_by_auth();
                     let mut response =
-                        text_response(status, TextBody::from(Bytes::from(reason.into_owned())));
+                        text_response(status, HandshakeBody::from(Bytes::from(reason.into_owned())));
                     if status == StatusCode::UNAUTHORIZED {
                         // RFC 9110 §15.5.2: a 401 names a scheme. Browsers never prompt for Bearer.
                         response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -244,7 +245,7 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn into_response(self) -> Response<TextBody> {
+    fn into_response(self) -> Response<HandshakeBody> {
         match self {
             Self::Unavailable(reason) => unavailable(reason),
             Self::TooManyFromClient => {
@@ -284,7 +285,7 @@ fn client_key<B>(shared: &Shared, req: Request<B>) -> (Request<B>, Option<Client
 }
 
 /// `503 Service Unavailable` with `Retry-After`.
-fn unavailable(reason: &'static str) -> Response<TextBody> {
+fn unavailable(reason: &'static str) -> Response<HandshakeBody> {
     let mut response = text_response(StatusCode::SERVICE_UNAVAILABLE, reason);
     response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
     response
@@ -304,7 +305,7 @@ pin_project! {
     /// use bytes::Bytes;
     /// use http_body_util::Full;
     /// use tower::{Layer, Service, ServiceExt, service_fn};
-    /// use tower_websockets::{ResponseFuture, WebSocketLayer};
+    /// use tower_websockets::{WebSocketLayer, service::ResponseFuture};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -333,8 +334,8 @@ pin_project! {
     #[project = FutureKindProj]
     enum FutureKind<F> {
         Inner { #[pin] future: F },
-        Ready { response: Option<Response<TextBody>> },
-        Authenticating { future: Pin<Box<dyn Future<Output = Result<F, Response<TextBody>>> + Send>> },
+        Ready { response: Option<Response<HandshakeBody>> },
+        Authenticating { future: Pin<Box<dyn Future<Output = Result<F, Response<HandshakeBody>>> + Send>> },
     }
 }
 
@@ -354,11 +355,13 @@ impl<F> ResponseFuture<F> {
         Self { kind: FutureKind::Inner { future } }
     }
 
-    fn ready(response: Response<TextBody>) -> Self {
+    fn ready(response: Response<HandshakeBody>) -> Self {
         Self { kind: FutureKind::Ready { response: Some(response) } }
     }
 
-    fn authenticating(future: Pin<Box<dyn Future<Output = Result<F, Response<TextBody>>> + Send>>) -> Self {
+    fn authenticating(
+        future: Pin<Box<dyn Future<Output = Result<F, Response<HandshakeBody>>> + Send>>,
+    ) -> Self {
         Self { kind: FutureKind::Authenticating { future } }
     }
 }
@@ -405,7 +408,7 @@ pin_project! {
     /// use bytes::Bytes;
     /// use http_body_util::{BodyExt, Full};
     /// use tower::{Layer, ServiceExt, service_fn};
-    /// use tower_websockets::{ResponseBody, WebSocketLayer};
+    /// use tower_websockets::{WebSocketLayer, service::ResponseBody};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -435,7 +438,7 @@ pin_project! {
     #[project = BodyKindProj]
     enum BodyKind<B> {
         Inner { #[pin] body: B },
-        Text { #[pin] body: TextBody },
+        Text { #[pin] body: HandshakeBody },
     }
 }
 

@@ -121,7 +121,7 @@ impl HttpVersion {
 }
 
 /// The default limit on every wait: 5 seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Buffer size of each in-memory pipe.
 const PIPE_BUFFER: usize = 256 * 1024;
@@ -137,12 +137,12 @@ const PIPE_BUFFER: usize = 256 * 1024;
 /// # async fn main() -> Result<(), tower_websockets::test::TestError> {
 /// use std::{convert::Infallible, time::Duration};
 /// use tower::ServiceBuilder;
-/// use tower_websockets::{TextBody, WebSocketLayer, test::TestClient};
+/// use tower_websockets::{WebSocketLayer, handshake::HandshakeBody, test::TestClient};
 ///
 /// let stack = ServiceBuilder::new().layer(WebSocketLayer::new());
 /// let service = stack.service_fn(|req: http::Request<hyper::body::Incoming>| async move {
 ///     let page = format!("{} {}", req.method(), req.uri().path());
-///     Ok::<_, Infallible>(http::Response::new(TextBody::from(page)))
+///     Ok::<_, Infallible>(http::Response::new(HandshakeBody::from(page)))
 /// });
 /// let client = TestClient::new(service).timeout(Duration::from_secs(1));
 ///
@@ -200,7 +200,8 @@ impl TestClient {
         Self { serve: Arc::new(serve), timeout: DEFAULT_TIMEOUT }
     }
 
-    /// Sets the limit on every wait of this client and of the sockets it opens.
+    /// Sets the limit on every wait of this client and of the sockets it opens. Default 5
+    /// seconds.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

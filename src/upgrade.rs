@@ -1,7 +1,7 @@
 //! [`WebSocketUpgrade`]: the extractor that accepts a WebSocket, like ASP.NET Core's
 //! `AcceptWebSocketAsync(WebSocketAcceptContext)`.
 
-use std::{borrow::Cow, fmt, future::Future};
+use std::{borrow::Cow, fmt, future::Future, time::Duration};
 
 use http::{
     Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
@@ -14,13 +14,14 @@ use tracing::Instrument;
 
 use crate::proto::frame::Role;
 use crate::{
-    config::{SocketConfig, socket_option_setters},
-    deflate::{self, NegotiatedCompression},
+    config::{SendPolicy, SocketConfig},
+    deflate::{self, Compression, NegotiatedCompression},
     error::{ConfigError, Error},
     handshake::{self, Handshake},
     lifecycle::{OpenSocket, peer_addr},
+    rate_limit::RateLimit,
     rejection::WebSocketUpgradeRejection,
-    response::{TextBody, text_response},
+    response::{HandshakeBody, text_response},
     service::WebSocketContext,
     socket::WebSocket,
 };
@@ -47,9 +48,9 @@ pub(crate) struct RequestHead<'a> {
 ///
 /// ```
 /// use std::convert::Infallible;
-/// use tower_websockets::{Message, TextBody, WebSocket, WebSocketUpgrade};
+/// use tower_websockets::{Message, WebSocket, WebSocketUpgrade, handshake::HandshakeBody};
 ///
-/// async fn handle<B>(mut req: http::Request<B>) -> Result<http::Response<TextBody>, Infallible> {
+/// async fn handle<B>(mut req: http::Request<B>) -> Result<http::Response<HandshakeBody>, Infallible> {
 ///     match WebSocketUpgrade::from_request(&mut req) {
 ///         Ok(ws) => Ok(ws.protocols(["chat.v2", "chat.v1"]).on_upgrade(echo)),
 ///         Err(rejection) => Ok(rejection.into_http_response()),
@@ -64,6 +65,27 @@ pub(crate) struct RequestHead<'a> {
 ///             }
 ///         }
 ///     }
+/// }
+/// ```
+///
+/// # Per-socket options
+///
+/// Every socket option of [`WebSocketLayerBuilder`](crate::WebSocketLayerBuilder) has a setter of
+/// the same name here, from [`keep_alive_interval`](Self::keep_alive_interval) to
+/// [`on_buffer_full`](Self::on_buffer_full). It overrides the layer's value for this socket only
+/// (as ASP.NET Core's `WebSocketAcceptContext` does), and its documentation is the builder's.
+/// [`try_on_upgrade`](Self::try_on_upgrade) checks the result as `build()` would.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_websockets::{ConfigError, WebSocketUpgrade, handshake::HandshakeBody};
+///
+/// fn accept(upgrade: WebSocketUpgrade) -> Result<http::Response<HandshakeBody>, ConfigError> {
+///     upgrade
+///         .keep_alive_interval(Duration::from_secs(15))
+///         .keep_alive_timeout(Duration::from_secs(5))
+///         .max_message_size(1 << 20)
+///         .try_on_upgrade(|_socket| async {})
 /// }
 /// ```
 #[must_use = "call `on_upgrade` and return its response"]
@@ -172,7 +194,7 @@ impl WebSocketUpgrade {
     /// The subprotocols the client offered in `Sec-WebSocket-Protocol`, in its order.
     ///
     /// With a layer that [authenticates](crate::WebSocketLayerBuilder::authenticate), the
-    /// [`bearer`](crate::BEARER_PROTOCOL) marker and the token offered after it are left out:
+    /// [`bearer`](crate::auth::BEARER_PROTOCOL) marker and the token offered after it are left out:
     /// they are credentials, not subprotocols.
     pub fn requested_protocols(&self) -> impl Iterator<Item = &str> {
         let mut skip_next = false;
@@ -200,12 +222,12 @@ impl WebSocketUpgrade {
     /// `None` when the layer does not authenticate.
     ///
     /// ```
-    /// use tower_websockets::{TextBody, WebSocketUpgrade};
+    /// use tower_websockets::{WebSocketUpgrade, handshake::HandshakeBody};
     ///
     /// #[derive(Clone)]
     /// struct User(String);
     ///
-    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<TextBody> {
+    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<HandshakeBody> {
     ///     let name = upgrade.identity::<User>().map(|user| user.0.clone());
     ///     upgrade.on_upgrade(move |mut socket| async move {
     ///         let _ = socket.send(format!("hello {}", name.unwrap_or_default())).await;
@@ -267,18 +289,96 @@ impl WebSocketUpgrade {
         self.selected_protocol.as_ref().and_then(|p| p.to_str().ok())
     }
 
-    // The per-socket options, with the layer builder's names, types and checks: each call
-    // overrides the layer's value for this socket only.
-    socket_option_setters!(config);
+    // The per-socket options: each forwards to the layer builder's option of the same name
+    // (documented there, in `config.rs`) and overrides the layer's value for this socket only.
+    // `try_on_upgrade` checks the result as `build()` does.
+
+    /// Overrides the layer's [`keep_alive_interval`](crate::WebSocketLayerBuilder::keep_alive_interval) for
+    /// this socket: how long the peer may stay silent before a Ping. `Duration::ZERO` turns keep-alive off,
+    /// and with it any keep-alive timeout.
+    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.config.set_keep_alive_interval(interval);
+        self
+    }
+
+    /// Overrides the layer's [`keep_alive_timeout`](crate::WebSocketLayerBuilder::keep_alive_timeout) for
+    /// this socket: how long to wait for an answer to a keep-alive Ping; `None` turns the timeout off.
+    pub fn keep_alive_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.keep_alive_timeout = timeout.into();
+        self
+    }
+
+    /// Overrides the layer's [`receive_buffer_size`](crate::WebSocketLayerBuilder::receive_buffer_size) for
+    /// this socket: how many bytes the socket asks for per read while data keeps coming.
+    pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.receive_buffer_size = bytes;
+        self
+    }
+
+    /// Overrides the layer's [`max_message_size`](crate::WebSocketLayerBuilder::max_message_size) for this
+    /// socket: the largest incoming message, or `None` for no limit.
+    pub fn max_message_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.config.max_message_size = bytes.into();
+        self
+    }
+
+    /// Overrides the layer's [`max_frame_size`](crate::WebSocketLayerBuilder::max_frame_size) for this
+    /// socket: the largest incoming frame payload, or `None` for no limit of its own.
+    pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.config.max_frame_size = bytes.into();
+        self
+    }
+
+    /// Overrides the layer's [`write_buffer_size`](crate::WebSocketLayerBuilder::write_buffer_size) for this
+    /// socket: how many bytes of outgoing frames gather before a write.
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.write_buffer_size = bytes;
+        self
+    }
+
+    /// Overrides the layer's [`max_write_buffer_size`](crate::WebSocketLayerBuilder::max_write_buffer_size)
+    /// for this socket: the hard limit on buffered outgoing bytes.
+    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.max_write_buffer_size = Some(bytes);
+        self
+    }
+
+    /// Overrides the layer's [`compression`](crate::WebSocketLayerBuilder::compression) for this socket:
+    /// permessage-deflate.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.config.compression = compression;
+        self
+    }
+
+    /// Overrides the layer's [`rate_limit`](crate::WebSocketLayerBuilder::rate_limit) for this socket: the
+    /// limits on what the peer sends.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit = limit;
+        self
+    }
+
+    /// Overrides the layer's [`max_buffered_amount`](crate::WebSocketLayerBuilder::max_buffered_amount) for
+    /// this socket: the most bytes its [`WebSocketSender`](crate::WebSocketSender)s may have buffered.
+    pub fn max_buffered_amount(mut self, bytes: usize) -> Self {
+        self.config.max_buffered_amount = bytes;
+        self
+    }
+
+    /// Overrides the layer's [`on_buffer_full`](crate::WebSocketLayerBuilder::on_buffer_full) for this
+    /// socket: what its [`WebSocketSender`](crate::WebSocketSender)s do past the buffer limit.
+    pub fn on_buffer_full(mut self, policy: SendPolicy) -> Self {
+        self.config.on_buffer_full = policy;
+        self
+    }
 
     /// Called instead of the `on_upgrade` callback when hyper cannot hand over the connection
     /// after the 101 response (the client went away, or the server does not support upgrades).
     /// By default the failure is logged at debug level.
     ///
     /// ```
-    /// use tower_websockets::{TextBody, WebSocketUpgrade};
+    /// use tower_websockets::{WebSocketUpgrade, handshake::HandshakeBody};
     ///
-    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<TextBody> {
+    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<HandshakeBody> {
     ///     upgrade
     ///         .on_failed_upgrade(|error| tracing::warn!(%error, "the client left before its socket opened"))
     ///         .on_upgrade(|_socket| async {})
@@ -310,9 +410,9 @@ impl WebSocketUpgrade {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_websockets::{TextBody, WebSocketUpgrade};
+    /// use tower_websockets::{WebSocketUpgrade, handshake::HandshakeBody};
     ///
-    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<TextBody> {
+    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<HandshakeBody> {
     ///     upgrade
     ///         .keep_alive_interval(Duration::from_secs(15))
     ///         .on_upgrade(|mut socket| async move {
@@ -321,7 +421,7 @@ impl WebSocketUpgrade {
     /// }
     /// ```
     #[must_use = "the response must be sent for the WebSocket to open"]
-    pub fn on_upgrade<F, Fut>(self, callback: F) -> Response<TextBody>
+    pub fn on_upgrade<F, Fut>(self, callback: F) -> Response<HandshakeBody>
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -342,14 +442,14 @@ impl WebSocketUpgrade {
     /// callback is dropped unrun.
     ///
     /// ```
-    /// use tower_websockets::{ConfigError, TextBody, WebSocketUpgrade};
+    /// use tower_websockets::{ConfigError, WebSocketUpgrade, handshake::HandshakeBody};
     ///
-    /// fn accept(upgrade: WebSocketUpgrade, limit: usize) -> Result<http::Response<TextBody>, ConfigError> {
+    /// fn accept(upgrade: WebSocketUpgrade, limit: usize) -> Result<http::Response<HandshakeBody>, ConfigError> {
     ///     upgrade.max_message_size(limit).try_on_upgrade(|_socket| async {})
     /// }
     /// ```
     #[must_use = "the response must be sent for the WebSocket to open"]
-    pub fn try_on_upgrade<F, Fut>(self, callback: F) -> Result<Response<TextBody>, ConfigError>
+    pub fn try_on_upgrade<F, Fut>(self, callback: F) -> Result<Response<HandshakeBody>, ConfigError>
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -388,8 +488,8 @@ impl WebSocketUpgrade {
 
     /// The answer to the handshake: 101 with the accept key over HTTP/1.1, 200 over HTTP/2, and
     /// the chosen subprotocol.
-    fn response(&self) -> Response<TextBody> {
-        let mut response = Response::new(TextBody::empty());
+    fn response(&self) -> Response<HandshakeBody> {
+        let mut response = Response::new(HandshakeBody::empty());
         let headers = response.headers_mut();
         if let Some(accept) = &self.accept {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -468,7 +568,7 @@ mod tests {
 
     /// Runs `request` through the layer and a handler that accepts with `protocols`, and
     /// returns the handler's response.
-    async fn accept(mut request: Request<()>, protocols: &'static [&'static str]) -> Response<TextBody> {
+    async fn accept(mut request: Request<()>, protocols: &'static [&'static str]) -> Response<HandshakeBody> {
         // hyper puts an `OnUpgrade` in every request it serves; this one never completes.
         let on_upgrade = hyper::upgrade::on(Request::new(()));
         request.extensions_mut().insert(on_upgrade);
@@ -477,7 +577,7 @@ mod tests {
             Ok::<_, Infallible>(upgrade.protocols(protocols.iter().copied()).on_upgrade(|_socket| async {}))
         });
         let response = WebSocketLayer::new().layer(handler).oneshot(request).await.unwrap();
-        response.map(|_| TextBody::empty())
+        response.map(|_| HandshakeBody::empty())
     }
 
     #[tokio::test]

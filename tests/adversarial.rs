@@ -40,7 +40,10 @@ use tokio::{
 };
 use tokio_tungstenite::tungstenite::Message as TMessage;
 use tower_websockets::{
-    AuthRejection, CloseCode, RateLimit, Token, WebSocketLayer, WebSocketLayerBuilder, WebSocketStats,
+    CloseCode, WebSocketLayer, WebSocketLayerBuilder,
+    auth::{AuthRejection, Token},
+    lifecycle::WebSocketStats,
+    rate_limit::RateLimit,
 };
 
 // ---------------------------------------------------------------------------------------------

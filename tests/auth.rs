@@ -17,7 +17,9 @@ use http::{Request, StatusCode, request::Parts};
 use hyper::body::Incoming;
 use tower::ServiceBuilder;
 use tower_websockets::{
-    AuthRejection, Token, WebSocketLayer, WebSocketLayerBuilder, WebSocketUpgrade, test::TestClient,
+    WebSocketLayer, WebSocketLayerBuilder, WebSocketUpgrade,
+    auth::{AuthRejection, Token},
+    test::TestClient,
 };
 
 const SECRET: &str = "s3cr3t-T0KEN-value";
@@ -78,7 +80,9 @@ fn client(layer: WebSocketLayer) -> (TestClient, Arc<Mutex<Vec<Seen>>>, Arc<Atom
             let from_extensions = req.extensions().get::<User>().cloned();
             let uri = req.uri().to_string();
             let Ok(upgrade) = WebSocketUpgrade::from_request(&mut req) else {
-                return Ok::<_, Infallible>(http::Response::new(tower_websockets::TextBody::from("plain")));
+                return Ok::<_, Infallible>(http::Response::new(
+                    tower_websockets::handshake::HandshakeBody::from("plain"),
+                ));
             };
             let mut seen = Seen {
                 uri,

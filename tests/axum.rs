@@ -125,11 +125,11 @@ async fn an_optional_extractor_serves_a_page_and_a_socket_on_one_route() {
 #[tokio::test]
 async fn a_rejection_mixes_with_other_axum_responses() {
     async fn handler(
-        upgrade: Result<WebSocketUpgrade, tower_websockets::WebSocketUpgradeRejection>,
+        upgrade: Result<WebSocketUpgrade, tower_websockets::handshake::WebSocketUpgradeRejection>,
     ) -> axum::response::Response {
         match upgrade {
             Ok(upgrade) => upgrade.on_upgrade(|_socket| async {}).into_response(),
-            Err(tower_websockets::WebSocketUpgradeRejection::NotWebSocket) => {
+            Err(tower_websockets::handshake::WebSocketUpgradeRejection::NotWebSocket) => {
                 (StatusCode::IM_A_TEAPOT, "page").into_response()
             }
             // axum's `IntoResponse::into_response`: the same type as the other arms.
@@ -147,7 +147,7 @@ async fn a_rejection_mixes_with_other_axum_responses() {
 #[tokio::test]
 async fn an_authenticated_identity_reaches_axum_extractors_and_the_socket() {
     use axum::Extension;
-    use tower_websockets::{AuthRejection, Token};
+    use tower_websockets::auth::{AuthRejection, Token};
 
     #[derive(Clone, Debug, PartialEq)]
     struct User(String);

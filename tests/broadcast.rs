@@ -18,9 +18,10 @@ use flate2::Decompress;
 use hyper::body::Incoming;
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
 use tower_websockets::{
-    CloseCode, Compression, Message, PreparedMessage, WebSocket, WebSocketLayer, WebSocketUpgrade,
+    CloseCode, Compression, Message, WebSocket, WebSocketLayer, WebSocketUpgrade,
     broadcast::{
-        Delivery, Forwarded, Hub, HubStats, LAG_CLOSE_REASON, LagPolicy, QUEUED_MESSAGE_OVERHEAD, Subscriber,
+        Delivery, Forwarded, Hub, HubStats, LAG_CLOSE_REASON, LagPolicy, PreparedMessage,
+        QUEUED_MESSAGE_OVERHEAD, Subscriber,
     },
     test::{TestClient, TestWebSocket},
 };

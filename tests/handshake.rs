@@ -16,7 +16,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_websockets::{
-    AllowedOrigins, ForwardedHeader, TextBody, WebSocketLayer, WebSocketUpgrade, WebSocketUpgradeRejection,
+    AllowedOrigins, WebSocketLayer, WebSocketUpgrade,
+    handshake::{HandshakeBody, WebSocketUpgradeRejection},
+    origin::ForwardedHeader,
 };
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -38,7 +40,7 @@ async fn extract_through(layer: WebSocketLayer, request: Request<()>) -> (Respon
         counter.fetch_add(1, Ordering::SeqCst);
         async move {
             let response = match WebSocketUpgrade::from_request(&mut req) {
-                Ok(_) => Response::new(TextBody::from("accepted")),
+                Ok(_) => Response::new(HandshakeBody::from("accepted")),
                 Err(rejection) => rejection.into_http_response(),
             };
             Ok::<_, Infallible>(response)
@@ -190,7 +192,7 @@ async fn http_1_0_cannot_be_upgraded() {
 async fn without_the_layer_the_extractor_answers_500_naming_it() {
     let service = tower::service_fn(|mut req: Request<()>| async move {
         let response = match WebSocketUpgrade::from_request(&mut req) {
-            Ok(_) => Response::new(TextBody::empty()),
+            Ok(_) => Response::new(HandshakeBody::empty()),
             Err(rejection) => rejection.into_http_response(),
         };
         Ok::<_, Infallible>(response)

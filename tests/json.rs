@@ -8,8 +8,8 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tower::ServiceBuilder;
 use tower_websockets::{
-    CloseCode, Error, JsonErrorKind, Message, PreparedMessage, WebSocket, WebSocketLayer, WebSocketUpgrade,
-    test::TestClient,
+    CloseCode, Error, Message, WebSocket, WebSocketLayer, WebSocketUpgrade, broadcast::PreparedMessage,
+    json::JsonErrorKind, test::TestClient,
 };
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use tokio::task::JoinSet;
 use tower::ServiceBuilder;
 use tower_websockets::{
-    CloseCode, Message, ShutdownHandle, WebSocketLayer, WebSocketUpgrade, test::TestClient,
+    CloseCode, Message, WebSocketLayer, WebSocketUpgrade, lifecycle::ShutdownHandle, test::TestClient,
 };
 
 /// Waits (in small steps) until `stats` says `open` sockets are open.

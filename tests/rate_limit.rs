@@ -10,7 +10,9 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use tower::ServiceBuilder;
 use tower_websockets::{
-    CloseCode, Message, RateLimit, RateLimitPolicy, WebSocketLayer, WebSocketUpgrade, test::TestClient,
+    CloseCode, Message, WebSocketLayer, WebSocketUpgrade,
+    rate_limit::{RateLimit, RateLimitPolicy},
+    test::TestClient,
 };
 
 /// An echo behind `layer`; a request for `/override` gets `per_accept` as its rate limit.
@@ -132,7 +134,7 @@ async fn an_invalid_per_accept_limit_is_a_config_error_naming_the_option() {
                 .rate_limit(RateLimit::new().bytes(0, 1))
                 .try_on_upgrade(|_socket| async {})
                 .unwrap_err();
-            Ok::<_, Infallible>(http::Response::new(tower_websockets::TextBody::from(
+            Ok::<_, Infallible>(http::Response::new(tower_websockets::handshake::HandshakeBody::from(
                 error.option().to_owned(),
             )))
         },

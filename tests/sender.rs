@@ -10,8 +10,8 @@ use hyper::body::Incoming;
 use tokio::sync::{Mutex, mpsc};
 use tower::ServiceBuilder;
 use tower_websockets::{
-    CloseCode, Error, Message, SendError, SendPolicy, SocketClosed, WebSocket, WebSocketLayer,
-    WebSocketSender, WebSocketUpgrade,
+    CloseCode, Error, Message, WebSocket, WebSocketLayer, WebSocketSender, WebSocketUpgrade,
+    sender::{SendError, SendPolicy, SocketClosed},
     test::{TestClient, live_sender_queues},
 };
 
@@ -240,7 +240,7 @@ async fn close_policy_closes_with_its_code_after_what_was_queued() {
         };
         assert!(received <= sent);
         assert_eq!(frame.code, code);
-        assert_eq!(frame.reason.as_str(), tower_websockets::BUFFER_FULL_CLOSE_REASON);
+        assert_eq!(frame.reason.as_str(), tower_websockets::sender::BUFFER_FULL_CLOSE_REASON);
         assert!(socket.is_closed().await);
         let closed = ends.recv().await.unwrap().unwrap();
         assert_eq!(closed.frame.map(|f| f.code), Some(code));
@@ -462,7 +462,9 @@ async fn max_buffered_amount_is_validated_per_socket_too() {
             let upgrade = WebSocketUpgrade::from_request(&mut req).unwrap();
             let error = upgrade.max_buffered_amount(0).try_on_upgrade(|_socket| async {}).unwrap_err();
             assert_eq!(error.option(), "max_buffered_amount");
-            Ok::<_, Infallible>(http::Response::new(tower_websockets::TextBody::from("refused")))
+            Ok::<_, Infallible>(http::Response::new(tower_websockets::handshake::HandshakeBody::from(
+                "refused",
+            )))
         },
     );
     let refused = TestClient::new(service).connect("/ws").await;

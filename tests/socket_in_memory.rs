@@ -13,7 +13,8 @@ use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tower::ServiceBuilder;
 use tower_websockets::{
-    CloseCode, Error, Message, TextBody, WebSocketLayer, WebSocketUpgrade,
+    CloseCode, Error, Message, WebSocketLayer, WebSocketUpgrade,
+    handshake::HandshakeBody,
     test::{TestClient, TestError},
 };
 
@@ -698,7 +699,7 @@ async fn try_on_upgrade_returns_the_layers_config_error() {
                 let response = match upgrade.try_on_upgrade(|_socket| async {}) {
                     Ok(response) => response,
                     Err(error) => {
-                        let mut response = http::Response::new(TextBody::from(error.to_string()));
+                        let mut response = http::Response::new(HandshakeBody::from(error.to_string()));
                         *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
                         response
                     }

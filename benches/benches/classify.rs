@@ -25,7 +25,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
 use http::{Request, Response};
 use tower::{Layer as _, Service, ServiceExt as _, service_fn};
-use tower_websockets::{WebSocketLayer, WebSocketUpgrade, is_websocket_request};
+use tower_websockets::{WebSocketLayer, WebSocketUpgrade, handshake::is_websocket_request};
 
 /// Counts allocations, to report allocations per request.
 struct Counting;

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use http::{Request, Response};
 use libfuzzer_sys::fuzz_target;
 use tower::{Layer, ServiceExt, service_fn};
-use tower_websockets::{Compression, TextBody, WebSocketLayer, WebSocketUpgrade};
+use tower_websockets::{Compression, WebSocketLayer, WebSocketUpgrade, handshake::HandshakeBody};
 use tower_websockets_fuzz::{deflate, runtime};
 
 fuzz_target!(|input: &[u8]| {
@@ -35,7 +35,7 @@ fuzz_target!(|input: &[u8]| {
 
     let handler = service_fn(|mut req: Request<()>| async move {
         let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a valid handshake");
-        Ok::<Response<TextBody>, Infallible>(upgrade.on_upgrade(|_socket| async {}))
+        Ok::<Response<HandshakeBody>, Infallible>(upgrade.on_upgrade(|_socket| async {}))
     });
     let response = runtime().block_on(layer.layer(handler).oneshot(request)).expect("infallible");
     assert_eq!(response.status(), 101);

@@ -37,7 +37,7 @@ use tokio::{
     sync::mpsc,
 };
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_websockets::{TextBody, WebSocketLayer, WebSocketUpgrade};
+use tower_websockets::{WebSocketLayer, WebSocketUpgrade, handshake::HandshakeBody};
 use tower_websockets_fuzz::{
     alloc,
     handshake::{ALLOWED_ORIGINS, Head, SERVER_PROTOCOLS, accept_key, has_token, parse},
@@ -83,7 +83,7 @@ type Log = Arc<Mutex<Vec<Seen>>>;
 fn inner<B: Send + 'static>(
     log: Log,
     ended: mpsc::UnboundedSender<()>,
-) -> impl Service<Request<B>, Response = Response<TextBody>, Error = Infallible, Future: Send> + Clone {
+) -> impl Service<Request<B>, Response = Response<HandshakeBody>, Error = Infallible, Future: Send> + Clone {
     service_fn(move |mut req: Request<B>| {
         log.lock().unwrap().push(Seen::of(&req));
         let ended = ended.clone();

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// The default budget of a subscriber's queue: 1 MiB.
-pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_QUEUED_BYTES: usize = 1 << 20;
 
 /// What a queued message costs beyond its payload, in bytes: its place in the queue and its
 /// share of the bookkeeping. It keeps a flood of empty messages bounded too.
@@ -149,8 +149,8 @@ pub struct HubBuilder {
 
 impl HubBuilder {
     /// The most a subscriber may have queued and not yet taken, in bytes: payloads (before
-    /// compression) plus [`QUEUED_MESSAGE_OVERHEAD`] per message. Default
-    /// [`DEFAULT_MAX_QUEUED_BYTES`]. A message larger than the whole budget still reaches a
+    /// compression) plus [`QUEUED_MESSAGE_OVERHEAD`] per message. Default 1 MiB.
+    /// A message larger than the whole budget still reaches a
     /// subscriber whose queue is empty.
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.max_queued_bytes = bytes;
@@ -324,7 +324,7 @@ impl Hub {
     /// [`publish_confirmed`](Self::publish_confirmed) to learn of it.
     ///
     /// ```
-    /// use tower_websockets::{PreparedMessage, broadcast::Hub};
+    /// use tower_websockets::broadcast::{Hub, PreparedMessage};
     ///
     /// let hub = Hub::new();
     /// assert_eq!(hub.publish("empty room", "anyone?"), 0);

@@ -37,12 +37,11 @@
 //!
 //! ```
 //! use tower_websockets::{
-//!     Message, TextBody, WebSocket, WebSocketUpgrade,
-//!     broadcast::{Hub, Subscriber},
+//!     Message, WebSocket, WebSocketUpgrade, broadcast::{Hub, Subscriber}, handshake::HandshakeBody,
 //! };
 //!
 //! /// Accepts a socket into the lobby (the request handler, with axum or without).
-//! fn join_lobby(upgrade: WebSocketUpgrade, hub: Hub) -> http::Response<TextBody> {
+//! fn join_lobby(upgrade: WebSocketUpgrade, hub: Hub) -> http::Response<HandshakeBody> {
 //!     // Subscribed now, before the 101 goes out.
 //!     let mut subscriber = hub.subscriber();
 //!     subscriber.subscribe("lobby");
@@ -144,8 +143,8 @@ pub use backplane::BackplaneError;
 
 pub use crate::prepared::PreparedMessage;
 pub use hub::{
-    DEFAULT_MAX_QUEUED_BYTES, Delivery, Forwarded, Hub, HubBuilder, HubStats, LAG_CLOSE_REASON, LagPolicy,
-    QUEUED_MESSAGE_OVERHEAD, Subscriber,
+    Delivery, Forwarded, Hub, HubBuilder, HubStats, LAG_CLOSE_REASON, LagPolicy, QUEUED_MESSAGE_OVERHEAD,
+    Subscriber,
 };
 
 #[cfg(feature = "redis")]

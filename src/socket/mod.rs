@@ -354,7 +354,7 @@ impl WebSocket {
     /// ```
     /// use tower_websockets::{WebSocket, WebSocketUpgrade};
     ///
-    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<tower_websockets::TextBody> {
+    /// fn accept(upgrade: WebSocketUpgrade) -> http::Response<tower_websockets::handshake::HandshakeBody> {
     ///     upgrade.protocols(["chat.v2", "chat.v1"]).on_upgrade(|socket: WebSocket| async move {
     ///         match socket.protocol() {
     ///             Some("chat.v2") => { /* the new format */ }

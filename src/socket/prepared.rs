@@ -18,7 +18,7 @@ impl WebSocket {
     /// [`send_uncompressed`](Self::send_uncompressed) rules are as for [`send`](Self::send).
     ///
     /// ```
-    /// use tower_websockets::{PreparedMessage, WebSocket};
+    /// use tower_websockets::{WebSocket, broadcast::PreparedMessage};
     ///
     /// async fn announce(sockets: &mut Vec<WebSocket>) {
     ///     let news = PreparedMessage::text("the server restarts at noon");
@@ -48,7 +48,7 @@ impl WebSocket {
     /// Queues a [`PreparedMessage`] without flushing it, as [`feed`](Self::feed) does.
     ///
     /// ```
-    /// use tower_websockets::{Error, PreparedMessage, WebSocket};
+    /// use tower_websockets::{Error, WebSocket, broadcast::PreparedMessage};
     ///
     /// async fn replay(socket: &mut WebSocket, log: &[PreparedMessage]) -> Result<(), Error> {
     ///     for message in log {

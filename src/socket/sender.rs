@@ -205,7 +205,7 @@ impl WebSocketSender {
     /// message is always inside the error ([`SendError::into_message`]).
     ///
     /// ```
-    /// use tower_websockets::{SendError, WebSocketSender};
+    /// use tower_websockets::{WebSocketSender, sender::SendError};
     ///
     /// fn progress(sender: &WebSocketSender, percent: u8) {
     ///     match sender.try_send(format!("{percent}%")) {
@@ -234,7 +234,7 @@ impl WebSocketSender {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_websockets::{SendError, WebSocketSender};
+    /// use tower_websockets::{WebSocketSender, sender::SendError};
     ///
     /// async fn notify(sender: WebSocketSender) {
     ///     if let Err(SendError::Timeout(message)) =

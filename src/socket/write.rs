@@ -4,7 +4,7 @@
 //! Frames wait in a queue until the socket is flushed (or the queue passes
 //! `write_buffer_size`). Small frames, and every frame's header, are copied into a coalescing
 //! buffer, so a batch of small messages is one write; a larger payload stays the `Bytes` it
-//! came as (the handler's, the decoder's or a [`PreparedMessage`](crate::PreparedMessage)'s) and
+//! came as (the handler's, the decoder's or a [`PreparedMessage`](crate::broadcast::PreparedMessage)'s) and
 //! goes out from there: with one vectored write beside the headers when the IO writes vectored
 //! (`is_write_vectored`), with a write of its own otherwise. An uncompressed payload over
 //! [`COALESCE_MAX`] bytes is never copied on the server.

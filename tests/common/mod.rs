@@ -27,7 +27,7 @@ use tower_websockets::{CloseCode, Error, Message, WebSocket, WebSocketLayer, Web
 
 pub(crate) type Svc = BoxCloneSyncService<
     Request<Incoming>,
-    Response<tower_websockets::ResponseBody<tower_websockets::TextBody>>,
+    Response<tower_websockets::service::ResponseBody<tower_websockets::handshake::HandshakeBody>>,
     Infallible,
 >;
 
@@ -43,7 +43,7 @@ pub(crate) struct Ended {
     /// Messages echoed.
     pub echoed: usize,
     /// What the socket negotiated for permessage-deflate.
-    pub compression: Option<tower_websockets::NegotiatedCompression>,
+    pub compression: Option<tower_websockets::compression::NegotiatedCompression>,
 }
 
 /// What the echo handler does besides echoing.
