@@ -37,7 +37,7 @@ case ${1:-} in
         CHAT_SCREENSHOT=$ROOT/docs/chat-page.png
         ;;
     -h | --help)
-        sed -n '2,25s/^# \{0,1\}//p' "$0"
+        sed -n '2,27s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *) die "unknown option \`$1\` (see --help)" ;;
