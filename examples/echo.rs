@@ -847,4 +847,38 @@ mod tests {
         );
         plain.close().await.unwrap();
     }
+
+    /// The page's live panel: on the `stats` subprotocol the layer's counts arrive once a
+    /// second, and they follow what other sockets do.
+    #[cfg(feature = "test-util")]
+    #[tokio::test(start_paused = true)]
+    async fn the_stats_subprotocol_pushes_the_layers_counts() {
+        use tower_websockets::{CloseCode, test::TestClient};
+
+        let layer = layer(&Options::default()).unwrap();
+        let stats = layer.shutdown_handle();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let service = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(move |req| handle(req, peer, Arc::from([]), stats.clone()));
+        let client = TestClient::new(service).timeout(Duration::from_secs(10));
+
+        let mut panel = client.connect("/ws").protocols([STATS_PROTOCOL]).await.unwrap();
+        assert_eq!(panel.protocol(), Some(STATS_PROTOCOL));
+        assert_eq!(panel.recv_text().await.unwrap(), r#"stats:{"open":1,"received":0,"sent":0,"closes":{}}"#);
+        let mut other = client.connect("/ws").await.unwrap();
+        other.send_text("one").await.unwrap();
+        assert_eq!(other.recv_text().await.unwrap(), "one");
+        other.close_with(CloseCode(4000), "bye").await.unwrap();
+        // The first push counted as sent, then the echo each way; the 4000 among the others.
+        let expected = r#"stats:{"open":1,"received":1,"sent":2,"closes":{"other":1}}"#;
+        loop {
+            let text = panel.recv_text().await.unwrap();
+            assert!(text.starts_with("stats:{"), "{text}");
+            if text == expected {
+                break;
+            }
+        }
+        panel.close().await.unwrap();
+    }
 }
