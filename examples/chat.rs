@@ -74,7 +74,14 @@ struct Options {
     /// e.g. redis://127.0.0.1:6379 or redis://:PASSWORD@HOST:PORT
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Serve the crate's metrics (sockets, messages, the hub's) at http://ADDR/metrics in
+    /// Prometheus' text format (needs the `metrics` feature)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
+
+#[path = "common/metrics.rs"]
+mod metrics_endpoint;
 
 /// What a client sends.
 #[derive(Debug, Deserialize)]
@@ -434,6 +441,22 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    // The recorder before the hub: the hub takes its metrics' handles when it is built.
+    if let Some(addr) = &options.metrics {
+        let served = match metrics_endpoint::recorder(addr) {
+            Ok(recorder) => {
+                metrics_endpoint::serve(addr, recorder).await.map_err(|e| format!("--metrics {addr}: {e}"))
+            }
+            Err(message) => Err(message),
+        };
+        match served {
+            Ok(addr) => tracing::info!("metrics on http://{addr}/metrics"),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let chat = Chat::default();
     let app = match app(chat.clone(), &options.allowed_origins) {
         Ok(app) => app,

@@ -9,6 +9,12 @@
 //! `cargo run --example echo -- --help` lists the options. Set
 //! `RUST_LOG=echo=debug,tower_websockets=debug` to also see refused requests.
 //!
+//! With `--metrics ADDR` (and the `metrics` feature: `cargo run --example echo --features metrics
+//! -- --metrics 127.0.0.1:9000`) it also serves `/metrics` on ADDR, in Prometheus' text format.
+//!
+//! The page's live panel opens a second WebSocket on the `stats` subprotocol: the server pushes
+//! the layer's counts ([`WebSocketLayer::stats`]) on it once a second.
+//!
 //! With `--tls` it serves HTTPS with a self-signed certificate made at startup, offering `h2` in
 //! ALPN: that is what browsers need to open WebSockets over HTTP/2 (RFC 8441, extended CONNECT).
 //! Each socket's log lines say which HTTP version it came over.
@@ -42,6 +48,7 @@ use tower_websockets::{
     Compression, Message, WebSocket, WebSocketLayer, WebSocketUpgrade,
     auth::{AuthRejection, Token},
     handshake::HandshakeBody,
+    lifecycle::ShutdownHandle,
 };
 use tracing::Instrument;
 
@@ -49,6 +56,11 @@ const SERVER: &str = concat!("tower-websockets-echo/", env!("CARGO_PKG_VERSION")
 const INDEX_HTML: &str = include_str!("echo/index.html");
 /// The subprotocol on which the server also pushes a clock.
 const CLOCK_PROTOCOL: &str = "clock";
+/// The subprotocol of the page's live panel: the layer's counts, pushed once a second.
+const STATS_PROTOCOL: &str = "stats";
+
+#[path = "common/metrics.rs"]
+mod metrics_endpoint;
 
 /// The ASP.NET Core WebSocket sample: an echo server and a page to try it.
 #[derive(Debug, Parser)]
@@ -119,6 +131,10 @@ struct Options {
     /// [default: 15]
     #[arg(long, value_name = "BITS", requires = "compression", value_parser = clap::value_parser!(u8).range(9..=15))]
     server_max_window_bits: Option<u8>,
+    /// Serve the crate's metrics at http://ADDR/metrics in Prometheus' text format (needs the
+    /// `metrics` feature) [default: none]
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 impl Default for Options {
@@ -204,6 +220,14 @@ async fn bind(bind: &str) -> Result<TcpListener, (String, u8)> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = Options::parse(); // prints --help, or the error with status 2
+    // The recorder first, so that whatever counts is counted into it.
+    let metrics = match options.metrics.as_deref().map(metrics_endpoint::recorder).transpose() {
+        Ok(metrics) => metrics,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let layer = match layer(&options) {
         Ok(layer) => layer,
         Err(e) => {
@@ -247,6 +271,15 @@ async fn main() -> ExitCode {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{local_addr}");
+    if let (Some(addr), Some(recorder)) = (&options.metrics, metrics) {
+        match metrics_endpoint::serve(addr, recorder).await {
+            Ok(addr) => tracing::info!("metrics on http://{addr}/metrics"),
+            Err(e) => {
+                eprintln!("error: --metrics {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
 
     let protocols: Arc<[String]> = options.protocols.into();
     let mut http = auto::Builder::new(TokioExecutor::new());
@@ -403,11 +436,12 @@ impl Server {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let protocols = self.protocols;
+        let stats = self.layer.shutdown_handle();
         let service =
             ServiceBuilder::new().layer(self.layer).service_fn(move |mut req: Request<Incoming>| {
                 // The layer's per-socket span shows the peer it finds here.
                 req.extensions_mut().insert(peer);
-                handle(req, peer, protocols.clone())
+                handle(req, peer, protocols.clone(), stats.clone())
             });
         let connection =
             self.http.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
@@ -441,10 +475,12 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// Answers one request. `stats` reads the layer's counts, for the live panel.
 async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     protocols: Arc<[String]>,
+    stats: ShutdownHandle,
 ) -> Result<Response<HandshakeBody>, Infallible> {
     let response = match req.uri().path() {
         "/" | "/index.html" if req.method() == Method::GET || req.method() == Method::HEAD => {
@@ -463,10 +499,12 @@ async fn handle(
             Ok(upgrade) => {
                 // `clock` (the page's Server clock box): ticks pushed from another task. Only a
                 // client that asks for it gets it; other clients see a pure echo.
-                let upgrade = upgrade.protocols(protocols.iter().cloned().chain([CLOCK_PROTOCOL.to_owned()]));
+                // `stats` (the page's live panel): the layer's counts, pushed the same way.
+                let ours = [CLOCK_PROTOCOL.to_owned(), STATS_PROTOCOL.to_owned()];
+                let upgrade = upgrade.protocols(protocols.iter().cloned().chain(ours));
                 // HTTP/1.1 for an Upgrade, HTTP/2 for an extended CONNECT (RFC 8441).
                 let version = req.version();
-                upgrade.on_upgrade(move |socket| echo(socket, peer, version))
+                upgrade.on_upgrade(move |socket| echo(socket, peer, version, stats))
             }
             Err(rejection) => {
                 tracing::debug!(
@@ -515,16 +553,46 @@ async fn clock(sender: tower_websockets::WebSocketSender) {
     }
 }
 
+/// Pushes `stats:{json}` once a second until the socket ends: the layer's counts, for the page's
+/// live panel (open sockets, data messages each way so far, sockets ended by close code). The
+/// page takes the rates from the differences.
+async fn push_stats(sender: tower_websockets::WebSocketSender, layer: ShutdownHandle) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        let stats = layer.stats();
+        let mut closes: Vec<String> =
+            stats.closes.iter().map(|(code, n)| format!("\"{}\":{n}", code.0)).collect();
+        if stats.closes.other() > 0 {
+            closes.push(format!("\"other\":{}", stats.closes.other()));
+        }
+        let json = format!(
+            "stats:{{\"open\":{},\"received\":{},\"sent\":{},\"closes\":{{{}}}}}",
+            stats.open,
+            stats.messages_received,
+            stats.messages_sent,
+            closes.join(",")
+        );
+        if sender.send(json).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Echoes text and binary messages until the client closes, then logs how the connection ended.
 /// `version` is the HTTP version of the handshake, which both log lines show.
-async fn echo(mut socket: WebSocket, peer: SocketAddr, version: Version) {
+async fn echo(mut socket: WebSocket, peer: SocketAddr, version: Version, stats: ShutdownHandle) {
     let compression = socket.compression().is_some();
     let authenticated = socket.identity::<Authenticated>().is_some();
     tracing::info!(%peer, http = ?version, protocol = ?socket.protocol(), compression, authenticated, "WebSocket opened");
     // On the `clock` subprotocol a task of its own pushes a tick a second through a sender; this
     // task stays the socket's owner (it echoes, answers Pings, closes), and its `recv` writes the
     // ticks out.
-    let clock = (socket.protocol() == Some(CLOCK_PROTOCOL)).then(|| tokio::spawn(clock(socket.sender())));
+    let clock = match socket.protocol() {
+        Some(CLOCK_PROTOCOL) => Some(tokio::spawn(clock(socket.sender()))),
+        Some(STATS_PROTOCOL) => Some(tokio::spawn(push_stats(socket.sender(), stats))),
+        _ => None,
+    };
     let mut echoed: u64 = 0;
     let mut close_code = None;
     let mut close_reason = None;
@@ -744,9 +812,11 @@ mod tests {
         use tower_websockets::test::TestClient;
 
         let layer = layer(&Options::default()).unwrap();
+        let stats = layer.shutdown_handle();
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let service =
-            ServiceBuilder::new().layer(layer).service_fn(move |req| handle(req, peer, Arc::from([])));
+        let service = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(move |req| handle(req, peer, Arc::from([]), stats.clone()));
         let client = TestClient::new(service).timeout(Duration::from_secs(10));
 
         let mut clock = client.connect("/ws").protocols([CLOCK_PROTOCOL]).await.unwrap();
@@ -774,5 +844,39 @@ mod tests {
             "a tick without clock"
         );
         plain.close().await.unwrap();
+    }
+
+    /// The page's live panel: on the `stats` subprotocol the layer's counts arrive once a
+    /// second, and they follow what other sockets do.
+    #[cfg(feature = "test-util")]
+    #[tokio::test(start_paused = true)]
+    async fn the_stats_subprotocol_pushes_the_layers_counts() {
+        use tower_websockets::{CloseCode, test::TestClient};
+
+        let layer = layer(&Options::default()).unwrap();
+        let stats = layer.shutdown_handle();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let service = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(move |req| handle(req, peer, Arc::from([]), stats.clone()));
+        let client = TestClient::new(service).timeout(Duration::from_secs(10));
+
+        let mut panel = client.connect("/ws").protocols([STATS_PROTOCOL]).await.unwrap();
+        assert_eq!(panel.protocol(), Some(STATS_PROTOCOL));
+        assert_eq!(panel.recv_text().await.unwrap(), r#"stats:{"open":1,"received":0,"sent":0,"closes":{}}"#);
+        let mut other = client.connect("/ws").await.unwrap();
+        other.send_text("one").await.unwrap();
+        assert_eq!(other.recv_text().await.unwrap(), "one");
+        other.close_with(CloseCode(4000), "bye").await.unwrap();
+        // The first push counted as sent, then the echo each way; the 4000 among the others.
+        let expected = r#"stats:{"open":1,"received":1,"sent":2,"closes":{"other":1}}"#;
+        loop {
+            let text = panel.recv_text().await.unwrap();
+            assert!(text.starts_with("stats:{"), "{text}");
+            if text == expected {
+                break;
+            }
+        }
+        panel.close().await.unwrap();
     }
 }

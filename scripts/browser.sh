@@ -8,6 +8,8 @@
 # show `Extensions: none`. Then the page against `echo --compression`, over HTTP/1.1 and over
 # HTTP/2 (`--tls`): Chromium negotiates permessage-deflate (the page shows it, the server logs
 # compression=true), and 1 MiB of JSON echoes with a fraction of that on the wire each way.
+# The page's live panel (opened on the plain server before Connect) must show the page's
+# messages and its Close with 1000 in the server's counts, and its chart must rise.
 #
 #     scripts/browser.sh [--update-screenshot]
 #
@@ -35,7 +37,7 @@ case ${1:-} in
         CHAT_SCREENSHOT=$ROOT/docs/chat-page.png
         ;;
     -h | --help)
-        sed -n '2,23s/^# \{0,1\}//p' "$0"
+        sed -n '2,27s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *) die "unknown option \`$1\` (see --help)" ;;

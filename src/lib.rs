@@ -77,6 +77,7 @@ pub mod json;
 mod layer;
 pub mod lifecycle;
 mod message;
+mod metrics;
 // The origin policy's code. Its public items are `AllowedOrigins` (at the root) and
 // `origin::ForwardedHeader`; the public `origin` module below shows the latter only.
 #[path = "origin.rs"]

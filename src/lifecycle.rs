@@ -26,7 +26,7 @@ use tokio::{
     task::AbortHandle,
 };
 
-use crate::config::Config;
+use crate::{config::Config, message::CloseCode};
 
 /// State shared by a layer, its clones, the requests it lets through and their sockets.
 #[derive(Debug)]
@@ -126,6 +126,22 @@ pub(crate) struct Tracker {
     refused_by_client_limit: AtomicU64,
     /// Set once a request had no client key (logged once).
     warned_no_client_key: AtomicBool,
+    /// Counted per message: on a cache line of their own, away from the counts above.
+    traffic: Traffic,
+    /// Sockets ended, by close code: 1000–1015, then the rest.
+    closes: [AtomicU64; CLOSE_SLOTS],
+}
+
+/// The codes [`CloseCounts`] counts one by one: 1000 to 1015.
+const NAMED_CLOSES: usize = 16;
+const CLOSE_SLOTS: usize = NAMED_CLOSES + 1;
+
+/// The data messages of every socket, counted as they pass.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Traffic {
+    received: AtomicU64,
+    sent: AtomicU64,
 }
 
 /// Who a client is, for `max_connections_per_client`: its IP address (an IPv6 address by its
@@ -200,14 +216,32 @@ impl Tracker {
 
     pub(crate) fn count_refused_by_origin(&self) {
         self.refused_by_origin.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::handshake_refused("origin", http::StatusCode::FORBIDDEN);
     }
 
     pub(crate) fn count_refused_by_limit(&self) {
         self.refused_by_limit.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::handshake_refused("connection_limit", http::StatusCode::SERVICE_UNAVAILABLE);
     }
 
     pub(crate) fn count_refused_by_client_limit(&self) {
         self.refused_by_client_limit.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::handshake_refused("client_limit", http::StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    /// A data message from a peer.
+    pub(crate) fn count_received(&self) {
+        self.traffic.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A data message to a peer.
+    pub(crate) fn count_sent(&self) {
+        self.traffic.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A socket ended with `code` (1006 when no Close was exchanged).
+    pub(crate) fn count_close(&self, code: CloseCode) {
+        self.closes[close_slot(code)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// `true` the first time a request has no client key.
@@ -215,8 +249,9 @@ impl Tracker {
         !self.warned_no_client_key.swap(true, Ordering::Relaxed)
     }
 
-    pub(crate) fn count_refused_by_auth(&self) {
+    pub(crate) fn count_refused_by_auth(&self, status: http::StatusCode) {
         self.refused_by_auth.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::handshake_refused("auth", status);
     }
 
     pub(crate) fn count_keep_alive_timeout(&self) {
@@ -235,7 +270,18 @@ impl Tracker {
             rate_limit_throttled: self.rate_limit_throttled.load(Ordering::Relaxed),
             rate_limit_closed: self.rate_limit_closed.load(Ordering::Relaxed),
             keep_alive_timeouts: self.keep_alive_timeouts.load(Ordering::Relaxed),
+            messages_received: self.traffic.received.load(Ordering::Relaxed),
+            messages_sent: self.traffic.sent.load(Ordering::Relaxed),
+            closes: CloseCounts { slots: self.closes.each_ref().map(|count| count.load(Ordering::Relaxed)) },
         }
+    }
+}
+
+/// The slot of `code` in the close counts.
+fn close_slot(code: CloseCode) -> usize {
+    match code.0 {
+        1000..=1015 => usize::from(code.0 - 1000),
+        _ => NAMED_CLOSES,
     }
 }
 
@@ -410,6 +456,81 @@ pub struct WebSocketStats {
     pub rate_limit_closed: u64,
     /// Sockets dropped by the keep-alive timeout.
     pub keep_alive_timeouts: u64,
+    /// Data messages (Text and Binary) received from peers, counted as the sockets read them.
+    pub messages_received: u64,
+    /// Data messages (Text and Binary) sent to peers: queued by [`send`](crate::WebSocket::send),
+    /// [`feed`](crate::WebSocket::feed), a [`WebSocketSender`](crate::WebSocketSender) or a
+    /// prepared message (Pings, Pongs and Closes are not counted).
+    pub messages_sent: u64,
+    /// Sockets ended, by close code.
+    pub closes: CloseCounts,
+}
+
+/// Sockets ended so far, by the close code each ended with: the code of the first Close
+/// exchanged (the peer's, or the server's), or 1006 (abnormal closure) when the connection ended
+/// without one. In [`WebSocketStats::closes`].
+///
+/// Codes 1000 to 1015 are counted one by one; the application's codes (3000–4999) together, in
+/// [`other`](Self::other).
+///
+/// ```
+/// # #[cfg(feature = "test-util")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::convert::Infallible;
+/// use hyper::body::Incoming;
+/// use tower::ServiceBuilder;
+/// use tower_websockets::{CloseCode, WebSocketLayer, WebSocketUpgrade, test::TestClient};
+///
+/// let layer = WebSocketLayer::new();
+/// let stack = ServiceBuilder::new().layer(layer.clone());
+/// let client = TestClient::new(stack.service_fn(|mut req: http::Request<Incoming>| async move {
+///     let upgrade = WebSocketUpgrade::from_request(&mut req).expect("a WebSocket handshake");
+///     Ok::<_, Infallible>(upgrade.on_upgrade(|mut socket| async move {
+///         while let Some(Ok(_)) = socket.recv().await {}
+///     }))
+/// }));
+/// client.connect("/ws").await?.close().await?;
+/// # tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+///
+/// let closes = layer.stats().closes;
+/// assert_eq!(closes.get(CloseCode::NORMAL), 1);
+/// assert_eq!(closes.iter().collect::<Vec<_>>(), [(CloseCode::NORMAL, 1)]);
+/// assert_eq!((closes.other(), closes.total()), (0, 1));
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "test-util"))]
+/// # fn main() {}
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CloseCounts {
+    slots: [u64; CLOSE_SLOTS],
+}
+
+impl CloseCounts {
+    /// Sockets that ended with `code`; for a code outside 1000–1015, those of [`other`](Self::other).
+    pub fn get(&self, code: CloseCode) -> u64 {
+        self.slots[close_slot(code)]
+    }
+
+    /// Sockets that ended with a code outside 1000–1015 (an application's 3000–4999).
+    pub fn other(&self) -> u64 {
+        self.slots[NAMED_CLOSES]
+    }
+
+    /// Sockets ended, whatever their code.
+    pub fn total(&self) -> u64 {
+        self.slots.iter().sum()
+    }
+
+    /// The codes from 1000 to 1015 that some socket ended with, and how many, in the codes'
+    /// order.
+    pub fn iter(&self) -> impl Iterator<Item = (CloseCode, u64)> + '_ {
+        (1000u16..)
+            .zip(&self.slots[..NAMED_CLOSES])
+            .filter(|(_, count)| **count > 0)
+            .map(|(code, count)| (CloseCode(code), *count))
+    }
 }
 
 /// Shuts the sockets of a [`WebSocketLayer`](crate::WebSocketLayer) down gracefully, and reads

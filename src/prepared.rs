@@ -132,6 +132,11 @@ impl PreparedMessage {
         self.inner.message.clone()
     }
 
+    /// The message, borrowed.
+    pub(crate) fn message(&self) -> &Message {
+        &self.inner.message
+    }
+
     /// The payload and the opcode.
     pub(crate) fn payload(&self) -> (Bytes, OpCode) {
         payload_of(&self.inner.message)

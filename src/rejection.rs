@@ -76,6 +76,20 @@ impl WebSocketUpgradeRejection {
         }
     }
 
+    /// The reason's name in the `error.type` attribute of `websocket.server.handshakes`.
+    pub(crate) fn metric_name(self) -> &'static str {
+        match self {
+            Self::NotWebSocket => "not_websocket",
+            Self::MethodNotGet => "method_not_get",
+            Self::ConnectionHeaderMissingUpgrade => "connection_header",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::MissingKey => "missing_key",
+            Self::InvalidKey => "invalid_key",
+            Self::ConnectionNotUpgradable => "not_upgradable",
+            Self::LayerMissing => "layer_missing",
+        }
+    }
+
     /// The response to send: the status, the headers the RFC asks for, and the reason as text.
     ///
     /// It is named so that it does not hide axum's `IntoResponse::into_response` (feature

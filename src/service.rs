@@ -126,6 +126,7 @@ where
         let tracker = &self.shared.tracker;
         if tracker.is_shutting_down() {
             tracing::debug!(path = %req.uri().path(), "refused WebSocket request: shutting down");
+            crate::metrics::handshake_refused("shutting_down", StatusCode::SERVICE_UNAVAILABLE);
             return ResponseFuture::ready(unavailable("the server is shutting down"));
         }
 
@@ -178,7 +179,7 @@ where
                         reason = %reason,
                         "refused WebSocket request: authentication"
                     );
-                    shared.tracker.count_refused_by_auth();
+                    shared.tracker.count_refused_by_auth(status);
                     let mut response =
                         text_response(status, HandshakeBody::from(Bytes::from(reason.into_owned())));
                     if status == StatusCode::UNAUTHORIZED {
@@ -206,6 +207,7 @@ fn admit<B>(
 ) -> Result<Request<B>, Refusal> {
     if shared.tracker.is_shutting_down() {
         tracing::debug!(path = %req.uri().path(), "refused WebSocket request: shutting down");
+        crate::metrics::handshake_refused("shutting_down", StatusCode::SERVICE_UNAVAILABLE);
         return Err(Refusal::Unavailable("the server is shutting down"));
     }
     if let Some(name) = &shared.config.token_query_param {

@@ -148,6 +148,17 @@ impl WebSocketUpgrade {
         head: RequestHead<'_>,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
+        let result = Self::check_and_take(head, extensions);
+        if let Err(rejection) = &result {
+            crate::metrics::handshake_refused(rejection.metric_name(), rejection.status());
+        }
+        result
+    }
+
+    fn check_and_take(
+        head: RequestHead<'_>,
+        extensions: &mut Extensions,
+    ) -> Result<Self, WebSocketUpgradeRejection> {
         let RequestHead { method, uri, version, headers } = head;
         let handshake = handshake::check(method, version, headers, extensions)?;
         if extensions.get::<WebSocketContext>().is_none() {

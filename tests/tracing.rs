@@ -114,3 +114,97 @@ async fn the_span_names_the_peer_from_a_real_connect_info() {
         "{span}\n{log}"
     );
 }
+
+/// The number after `name=` on `line`.
+fn field(line: &str, name: &str) -> f64 {
+    let start =
+        line.find(&format!(" {name}=")).unwrap_or_else(|| panic!("no {name} in {line}")) + name.len() + 2;
+    let value: String = line[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    value.parse().unwrap_or_else(|_| panic!("{name} in {line}"))
+}
+
+/// When a socket ends, one debug event in its span tells its story: lifetime, messages and wire
+/// bytes each way, the close code, who sent it and why, and the compression ratio.
+#[tokio::test]
+async fn a_socket_that_ends_logs_its_story_in_one_event() {
+    use tower_websockets::{CloseCode, Compression, Message};
+
+    let (captured, _guard) = capture_debug_events();
+    let layer = WebSocketLayer::builder().compression(Compression::enabled()).build().unwrap();
+    let (service, mut ends) = echo_service(layer.clone(), Behaviour::default());
+    let client = TestClient::new(service);
+
+    // Closed by the peer, uncompressed: every byte is known. In: "hello" (2 + 4 mask + 5),
+    // [1, 2, 3] (2 + 4 + 3), the Close 1000 "bye" (2 + 4 + 2 + 3) = 31. Out: the two echoes
+    // (7 + 5) and the Close's echo (2 + 2 + 3) = 19.
+    let mut socket = client.connect("/peer").await.unwrap();
+    socket.send_text("hello").await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), "hello");
+    socket.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(socket.recv().await.unwrap(), Message::binary(vec![1, 2, 3]));
+    socket.close_with(CloseCode::NORMAL, "bye").await.unwrap();
+    common::next_end(&mut ends).await;
+
+    // Compressed, and closed by the shutdown.
+    let mut compressed = client.connect("/deflate").compression(Compression::enabled()).await.unwrap();
+    let text = "the same words again and again, ".repeat(32);
+    for _ in 0..4 {
+        compressed.send_text(&text).await.unwrap();
+        assert_eq!(compressed.recv_text().await.unwrap(), text);
+    }
+    let shutdown = layer.shutdown_handle();
+    let (report, close) = tokio::join!(shutdown.shutdown(Duration::from_secs(5)), compressed.recv_close());
+    assert_eq!(report.cut, 0);
+    assert_eq!(close.unwrap().map(|f| f.code), Some(CloseCode::GOING_AWAY));
+    common::next_end(&mut ends).await;
+
+    let log = captured.text();
+    let ends: Vec<&str> = log.lines().filter(|line| line.contains("WebSocket closed")).collect();
+    assert_eq!(ends.len(), 2, "one event per socket:\n{log}");
+
+    let peer = ends.iter().find(|line| line.contains("websocket{path=/peer")).expect("/peer's event");
+    for expected in [
+        "WebSocket closed code=1000 (normal closure) closed_by=\"peer\" reason=\"bye\" lifetime=",
+        " messages_received=2 messages_sent=2 bytes_received=31 bytes_sent=19",
+    ] {
+        assert!(peer.contains(expected), "{expected}\nin {peer}");
+    }
+    assert!(!peer.contains("compression_ratio"), "{peer}");
+
+    let shutdown =
+        ends.iter().find(|line| line.contains("websocket{path=/deflate")).expect("/deflate's event");
+    assert!(
+        shutdown.contains("code=1001 (going away) closed_by=\"shutdown\" reason=\"server shutting down\""),
+        "{shutdown}"
+    );
+    assert_eq!((field(shutdown, "messages_received"), field(shutdown, "messages_sent")), (4.0, 4.0));
+    let wire = field(shutdown, "bytes_received") + field(shutdown, "bytes_sent");
+    let ratio = field(shutdown, "compression_ratio");
+    // 8 messages of 1,024 bytes over what went on the wire.
+    assert!((ratio - 8.0 * 1024.0 / wire).abs() < 0.01, "{ratio} for {wire} wire bytes: {shutdown}");
+    assert!(ratio > 5.0, "repeated text compresses well: {ratio}");
+}
+
+/// A connection that ends without a Close is told as such, with 1006 and the cause.
+#[tokio::test]
+async fn a_socket_that_ends_without_a_close_says_why() {
+    let (captured, _guard) = capture_debug_events();
+    let (service, mut ends) = echo_service(WebSocketLayer::new(), Behaviour::default());
+    let client = TestClient::new(service);
+    let mut socket = client.connect("/ws").await.unwrap();
+    socket.send_text("x").await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap(), "x");
+    drop(socket);
+    common::next_end(&mut ends).await;
+
+    let log = captured.text();
+    let line = log.lines().find(|line| line.contains("WebSocket closed")).expect("the event");
+    assert!(
+        line.contains(
+            "WebSocket closed without a closing handshake code=1006 (abnormal closure) closed_by=\"none\" \
+             reason=\"connection reset\""
+        ),
+        "{line}"
+    );
+    assert!(line.contains("messages_received=1 messages_sent=1 bytes_received=7 bytes_sent=3"), "{line}");
+}

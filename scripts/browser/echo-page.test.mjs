@@ -411,14 +411,33 @@ async function main() {
             check(await page.isDisabled("#sendButton"), "Send is enabled before connecting");
         });
 
+        // The live panel (closed until opened): a socket of its own on the `stats` subprotocol,
+        // on which the server pushes its counts once a second.
+        const panelNumber = (selector) => page.evaluate((selector) => Number(document.querySelector(selector).textContent), selector);
+        const panelData = () => page.evaluate(() => ({ ...document.getElementById("panel").dataset }));
+        let panelBefore = null;
+        await test("Live panel: opening it brings the server's counts on the `stats` subprotocol", async () => {
+            check(!(await page.isVisible("#panelOpen")), "the panel is open before it is asked for");
+            await page.click("#panel summary");
+            await page.waitForFunction(() => document.getElementById("panel").dataset.received !== undefined, null, {
+                timeout: TIMEOUT,
+            });
+            check((await panelNumber("#panelOpen")) === 1, "the panel's own socket is not the one open socket");
+            panelBefore = await panelData();
+            const opened = await waitForServerLog(ECHO_LOG, "WebSocket opened");
+            check(opened.some((line) => line.includes('protocol=Some("stats")')), `no stats socket: ${opened.join("\n")}`);
+        });
+
         await test("Connect opens the socket, no extension (compression off)", async () => {
             await page.click("#connectButton");
             await waitForState(page, "Open");
             await waitForLog(page, "open", OPENED_PLAIN);
             check(await page.isEnabled("#sendButton"), "Send is disabled when open");
             check(await page.isDisabled("#connectButton"), "Connect is enabled when open");
-            // Chromium offers permessage-deflate on every handshake; this server declines it.
-            const [opened] = await waitForServerLog(ECHO_LOG, "WebSocket opened");
+            // Chromium offers permessage-deflate on every handshake; this server declines it. (The
+            // live panel's socket, on the `stats` subprotocol, opened first.)
+            const lines = await waitForServerLog(ECHO_LOG, "WebSocket opened", 2);
+            const opened = lines.find((line) => line.includes("protocol=None")) ?? lines[0];
             const { compression } = logFields(opened, "WebSocket opened");
             check(compression === "false", `the server logged compression=${compression}`);
         });
@@ -440,6 +459,38 @@ async function main() {
             check(errors.length === 0, `errors logged: ${errors.join("; ")}`);
             const received = await logTexts(page, "receive");
             check(received.length === 3, `${received.length} echoes logged, expected 3`);
+        });
+
+        await test("Live panel: its numbers moved with the page's messages and close", async () => {
+            // Totals: the 3 messages in, their 3 echoes out (and the panel's own pushes); the
+            // chart's `in` line left its floor; the Close with 1000 is among the codes seen; the
+            // panel's socket is the one open again.
+            const before = panelBefore ?? { received: "0", sent: "0" };
+            await page.waitForFunction(
+                (before) => {
+                    const data = document.getElementById("panel").dataset;
+                    return Number(data.received) >= Number(before.received) + 3
+                        && Number(data.sent) >= Number(before.sent) + 3
+                        && document.getElementById("panelCloses").textContent.includes("1000 × 1")
+                        && document.getElementById("panelOpen").textContent === "1";
+                },
+                before,
+                { timeout: TIMEOUT },
+            );
+            // A few seconds of chart.
+            await page.waitForFunction(
+                () => document.getElementById("chartIn").getAttribute("points").trim().split(" ").length >= 3,
+                null,
+                { timeout: TIMEOUT },
+            );
+            const after = await panelData();
+            check(Number(after.received) - Number(before.received) === 3, `received ${before.received} → ${after.received}`);
+            const ins = await page.getAttribute("#chartIn", "points");
+            const peak = Math.min(...ins.trim().split(" ").map((point) => Number(point.split(",")[1])));
+            check(peak < 88, `the chart's in line never rose: ${ins}`);
+            const outs = await page.getAttribute("#chartOut", "points");
+            const outPeak = Math.min(...outs.trim().split(" ").map((point) => Number(point.split(",")[1])));
+            check(outPeak < 88, `the chart's out line never rose: ${outs}`);
         });
 
         if (SCREENSHOT) {

@@ -199,6 +199,7 @@ impl HubBuilder {
                 relayed: AtomicU64::new(0),
                 relay_failures: AtomicU64::new(0),
                 from_backplane: AtomicU64::new(0),
+                metrics: crate::metrics::HubMetrics::new(),
             }),
         }
     }
@@ -246,6 +247,8 @@ struct HubInner {
     relayed: AtomicU64,
     relay_failures: AtomicU64,
     from_backplane: AtomicU64,
+    /// The `metrics` feature's handles (nothing without it).
+    metrics: crate::metrics::HubMetrics,
 }
 
 impl fmt::Debug for Hub {
@@ -336,6 +339,7 @@ impl Hub {
     pub fn publish(&self, topic: &str, message: impl Into<PreparedMessage>) -> usize {
         let message = message.into();
         self.inner.published.fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.published();
         let reached = self.deliver(topic, &message, None);
         if let Some(backplane) = self.inner.backplane.get() {
             backplane.relay(topic, &message, None);
@@ -370,6 +374,7 @@ impl Hub {
     ) -> usize {
         let message = message.into();
         self.inner.published.fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.published();
         let reached = self.deliver(topic, &message, Some(except.id));
         if let Some(backplane) = self.inner.backplane.get() {
             backplane.relay(topic, &message, None);
@@ -393,6 +398,7 @@ impl Hub {
     /// ```
     pub fn publish_local(&self, topic: &str, message: impl Into<PreparedMessage>) -> usize {
         self.inner.published.fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.published();
         self.deliver(topic, &message.into(), None)
     }
 
@@ -425,6 +431,7 @@ impl Hub {
     ) -> Result<usize, BackplaneError> {
         let message = message.into();
         self.inner.published.fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.published();
         let reached = self.deliver(topic, &message, None);
         let Some(backplane) = self.inner.backplane.get() else { return Ok(reached) };
         let (confirm, confirmed) = tokio::sync::oneshot::channel();
@@ -447,6 +454,7 @@ impl Hub {
             }
             Err(error) => {
                 self.inner.relay_failures.fetch_add(1, Ordering::Relaxed);
+                self.inner.metrics.relay_failure();
                 tracing::debug!(topic, %error, "message not relayed to the other instances");
             }
         }
@@ -591,10 +599,12 @@ impl Mailbox {
                         queue.bytes -= self::cost(&oldest);
                         queue.missed += 1;
                         hub.dropped.fetch_add(1, Ordering::Relaxed);
+                        hub.metrics.dropped(1);
                     }
                 }
                 LagPolicy::Close(code) => {
                     hub.dropped.fetch_add(queue.messages.len() as u64 + 1, Ordering::Relaxed);
+                    hub.metrics.dropped(queue.messages.len() as u64 + 1);
                     hub.closed_for_lag.fetch_add(1, Ordering::Relaxed);
                     queue.messages.clear();
                     queue.bytes = 0;

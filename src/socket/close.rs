@@ -6,7 +6,10 @@ use std::{task::Context, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 
-use super::WebSocket;
+use super::{
+    WebSocket,
+    summary::{ClosedBy, Closing},
+};
 use crate::{
     error::Error,
     message::{CloseCode, CloseFrame, Message, Utf8Bytes},
@@ -94,10 +97,15 @@ impl WebSocket {
     /// Sends a Close frame the socket decided on itself (a peer error, a shutdown), and starts
     /// writing it out. Nothing when a Close went out already (never two, RFC 6455 §5.5.1).
     pub(super) fn queue_close(&mut self, frame: CloseFrame, cx: &mut Context<'_>) {
+        self.queue_close_by(frame, ClosedBy::Server, cx);
+    }
+
+    /// [`queue_close`](Self::queue_close), with who decided on it (the server, or a shutdown).
+    pub(super) fn queue_close_by(&mut self, frame: CloseFrame, by: ClosedBy, cx: &mut Context<'_>) {
         let Some(connection) = self.state.connection_mut() else { return };
         let Ok(close) = connection.encoder.close(Some((frame.code.0, frame.reason.as_str()))) else { return };
         if connection.queue_close(close) {
-            self.close_code = Some(frame.code);
+            Closing::remember(&mut self.closing, frame.code, by, frame.reason);
             let _ = self.poll_flush_own_frames(cx);
         }
     }
@@ -108,7 +116,11 @@ impl WebSocket {
         let Some(open) = self.open.as_mut() else { return };
         if open.poll_shutdown_begun(cx, register) {
             tracing::debug!("WebSocket shutdown: closing with 1001");
-            self.queue_close(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"), cx);
+            self.queue_close_by(
+                CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"),
+                ClosedBy::Shutdown,
+                cx,
+            );
         }
     }
 }

@@ -20,6 +20,7 @@ mod keep_alive;
 mod prepared;
 mod read;
 mod sender;
+mod summary;
 mod write;
 
 #[cfg(feature = "test-util")]
@@ -44,6 +45,7 @@ use tokio::io::AsyncWrite;
 use self::{
     keep_alive::{Decision, KeepAliveClock},
     read::{ReadError, Reader},
+    summary::{ClosedBy, Closing, Traffic},
     write::Writer,
 };
 use crate::{
@@ -128,8 +130,12 @@ pub struct WebSocket {
     recv_waker: Option<Waker>,
     /// The layer's hold on this socket (counts, slot, shutdown); `None` for client sockets.
     open: Option<OpenSocket>,
-    /// The code of the last Close sent or received, for the log.
-    close_code: Option<CloseCode>,
+    /// The first Close sent or received (or the end without one), for the summary.
+    closing: Option<Closing>,
+    /// Messages and bytes so far, for the summary.
+    traffic: Traffic,
+    /// The `metrics` feature's handles (nothing without it).
+    metrics: crate::metrics::SocketMetrics,
     /// permessage-deflate's send side, when negotiated (the receive side is the decoder's
     /// inflate step).
     deflater: Option<Box<Deflater>>,
@@ -279,8 +285,14 @@ impl WebSocket {
             protocol,
             keep_alive: KeepAliveClock::new(config.keep_alive_interval, config.keep_alive_timeout),
             recv_waker: None,
+            metrics: if open.is_some() {
+                crate::metrics::SocketMetrics::open()
+            } else {
+                crate::metrics::SocketMetrics::none()
+            },
             open,
-            close_code: None,
+            closing: None,
+            traffic: Traffic::new(),
             deflater,
             rate_limit: crate::rate_limit::Gate::new(&config.rate_limit),
             senders: None,
@@ -417,6 +429,7 @@ impl WebSocket {
 
     /// Drops the connection.
     fn release(&mut self) {
+        self.keep_wire_bytes();
         self.state = State::Released;
         self.end_senders();
     }
@@ -439,6 +452,12 @@ impl WebSocket {
                 if let Some(open) = &self.open {
                     open.tracker().count_keep_alive_timeout();
                 }
+                Closing::remember(
+                    &mut self.closing,
+                    CloseCode::ABNORMAL_CLOSURE,
+                    ClosedBy::Nobody,
+                    Utf8Bytes::from_static("keep-alive timeout"),
+                );
                 self.release();
                 Err(Error::KeepAliveTimeout { timeout })
             }
@@ -489,10 +508,22 @@ impl WebSocket {
             Ok(Some(event)) => event,
             // The end of the stream without a closing handshake (RFC 6455 §7.1.5: 1006).
             Ok(None) => {
+                Closing::remember(
+                    &mut self.closing,
+                    CloseCode::ABNORMAL_CLOSURE,
+                    ClosedBy::Nobody,
+                    Utf8Bytes::from_static("connection reset"),
+                );
                 self.state.end();
                 return Poll::Ready(Some(Err(Error::ConnectionReset)));
             }
             Err(ReadError::Io(e)) => {
+                Closing::remember(
+                    &mut self.closing,
+                    CloseCode::ABNORMAL_CLOSURE,
+                    ClosedBy::Nobody,
+                    Utf8Bytes::from_static("I/O error"),
+                );
                 self.state.end();
                 return Poll::Ready(Some(Err(Error::Io(e))));
             }
@@ -503,11 +534,17 @@ impl WebSocket {
         }
         let message = match event {
             Event::Text(text) => match Utf8Bytes::try_from(text) {
-                Ok(text) => Message::Text(text),
+                Ok(text) => {
+                    self.count_message(crate::metrics::Direction::Receive, false, text.len());
+                    Message::Text(text)
+                }
                 // The decoder checked it already.
                 Err(_) => return self.fail(ProtocolError::InvalidUtf8, cx),
             },
-            Event::Binary(bytes) => Message::Binary(bytes),
+            Event::Binary(bytes) => {
+                self.count_message(crate::metrics::Direction::Receive, true, bytes.len());
+                Message::Binary(bytes)
+            }
             Event::Pong(payload) => Message::Pong(payload),
             Event::Ping(payload) => {
                 // Answered now, so that a handler that stops reading here still answers.
@@ -523,7 +560,8 @@ impl WebSocket {
                     CloseFrame::new(CloseCode(frame.code), reason)
                 });
                 let code = frame.as_ref().map_or(CloseCode::NO_STATUS_RECEIVED, |f| f.code);
-                self.close_code = Some(code);
+                let reason = frame.as_ref().map_or(Utf8Bytes::from_static(""), |f| f.reason.clone());
+                Closing::remember(&mut self.closing, code, ClosedBy::Peer, reason);
                 // The reply echoes the peer's code and reason, or is empty for an empty Close
                 // (RFC 6455 §5.5.1); there is none when ours went first.
                 if let OnPeerClose::Reply(code) = outcome {
@@ -704,8 +742,20 @@ impl Sink<Message> for WebSocket {
             Message::Close(frame) => return this.start_close(frame),
             Message::Ping(payload) => this.sending()?.encoder.control(OpCode::Ping, payload),
             Message::Pong(payload) => this.sending()?.encoder.control(OpCode::Pong, payload),
-            Message::Text(text) => Ok(this.data_frame(OpCode::Text, text.into())?),
-            Message::Binary(bytes) => Ok(this.data_frame(OpCode::Binary, bytes)?),
+            Message::Text(text) => {
+                let len = text.len();
+                let frame = this.data_frame(OpCode::Text, text.into())?;
+                this.queue(&frame)?;
+                this.count_message(crate::metrics::Direction::Transmit, false, len);
+                return Ok(());
+            }
+            Message::Binary(bytes) => {
+                let len = bytes.len();
+                let frame = this.data_frame(OpCode::Binary, bytes)?;
+                this.queue(&frame)?;
+                this.count_message(crate::metrics::Direction::Transmit, true, len);
+                return Ok(());
+            }
         };
         let frame =
             frame.map_err(|e| Error::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())))?;
@@ -734,7 +784,12 @@ impl Sink<Message> for WebSocket {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         // A Sink close sends a Close without a code: the peer sees 1005.
-        this.close_code.get_or_insert(CloseCode::NO_STATUS_RECEIVED);
+        Closing::remember(
+            &mut this.closing,
+            CloseCode::NO_STATUS_RECEIVED,
+            ClosedBy::Server,
+            Utf8Bytes::from_static(""),
+        );
         let Some(connection) = this.state.connection_mut() else { return Poll::Ready(Ok(())) };
         if let Ok(close) = connection.encoder.close(None) {
             connection.queue_close(close);
@@ -764,7 +819,15 @@ impl WebSocket {
         if let Some(frame) = &frame {
             close::check_sendable(frame.code, &frame.reason)?;
         }
-        self.close_code = Some(frame.as_ref().map_or(CloseCode::NO_STATUS_RECEIVED, |f| f.code));
+        match &frame {
+            Some(f) => Closing::remember(&mut self.closing, f.code, ClosedBy::Server, f.reason.clone()),
+            None => Closing::remember(
+                &mut self.closing,
+                CloseCode::NO_STATUS_RECEIVED,
+                ClosedBy::Server,
+                Utf8Bytes::from_static(""),
+            ),
+        }
         let Some(connection) = self.state.connection_mut() else { return Err(Error::Closed) };
         let close = connection
             .encoder
@@ -777,11 +840,6 @@ impl WebSocket {
 
 impl Drop for WebSocket {
     fn drop(&mut self) {
-        if self.open.is_some() {
-            match self.close_code {
-                Some(code) => tracing::debug!(%code, "WebSocket closed"),
-                None => tracing::debug!("WebSocket closed without a closing handshake"),
-            }
-        }
+        self.summarize();
     }
 }

@@ -8,6 +8,7 @@ use futures_util::Sink;
 use super::{State, WebSocket};
 use crate::{
     error::Error,
+    message::Message,
     prepared::PreparedMessage,
     proto::{encoder::EncodedFrame, frame::Role},
 };
@@ -122,9 +123,16 @@ impl WebSocket {
     /// Queues a prepared message's frame.
     fn queue_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
         match encode(self, message)? {
-            Frame::Shared => self.queue(message.frame()),
-            Frame::Prepared(frame) | Frame::Own(frame) => self.queue(&frame),
+            Frame::Shared => self.queue(message.frame())?,
+            Frame::Prepared(frame) | Frame::Own(frame) => self.queue(&frame)?,
         }
+        let inner = message.message();
+        self.count_message(
+            crate::metrics::Direction::Transmit,
+            matches!(inner, Message::Binary(_)),
+            inner.len(),
+        );
+        Ok(())
     }
 
     /// Whether this is a server's socket (its frames are not masked).

@@ -53,11 +53,14 @@ pub(super) struct Reader {
     /// `receive_buffer_size`.
     read_size: usize,
     decoder: Decoder,
+    /// Bytes read from the connection so far (frame headers included), for the socket's summary
+    /// and the `websocket.server.bytes` counter.
+    pub(super) wire_bytes: u64,
 }
 
 impl Reader {
     pub(super) fn new(decoder: Decoder, read_size: usize) -> Self {
-        Self { staging: BytesMut::new(), busy: false, read_size: read_size.max(1), decoder }
+        Self { staging: BytesMut::new(), busy: false, read_size: read_size.max(1), decoder, wire_bytes: 0 }
     }
 
     /// Whether the reader holds no buffer (the connection was found quiet).
@@ -93,13 +96,16 @@ impl Reader {
                         if n == 0 {
                             return Poll::Ready(Ok(None));
                         }
+                        self.wire_bytes += n as u64;
                         continue;
                     }
                 }
             }
-            if ready!(self.poll_fill(io, cx, want)).map_err(ReadError::Io)? == 0 {
+            let n = ready!(self.poll_fill(io, cx, want)).map_err(ReadError::Io)?;
+            if n == 0 {
                 return Poll::Ready(Ok(None));
             }
+            self.wire_bytes += n as u64;
         }
     }
 

@@ -65,6 +65,9 @@ pub(super) struct Writer {
     spare: BytesMut,
     write_buffer_size: usize,
     max_write_buffer_size: usize,
+    /// Bytes written to the connection so far, for the socket's summary and the
+    /// `websocket.server.bytes` counter.
+    pub(super) wire_bytes: u64,
 }
 
 /// Queuing would take the write buffer past `max_write_buffer_size`.
@@ -80,6 +83,7 @@ impl Writer {
             spare: BytesMut::new(),
             write_buffer_size,
             max_write_buffer_size,
+            wire_bytes: 0,
         }
     }
 
@@ -203,6 +207,7 @@ impl Writer {
         if n == 0 {
             return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
+        self.wire_bytes += n as u64;
         self.advance(n);
         Poll::Ready(Ok(()))
     }

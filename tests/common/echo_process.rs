@@ -18,8 +18,12 @@ pub(crate) fn echo_binary() -> PathBuf {
     }
     let binary = dir.join("examples").join("echo");
     if !binary.exists() {
-        let status =
-            std::process::Command::new(env!("CARGO")).args(["build", "--example", "echo"]).status().unwrap();
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build.args(["build", "--example", "echo"]);
+        if cfg!(feature = "metrics") {
+            build.args(["--features", "metrics"]);
+        }
+        let status = build.status().unwrap();
         assert!(status.success(), "cargo build --example echo");
     }
     binary
