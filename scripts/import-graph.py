@@ -4,6 +4,7 @@ library code names in `use crate::…` statements (and in `crate::…` paths in 
 that the graph has no cycle. Test code (`#[cfg(test)] mod tests` and `*_tests.rs`) is left out.
 
     python3 scripts/import-graph.py        # prints `module -> imports`, exits 1 on a cycle
+                                           # or when docs/architecture.md shows another graph
 
 A name re-exported at the crate root (`use crate::WebSocket`) counts as an import of the module
 that defines it (`socket`), as lib.rs's `pub use` lines say.
@@ -96,3 +97,18 @@ for module in modules:
         print("cycle: " + " -> ".join(cycle))
         sys.exit(1)
 print("no cycle")
+
+# docs/architecture.md shows the same graph ("Imports between modules"): keep it true.
+doc = (SRC.parent / "docs" / "architecture.md").read_text()
+block = re.search(r"### Imports between modules.*?```\n(.*?)```", doc, re.S)
+shown = {}
+for line in (block.group(1) if block else "").splitlines():
+    name, _, deps = line.partition("->")
+    shown[name.strip()] = deps.strip()
+actual = {m: ", ".join(sorted(graph[m])) or "(nothing)" for m in modules}
+if shown != actual:
+    for m in sorted(set(shown) | set(actual)):
+        if shown.get(m) != actual.get(m):
+            print(f"docs/architecture.md shows {m} -> {shown.get(m, 'nothing (missing)')}; the code: {actual.get(m, 'no such module')}")
+    sys.exit(1)
+print("docs/architecture.md shows this graph")
