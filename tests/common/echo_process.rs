@@ -8,25 +8,31 @@ use tokio::{
     sync::mpsc,
 };
 
-/// `target/<profile>/examples/echo`, which `cargo test` builds beside the test binaries; built
-/// here if this test runs alone.
+/// `target/<profile>/examples/echo`, built (once per test process) by `cargo build --example
+/// echo`: `cargo test` builds the example only as a test harness, so without this a binary left
+/// by an older build would be tested (one without `--metrics`, say).
 pub(crate) fn echo_binary() -> PathBuf {
-    let mut dir = std::env::current_exe().unwrap();
-    dir.pop(); // the test binary
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let binary = dir.join("examples").join("echo");
-    if !binary.exists() {
-        let mut build = std::process::Command::new(env!("CARGO"));
-        build.args(["build", "--example", "echo"]);
-        if cfg!(feature = "metrics") {
-            build.args(["--features", "metrics"]);
-        }
-        let status = build.status().unwrap();
-        assert!(status.success(), "cargo build --example echo");
-    }
-    binary
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let mut dir = std::env::current_exe().unwrap();
+            dir.pop(); // the test binary
+            if dir.ends_with("deps") {
+                dir.pop();
+            }
+            let mut build = std::process::Command::new(env!("CARGO"));
+            build.args(["build", "--example", "echo"]);
+            if !cfg!(debug_assertions) {
+                build.arg("--release"); // the profile of this test binary, whose directory is used
+            }
+            if cfg!(feature = "metrics") {
+                build.args(["--features", "metrics"]);
+            }
+            let status = build.status().unwrap();
+            assert!(status.success(), "cargo build --example echo");
+            dir.join("examples").join("echo")
+        })
+        .clone()
 }
 
 /// Starts the echo example on a free port; returns the process, its address, and its output.
