@@ -14,7 +14,7 @@ import json, pathlib, statistics, sys
 args = sys.argv[1:]
 if args[:1] == ["--criterion"]:
     for path in sorted(pathlib.Path(args[1]).glob("**/new/estimates.json")):
-        name = str(path.parent.parent.relative_to(args[1]))
+        name = json.loads((path.parent / "benchmark.json").read_text())["full_id"]
         mean = json.loads(path.read_text())["mean"]["point_estimate"]
         print(json.dumps({"scenario": "classify", "server": name, "ns": round(mean, 1)}))
     sys.exit()
@@ -48,7 +48,8 @@ for scenario, servers in runs.items():
             f"{fmt(median(records, 'p50_us'))} / {fmt(median(records, 'p99_us'))}"
         dropped = median(records, "dropped")
         unit_cell = unit + ("" if dropped is None else f", {dropped:,.0f} dropped")
-        rows.append(f"| {scenario} | {server} | {fmt(value, 1 if key == 'ns' else 0)} | {unit_cell} | {len(records)} "
+        digits = 1 if key == "ns" else 2 if value is not None and value < 100 else 0
+        rows.append(f"| {scenario} | {server} | {fmt(value, digits)} | {unit_cell} | {len(records)} "
                     f"| {fmt(median(records, 'server_cpu'))} | {fmt(median(records, 'server_us_per_op'), 2)} "
                     f"| {latency} | {ratio} |")
 table = "\n".join(rows) + "\n"
