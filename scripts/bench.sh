@@ -3,7 +3,7 @@
 # uWebSockets (docs/benchmarks.md has the method). Every run appends one JSON line to
 # target/bench/results.jsonl; scripts/bench-table.py makes the table from them.
 #
-#     scripts/bench.sh                    # every scenario, ~20 minutes on a quiet machine
+#     scripts/bench.sh                    # every scenario, ~25 minutes on a quiet machine
 #     scripts/bench.sh --only echo,churn  # some of: echo fanout churn idle deflate http micro
 #     scripts/bench.sh --quick            # one short run of each: proves that all of it works
 #     scripts/bench.sh --docs             # and write the table into docs/benchmarks.md
