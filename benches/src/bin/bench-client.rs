@@ -201,13 +201,18 @@ async fn connect_with(
          Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     stream.write_all(request.as_bytes()).await.map_err(|e| format!("upgrade: {e}"))?;
-    // Byte by byte, so that nothing after the head is taken off the socket.
-    let mut head = Vec::with_capacity(256);
+    // A slow subscriber may be sent messages right after the 101, so it reads byte by byte; the
+    // others read the head whole, and nothing may follow it (the server speaks when spoken to).
+    let (mut head, mut chunk) = (Vec::with_capacity(256), [0u8; 512]);
     while !head.ends_with(b"\r\n\r\n") {
-        let byte = stream.read_u8().await.map_err(|e| format!("upgrade: {e}"))?;
-        head.push(byte);
-        if head.len() > 8192 {
-            return Err("no end to the upgrade response".into());
+        let want = if receive_buffer.is_some() { 1 } else { chunk.len() };
+        match stream.read(&mut chunk[..want]).await.map_err(|e| format!("upgrade: {e}"))? {
+            0 => return Err("closed during the upgrade".into()),
+            n if head.len() + n > 8192 => return Err("no end to the upgrade response".into()),
+            n => head.extend_from_slice(&chunk[..n]),
+        }
+        if head.windows(4).position(|w| w == b"\r\n\r\n").is_some_and(|end| end + 4 != head.len()) {
+            return Err("data after the 101 response".into());
         }
     }
     let head = String::from_utf8_lossy(&head);
