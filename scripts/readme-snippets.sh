@@ -12,8 +12,10 @@
 #
 # Usage: scripts/readme-snippets.sh [README]   (default: README.md at the repository root)
 #
-# The crates live in target/readme-snippets/ (one workspace, snippet-N per block), and share one
-# target directory there, so a second run rebuilds only what changed. Their Cargo.lock starts
+# The crates live in target/readme-snippets/ (one workspace, snippet-N per block). They build in
+# the repository's own target directory (CARGO_TARGET_DIR, or target/), with the repository's
+# dev profile, so whatever dependency the tests already built with the same features is not
+# built again, and a second run rebuilds only what changed. Their Cargo.lock starts
 # from the repository's, so the snippets build against the versions the tests use; dependencies
 # the repository does not have come from crates.io. Each snippet is checked with only its own
 # dependencies' features (cargo -p), so a snippet cannot lean on another's.
@@ -23,8 +25,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 README=$(realpath "${1:-$ROOT/README.md}")
-WORK=${CARGO_TARGET_DIR:-$ROOT/target}/readme-snippets
-export CARGO_TARGET_DIR=$WORK/target
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+WORK=$CARGO_TARGET_DIR/readme-snippets
 
 say() { printf 'readme-snippets: %s\n' "$*" >&2; }
 
@@ -94,7 +96,9 @@ if errors:
 (work / "Cargo.toml").write_text(
     "# Written by scripts/readme-snippets.sh: the README's snippets, one crate each.\n"
     f'[workspace]\nresolver = "3"\nmembers = {json.dumps(members)}\n\n'
-    f"[patch.crates-io]\ntower-websockets = {{ path = {json.dumps(str(root))} }}\n"
+    f"[patch.crates-io]\ntower-websockets = {{ path = {json.dumps(str(root))} }}\n\n"
+    # The repository's [profile.*] sections, so that what its tests built is reused as it is.
+    + "".join(re.findall(r"^\[profile\..*?(?=^\[(?!profile\.)|\Z)", (root / "Cargo.toml").read_text(), re.M | re.S))
 )
 PY
 )

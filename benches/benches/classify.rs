@@ -88,9 +88,8 @@ fn websocket_request() -> Request<()> {
         .expect("valid request")
 }
 
-/// The trivial inner service: hands the request back inside the response, so that the request
+/// The trivial inner service hands the request back inside the response, so that the request
 /// is dropped outside the timed code, with the output.
-/// What the trivial inner service answers: the request, handed back.
 type Echoed = Response<Request<()>>;
 
 fn inner()
@@ -257,95 +256,41 @@ fn axum_app(c: &mut Criterion) {
             .expect("valid request")
     }
 
-    let app: Router = Router::new().route("/", get(|| async { "Hello, World!" }));
-    let on_router: Router = app.clone().layer(WebSocketLayer::new());
-    let around_router = WebSocketLayer::new().layer(app.clone());
-    // Any layer on a Router costs something: the identity layer shows how much.
-    let identity: Router = app.clone().layer(tower::layer::util::Identity::new());
+    /// Serves one request, its body read to the end (and dropped by the caller).
+    type Serve = Box<dyn Fn(Request<Body>) -> Option<http_body_util::Collected<bytes::Bytes>>>;
+    fn serve<S, B>(service: S) -> Serve
+    where
+        S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + 'static,
+        S::Future: 'static,
+        B: http_body::Body<Data = bytes::Bytes> + 'static,
+    {
+        Box::new(move |req| {
+            let response = service.clone().oneshot(req).now_or_never()?.ok()?;
+            response.into_body().collect().now_or_never()?.ok()
+        })
+    }
 
-    let serve = |service: &dyn Fn(Request<Body>) -> Option<http_body_util::Collected<bytes::Bytes>>| {
-        allocations_per_call(get_root, |req| drop(service(req)))
-    };
-    let rows = [
+    let app: Router = Router::new().route("/", get(|| async { "Hello, World!" }));
+    let apps: [(&str, Serve); 4] = [
+        ("without the layer", serve(app.clone())),
+        ("Router::layer(WebSocketLayer)", serve(app.clone().layer(WebSocketLayer::new()))),
+        // Any layer on a Router costs something: the identity layer shows how much.
         (
-            "without the layer",
-            serve(&|req| {
-                let response = app.clone().oneshot(req).now_or_never()?.ok()?;
-                response.into_body().collect().now_or_never()?.ok()
-            }),
+            "Router::layer(Identity), for comparison",
+            serve(app.clone().layer(tower::layer::util::Identity::new())),
         ),
-        (
-            "Router::layer(WebSocketLayer)",
-            serve(&|req| {
-                let response = on_router.clone().oneshot(req).now_or_never()?.ok()?;
-                response.into_body().collect().now_or_never()?.ok()
-            }),
-        ),
-        (
-            "Router::layer(Identity)",
-            serve(&|req| {
-                let response = identity.clone().oneshot(req).now_or_never()?.ok()?;
-                response.into_body().collect().now_or_never()?.ok()
-            }),
-        ),
-        (
-            "WebSocketLayer around the Router",
-            serve(&|req| {
-                let response = around_router.clone().oneshot(req).now_or_never()?.ok()?;
-                response.into_body().collect().now_or_never()?.ok()
-            }),
-        ),
+        ("WebSocketLayer around the Router", serve(WebSocketLayer::new().layer(app.clone()))),
     ];
     eprintln!("heap allocations per request, axum app, GET / (response body read to its end):");
-    for (name, allocations) in rows {
-        eprintln!("  {name:<42} {allocations:.2}");
+    for (name, service) in &apps {
+        eprintln!("  {name:<42} {:.2}", allocations_per_call(get_root, |req| drop(service(req))));
     }
 
     let mut group = c.benchmark_group("axum app (GET /)");
     group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    group.bench_function("without the layer", |b| {
-        b.iter_batched(
-            get_root,
-            |req| {
-                let response = app.clone().oneshot(req).now_or_never().expect("ready").expect("infallible");
-                response.into_body().collect().now_or_never()
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("Router::layer(WebSocketLayer)", |b| {
-        b.iter_batched(
-            get_root,
-            |req| {
-                let response =
-                    on_router.clone().oneshot(req).now_or_never().expect("ready").expect("infallible");
-                response.into_body().collect().now_or_never()
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("Router::layer(Identity), for comparison", |b| {
-        b.iter_batched(
-            get_root,
-            |req| {
-                let response =
-                    identity.clone().oneshot(req).now_or_never().expect("ready").expect("infallible");
-                response.into_body().collect().now_or_never()
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("WebSocketLayer around the Router", |b| {
-        b.iter_batched(
-            get_root,
-            |req| {
-                let response =
-                    around_router.clone().oneshot(req).now_or_never().expect("ready").expect("infallible");
-                response.into_body().collect().now_or_never()
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    for (name, service) in &apps {
+        group.bench_function(*name, |b| b.iter_batched(get_root, service, BatchSize::SmallInput));
+    }
     group.finish();
 }
 

@@ -1,64 +1,23 @@
-//! The benchmark's servers: one binary, `--server NAME` picks the implementation.
+//! The servers under test (scripts/bench.sh, docs/benchmarks.md): `--server NAME` picks one.
+//! Each runs on a single-threaded tokio runtime, binds `--bind` (default `127.0.0.1:0`), prints
+//! its port on stdout, and serves until killed; pin it to a core with `taskset`.
 //!
-//! ```text
-//! bench-server --server NAME [--bind ADDR]
-//! ```
+//! - Echo (any path; the axum ones route `/ws` and `/`, which uWebSockets' `load_test` asks
+//!   for): `ours-axum`, `ours-hyper` (our layer on a tower `service_fn`), `axum`, `tungstenite`
+//!   (behind a hand-written hyper upgrade), `fastwebsockets` (as its `echo_server` example), and
+//!   `sockudo` (sockudo-ws's axum integration, the permessage-deflate peer). Every echo loop reads
+//!   until the stream ends, sends back Text and Binary, and lets the library answer Pings and
+//!   the Close.
+//! - Fan-out (`broadcast_test`): every message received goes to every socket, its sender
+//!   included: `ours-hub` (our `broadcast::Hub` as its docs show, `Subscriber::forward_to`;
+//!   `GET /stats` answers the hub's counts), `ours-hub-unbatched` (`send_prepared` per message,
+//!   the shape before batching), `axum-chat` (axum's chat example's shape).
+//! - Plain HTTP (`GET /` answers `Hello, World!`): `http-axum`, `http-axum-layer` (with
+//!   `Router::layer(WebSocketLayer::new())`), `http-axum-outer` (the layer around the `Router`).
 //!
-//! Every server runs on a single-threaded tokio runtime (`current_thread`), binds `--bind`
-//! (default `127.0.0.1:0`), prints the port it got on stdout, then serves until killed. Pin it
-//! to a core with `taskset`.
-//!
-//! WebSocket echo servers (any path; the axum ones route `/ws`, and `/` for uWebSockets'
-//! `load_test`, which always asks for `GET /`):
-//!
-//! - `ours-axum`: tower-websockets' `WebSocketLayer` + `WebSocketUpgrade` on an axum `Router`.
-//! - `ours-hyper`: the same on a plain tower `service_fn` served by hyper's http1 connection.
-//! - `axum`: axum 0.8's `extract::ws`, default options.
-//! - `tungstenite`: tokio-tungstenite behind a hand-written hyper upgrade, default options.
-//! - `fastwebsockets`: fastwebsockets' `upgrade` feature, as in its `echo_server` example.
-//! - `sockudo`: sockudo-ws's axum integration (`sockudo_ws::axum_integration`), the
-//!   permessage-deflate peer of the `deflate` scenario.
-//!
-//! Fan-out servers (the `fanout` scenario, measured by uWebSockets' `broadcast_test`): every
-//! Text or Binary message received goes to every open socket, the sender included:
-//!
-//! - `ours-hub`: tower-websockets' `broadcast::Hub`, one topic that every socket's `Subscriber`
-//!   is in (subscribed in the axum handler, before the 101), the socket's handler `select!`ing
-//!   on `recv()` and `Subscriber::ready()` and writing with `Subscriber::forward_to` (whatever
-//!   is queued, one flush; `send_delivery` before 0.2, with the same batching), as the
-//!   `broadcast` module's docs show; through `WebSocketLayer` on an axum `Router`, as
-//!   `ours-axum`. `GET /stats` answers the hub's counts (JSON).
-//! - `ours-hub-unbatched`: the same, except that the handler writes each message with
-//!   `send_prepared` (one write per message: the documented shape before `send_delivery`).
-//! - `axum-chat`: axum 0.8's `extract::ws` with a `tokio::sync::broadcast` channel, in the shape
-//!   of axum's own chat example: the socket split, one task forwarding the channel to the sink,
-//!   one reading the stream into the channel, each message made into a `Message` per socket.
-//!
-//! permessage-deflate (the `deflate` scenario): `--compression` turns it on for `ours-axum`,
-//! `ours-hyper` and `sockudo`, at the same settings for both libraries: context takeover both ways
-//! and 15-bit windows, every message compressed, level 1 (ours' default; `--deflate-level` to
-//! change it for both); `--server-no-context-takeover` resets the server's compressor after each
-//! message.
-//!
-//! Plain HTTP servers (`GET /` answers `Hello, World!`; nothing upgrades):
-//!
-//! - `http-axum`: an axum `Router`.
-//! - `http-axum-layer`: the same `Router` with `.layer(WebSocketLayer::new())`.
-//! - `http-axum-outer`: the layer around the whole `Router` instead (`WebSocketLayer::new().layer(router)`,
-//!   the response mapped back with `IntoResponse::into_response`).
-//!
-//! Every echo loop reads until the stream ends, sends back Text and Binary messages, and lets
-//! the library answer Pings and the Close. Every server sets `TCP_NODELAY` on accepted
-//! connections, as the load generator does.
+//! Every server sets `TCP_NODELAY` on accepted connections.
 
-use std::{
-    convert::Infallible,
-    io::Write as _,
-    net::SocketAddr,
-    pin::Pin,
-    process::ExitCode,
-    task::{Context, Poll, ready},
-};
+use std::{convert::Infallible, io::Write as _, net::SocketAddr, process::ExitCode};
 
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -69,62 +28,31 @@ use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{
-        self,
-        handshake::derive_accept_key,
-        protocol::{Role, WebSocketConfig},
-    },
+    tungstenite::{self, handshake::derive_accept_key, protocol::Role},
 };
 use tower::ServiceBuilder;
 
 const USAGE: &str =
-    "usage: bench-server --server NAME [--bind ADDR] [--compression ...] [--read-buffer BYTES]
+    "usage: bench-server --server NAME [--bind ADDR] [--compression [--server-no-context-takeover]]
 
 NAME: ours-axum | ours-hyper | axum | tungstenite | fastwebsockets | sockudo
       | ours-hub | ours-hub-unbatched | axum-chat (fan-out)
       | http-axum | http-axum-layer | http-axum-outer
 
-permessage-deflate (ours-axum, ours-hyper and sockudo; the deflate scenario):
-  --compression                   accept permessage-deflate: context takeover, 15-bit windows,
-                                  every message compressed, level 1 for both libraries
-  --server-no-context-takeover    with --compression: reset our compressor after each message
-  --deflate-level N               with --compression: the level, 0 to 9 [default: 1]
+--compression: permessage-deflate for ours-axum, ours-hyper and sockudo, the same for both
+libraries: context takeover, 15-bit windows, every message compressed, level 1;
+--server-no-context-takeover resets the server's compressor after each message.";
 
-Options for experiments (the benchmark itself runs every server with its defaults):
-  --read-buffer BYTES     the read (receive) buffer of ours (receive_buffer_size), axum and
-                          tungstenite (read_buffer_size)
-  --keep-alive-secs SECS  ours: the keep-alive interval (0 turns keep-alive off)
-  --readahead             tungstenite: read through the read-ahead prototype (see ReadAhead)";
-
-/// Options for experiments; the defaults keep each library's own defaults.
-#[derive(Debug, Default)]
-struct Experiment {
-    read_buffer: Option<usize>,
-    keep_alive: Option<std::time::Duration>,
-    readahead: bool,
-    /// permessage-deflate, for the servers that have it.
-    deflate: Option<Deflate>,
-}
-
-/// The permessage-deflate settings, the same for ours and the peer.
+/// permessage-deflate (`--compression`), for the servers that have it.
 #[derive(Debug, Clone, Copy)]
 struct Deflate {
     server_no_context_takeover: bool,
-    level: u32,
 }
 
-/// The compression level both libraries use unless told otherwise: ours' default.
+/// The compression level of both libraries: ours' default.
 const DEFLATE_LEVEL: u32 = 1;
 
-static EXPERIMENT: std::sync::OnceLock<Experiment> = std::sync::OnceLock::new();
-
-fn experiment() -> &'static Experiment {
-    EXPERIMENT.get_or_init(Experiment::default)
-}
-
-fn read_buffer() -> Option<usize> {
-    experiment().read_buffer
-}
+static DEFLATE: std::sync::OnceLock<Deflate> = std::sync::OnceLock::new();
 
 const SERVERS: [&str; 12] = [
     "ours-axum",
@@ -143,28 +71,14 @@ const SERVERS: [&str; 12] = [
 
 fn main() -> ExitCode {
     let mut server = None;
-    let mut experiment = Experiment::default();
     let mut bind: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-    let (mut compression, mut no_context_takeover, mut level) = (false, false, None);
+    let (mut compression, mut no_context_takeover) = (false, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--server" => server = args.next(),
-            "--read-buffer" => match args.next().and_then(|a| a.parse().ok()) {
-                Some(bytes) => experiment.read_buffer = Some(bytes),
-                None => return usage("--read-buffer needs a size in bytes"),
-            },
-            "--keep-alive-secs" => match args.next().and_then(|a| a.parse().ok()) {
-                Some(secs) => experiment.keep_alive = Some(std::time::Duration::from_secs(secs)),
-                None => return usage("--keep-alive-secs needs a number of seconds"),
-            },
-            "--readahead" => experiment.readahead = true,
             "--compression" => compression = true,
             "--server-no-context-takeover" => no_context_takeover = true,
-            "--deflate-level" => match args.next().and_then(|a| a.parse().ok()).filter(|l| *l <= 9) {
-                Some(n) => level = Some(n),
-                None => return usage("--deflate-level needs a level from 0 to 9"),
-            },
             "--bind" => match args.next().and_then(|a| a.parse().ok()) {
                 Some(addr) => bind = addr,
                 None => return usage("--bind needs an address such as 127.0.0.1:0"),
@@ -183,14 +97,10 @@ fn main() -> ExitCode {
         if !["ours-axum", "ours-hyper", "sockudo"].contains(&server.as_str()) {
             return usage(&format!("--compression: {server} has no permessage-deflate here"));
         }
-        experiment.deflate = Some(Deflate {
-            server_no_context_takeover: no_context_takeover,
-            level: level.unwrap_or(DEFLATE_LEVEL),
-        });
-    } else if no_context_takeover || level.is_some() {
-        return usage("--server-no-context-takeover and --deflate-level go with --compression");
+        DEFLATE.set(Deflate { server_no_context_takeover: no_context_takeover }).expect("set once");
+    } else if no_context_takeover {
+        return usage("--server-no-context-takeover goes with --compression");
     }
-    EXPERIMENT.set(experiment).expect("set once");
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let result = runtime.block_on(async move {
@@ -299,27 +209,12 @@ mod ours {
     }
 
     pub(super) fn layer() -> WebSocketLayer {
-        let experiment = experiment();
-        if experiment.read_buffer.is_none() && experiment.keep_alive.is_none() && experiment.deflate.is_none()
-        {
-            return WebSocketLayer::new();
-        }
-        let mut builder = WebSocketLayer::builder();
-        if let Some(deflate) = experiment.deflate {
-            // Compression::enabled(): context takeover, 15-bit windows, every message.
-            builder = builder.compression(
-                Compression::enabled()
-                    .server_no_context_takeover(deflate.server_no_context_takeover)
-                    .level(deflate.level),
-            );
-        }
-        if let Some(bytes) = experiment.read_buffer {
-            builder = builder.receive_buffer_size(bytes);
-        }
-        if let Some(interval) = experiment.keep_alive {
-            builder = builder.keep_alive_interval(interval);
-        }
-        builder.build().expect("valid options")
+        let Some(deflate) = DEFLATE.get() else { return WebSocketLayer::new() };
+        // Compression::enabled(): context takeover, 15-bit windows, every message.
+        let compression = Compression::enabled()
+            .server_no_context_takeover(deflate.server_no_context_takeover)
+            .level(DEFLATE_LEVEL);
+        WebSocketLayer::builder().compression(compression).build().expect("valid options")
     }
 
     pub(super) async fn serve_axum(listener: TcpListener) -> std::io::Result<()> {
@@ -526,10 +421,6 @@ mod axum_ws {
     }
 
     async fn ws(upgrade: WebSocketUpgrade) -> impl IntoResponse {
-        let upgrade = match read_buffer() {
-            Some(bytes) => upgrade.read_buffer_size(bytes),
-            None => upgrade,
-        };
         upgrade.on_upgrade(echo)
     }
 
@@ -558,14 +449,7 @@ mod tungstenite_ws {
         let on_upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
             let Ok(upgraded) = on_upgrade.await else { return };
-            let config = read_buffer().map(|bytes| WebSocketConfig::default().read_buffer_size(bytes));
-            if experiment().readahead {
-                let io = ReadAhead::new(TokioIo::new(upgraded));
-                echo(WebSocketStream::from_raw_socket(io, Role::Server, config).await).await;
-            } else {
-                echo(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, config).await)
-                    .await;
-            }
+            echo(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await).await;
         });
         let response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -592,86 +476,6 @@ mod tungstenite_ws {
 
     pub(super) async fn serve(listener: TcpListener) -> std::io::Result<()> {
         serve_http1(listener, hyper::service::service_fn(handle)).await
-    }
-}
-
-/// A prototype for the large-message finding in docs/benchmarks.md (not used by the benchmark
-/// itself): tungstenite reads at most `read_buffer_size` bytes per read call, so a 4 KiB buffer
-/// takes 256 reads (and 256 trips through tokio) per MiB. Once a read comes back full, this
-/// adapter reads ahead 64 KiB at a time into a spare buffer and serves the small reads from it;
-/// the spare buffer is freed when the burst ends, so idle sockets keep their small footprint.
-struct ReadAhead<S> {
-    inner: S,
-    spare: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// The last read filled the caller's buffer: more is probably waiting.
-    full: bool,
-}
-
-impl<S> ReadAhead<S> {
-    const AHEAD: usize = 64 * 1024;
-
-    fn new(inner: S) -> Self {
-        Self { inner, spare: Vec::new(), start: 0, end: 0, full: false }
-    }
-
-    fn copy_out(&mut self, buf: &mut tokio::io::ReadBuf<'_>) {
-        let n = buf.remaining().min(self.end - self.start);
-        buf.put_slice(&self.spare[self.start..self.start + n]);
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            if !self.full {
-                self.spare = Vec::new();
-            }
-        }
-    }
-}
-
-impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ReadAhead<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if this.start < this.end {
-            this.copy_out(buf);
-            return Poll::Ready(Ok(()));
-        }
-        let want = buf.remaining();
-        if this.full && want < Self::AHEAD {
-            if this.spare.is_empty() {
-                this.spare = vec![0; Self::AHEAD];
-            }
-            let mut ahead = tokio::io::ReadBuf::new(&mut this.spare);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut ahead))?;
-            let n = ahead.filled().len();
-            this.full = n == Self::AHEAD;
-            this.end = n;
-            this.copy_out(buf);
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        this.full = want > 0 && buf.filled().len() - before == want;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ReadAhead<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -752,10 +556,10 @@ mod sockudo {
 
     fn config() -> Config {
         let mut builder = Config::builder();
-        if let Some(deflate) = experiment().deflate {
+        if let Some(deflate) = DEFLATE.get() {
             builder = builder.deflate_config(DeflateConfig {
                 server_no_context_takeover: deflate.server_no_context_takeover,
-                compression_level: deflate.level,
+                compression_level: DEFLATE_LEVEL,
                 compression_threshold: 0,
                 ..DeflateConfig::default()
             });
