@@ -131,8 +131,9 @@ client() {
     local scenario=$1 server=$2 mode=$3 line
     shift 3
     start "$server"
+    local path=/ && [[ $server == echo-example ]] && path=/ws
     line=$("${PIN1[@]}" "$BIN/bench-client" "$mode" --port "$PORT" --server-pid "$SERVER_PID" \
-        --warmup "$WARMUP" --seconds "$SECS" "$@") ||
+        --warmup "$WARMUP" --seconds "$SECS" --path "$path" "$@") ||
         die "bench-client $mode failed against $server: $(tail -n 3 "$WORK/server.err")"
     stop
     line=${line#\{}
@@ -164,7 +165,8 @@ if wants echo; then
         say "$scenario: uWebSockets' load_test"
         for server in $(passes "${SERVER_LIST[@]}"); do
             start "$server"
-            uws "$scenario" "$server" "$WINDOWS" "$UWS/uws-load-test" "$n" 127.0.0.1 "$PORT" 0 0 "$size"
+            tool=$UWS/uws-load-test && [[ $server == echo-example ]] && tool=$UWS/uws-load-test-ws # /ws, not /
+            uws "$scenario" "$server" "$WINDOWS" "$tool" "$n" 127.0.0.1 "$PORT" 0 0 "$size"
             stop
         done
     done

@@ -84,6 +84,11 @@ grep -q 'uws_bench_port(), \[\]' "$ECHO" && grep -q 'us_socket_local_port(0' "$E
 step uws-echo-server g++ "${CXXFLAGS[@]}" "$ECHO" "${OBJECTS[@]}" -o "$BIN/uws-echo-server"
 step uws-pubsub-server g++ "${CXXFLAGS[@]}" "$PUBSUB" "${OBJECTS[@]}" -o "$BIN/uws-pubsub-server"
 step uws-load-test gcc "${CFLAGS[@]}" "$SRC/benchmarks/load_test.c" "${OBJECTS[@]}" -o "$BIN/uws-load-test"
+# load_test asks for `GET /`; the echo example serves its page there and WebSockets at /ws.
+LOAD_WS=$UWS_DIR/src/load_test_ws.c
+sed -e 's|"GET / HTTP/1.1\\r\\n"|"GET /ws HTTP/1.1\\r\\n"|' "$SRC/benchmarks/load_test.c" >"$LOAD_WS"
+[[ $(grep -c 'GET /ws HTTP' "$LOAD_WS") == 2 ]] || die "patching load_test.c failed: its two requests are not the ones expected"
+step uws-load-test-ws gcc "${CFLAGS[@]}" "$LOAD_WS" "${OBJECTS[@]}" -o "$BIN/uws-load-test-ws"
 step uws-broadcast-test gcc "${CFLAGS[@]}" "$SRC/benchmarks/broadcast_test.c" "${OBJECTS[@]}" -o "$BIN/uws-broadcast-test"
 printf '%s\n' "$stamp" >"$UWS_DIR/build.stamp"
 printf '%s\n' "$BIN"

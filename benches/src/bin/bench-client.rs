@@ -7,7 +7,8 @@
 //! bench-client deflate --port P [--connections 100 --size 1024 --deflate require|refused]
 //! bench-client idle    --port P [--connections 10000 [--size 1024 --deflate require|refused]]
 //! bench-client slow    --port P [--connections 1]       upgrade, never read; hold until killed
-//! common: --server-pid PID (its CPU, its RSS) --warmup SECS --seconds SECS
+//! common: --server-pid PID (its CPU, its RSS) --warmup SECS --seconds SECS --path /ws (the
+//!         request's path, `/` unless given)
 //! ```
 //!
 //! `deflate` replays compressed traffic: a pool of JSON messages is compressed once, as a
@@ -33,6 +34,8 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 const TRAILER: [u8; 4] = [0, 0, 0xff, 0xff];
+/// The path every upgrade asks for (`--path`).
+static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -90,6 +93,7 @@ fn parse_args() -> Result<Options> {
             "--warmup" => o.warmup = value.parse().map_err(|_| bad())?,
             "--seconds" => o.seconds = value.parse().map_err(|_| bad())?,
             "--server-pid" => o.server_pid = Some(value),
+            "--path" if value.starts_with('/') => PATH.set(value).map_err(|_| "--path twice".to_owned())?,
             "--deflate" if value == "require" || value == "refused" => o.deflate = Some(value == "require"),
             _ => return Err(format!("unknown option {flag} {value}")),
         }
@@ -197,8 +201,9 @@ async fn connect_with(
         ""
     };
     let request = format!(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n",
+        path = PATH.get().map_or("/", String::as_str),
     );
     stream.write_all(request.as_bytes()).await.map_err(|e| format!("upgrade: {e}"))?;
     // A slow subscriber may be sent messages right after the 101, so it reads byte by byte; the
