@@ -804,20 +804,24 @@ mod tests {
         socket.close(None).await.unwrap();
     }
 
-    /// The page's Server clock: on the `clock` subprotocol ticks arrive from the clock's task
-    /// between the echoes; a client that does not ask for it gets a pure echo.
+    /// The example's whole service, default options, on the in-memory test client.
     #[cfg(feature = "test-util")]
-    #[tokio::test(start_paused = true)]
-    async fn the_clock_subprotocol_pushes_ticks_and_plain_clients_get_a_pure_echo() {
-        use tower_websockets::test::TestClient;
-
+    fn in_memory_client() -> tower_websockets::test::TestClient {
         let layer = layer(&Options::default()).unwrap();
         let stats = layer.shutdown_handle();
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let service = ServiceBuilder::new()
             .layer(layer)
             .service_fn(move |req| handle(req, peer, Arc::from([]), stats.clone()));
-        let client = TestClient::new(service).timeout(Duration::from_secs(10));
+        tower_websockets::test::TestClient::new(service).timeout(Duration::from_secs(10))
+    }
+
+    /// The page's Server clock: on the `clock` subprotocol ticks arrive from the clock's task
+    /// between the echoes; a client that does not ask for it gets a pure echo.
+    #[cfg(feature = "test-util")]
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_subprotocol_pushes_ticks_and_plain_clients_get_a_pure_echo() {
+        let client = in_memory_client();
 
         let mut clock = client.connect("/ws").protocols([CLOCK_PROTOCOL]).await.unwrap();
         assert_eq!(clock.protocol(), Some(CLOCK_PROTOCOL));
@@ -851,15 +855,9 @@ mod tests {
     #[cfg(feature = "test-util")]
     #[tokio::test(start_paused = true)]
     async fn the_stats_subprotocol_pushes_the_layers_counts() {
-        use tower_websockets::{CloseCode, test::TestClient};
+        use tower_websockets::CloseCode;
 
-        let layer = layer(&Options::default()).unwrap();
-        let stats = layer.shutdown_handle();
-        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let service = ServiceBuilder::new()
-            .layer(layer)
-            .service_fn(move |req| handle(req, peer, Arc::from([]), stats.clone()));
-        let client = TestClient::new(service).timeout(Duration::from_secs(10));
+        let client = in_memory_client();
 
         let mut panel = client.connect("/ws").protocols([STATS_PROTOCOL]).await.unwrap();
         assert_eq!(panel.protocol(), Some(STATS_PROTOCOL));
