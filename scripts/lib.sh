@@ -94,6 +94,13 @@ start_echo() {
 
 # The Python venv under target/, with the given PyPI packages (pinned as `name==version`).
 ensure_venv() {
+    # A venv is not relocatable: one copied or moved with target/ keeps scripts that start with
+    # the old path (`#!/old/target/venv/bin/python`), and they fail with "No such file". Make it
+    # again.
+    if [[ -x $VENV/bin/python && $(head -n 1 "$VENV/bin/pip" 2>/dev/null) != "#!$VENV/bin/python"* ]]; then
+        say "the venv in $VENV was made elsewhere (copied or moved): making it again"
+        rm -rf "$VENV"
+    fi
     if [[ ! -x $VENV/bin/python ]]; then
         say "creating the Python venv in $VENV"
         python3 -m venv "$VENV" ||
