@@ -35,8 +35,9 @@ def fmt(value, digits=0):
 
 
 MEASURES = [("per_second", "/s"), ("rss_per_socket_bytes", "B per socket"), ("ns", "ns")]
-rows = ["| scenario | server | median | unit | runs | server CPU % | server µs/op | p50 / p99 µs | ours ÷ |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+rows = ["| scenario | server | median | unit | runs | server CPU % | server µs/op | of it user | syscalls/op "
+        "| p50 / p99 µs | ours ÷ |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
 for scenario, servers in runs.items():
     key, unit = next((k, u) for k, u in MEASURES if any(k in r for rs in servers.values() for r in rs))
     ours = next((s for s in servers if s.startswith("ours") or s == "http-axum-layer"), None)
@@ -51,7 +52,8 @@ for scenario, servers in runs.items():
         digits = 1 if key == "ns" else 2 if value is not None and value < 100 else 0
         rows.append(f"| {scenario} | {server} | {fmt(value, digits)} | {unit_cell} | {len(records)} "
                     f"| {fmt(median(records, 'server_cpu'))} | {fmt(median(records, 'server_us_per_op'), 2)} "
-                    f"| {latency} | {ratio} |")
+                    f"| {fmt(median(records, 'server_user_us_per_op'), 2)} "
+                    f"| {fmt(median(records, 'syscalls_per_op'), 2)} | {latency} | {ratio} |")
 table = "\n".join(rows) + "\n"
 print(table, end="")
 if args[1:2] == ["--docs"]:

@@ -88,6 +88,18 @@ start() {
     die "server $1 printed no port"
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+user_ticks() { awk '{ print $14 }' "/proc/$SERVER_PID/stat"; }
+# The server's system calls over the windows, when perf can count them (tracepoints; root or
+# perf_event_paranoid <= 1); an empty count otherwise.
+perf_start() {
+    rm -f "$WORK/perf"
+    perf stat -x, -e raw_syscalls:sys_enter -p "$SERVER_PID" -o "$WORK/perf" >/dev/null 2>&1 &
+    PERF_PID=$!
+}
+perf_stop() { # sets CALLS
+    kill -INT "$PERF_PID" 2>/dev/null && wait "$PERF_PID" 2>/dev/null || true
+    CALLS=$(awk -F, '/raw_syscalls/ && $1 ~ /^[0-9]+$/ { print $1 }' "$WORK/perf" 2>/dev/null || true)
+}
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 emit() { printf '{"scenario":"%s","server":"%s",%s,"load1":%s}\n' "$1" "$2" "$3" "$(load1)" | tee -a "$RESULTS" >&2; }
@@ -96,7 +108,7 @@ emit() { printf '{"scenario":"%s","server":"%s",%s,"load1":%s}\n' "$1" "$2" "$3"
 # printed WINDOWS rates after its first (the connection phase and a warm-up); the mean rate and
 # the server's CPU over those windows.
 uws() {
-    local scenario=$1 server=$2 windows=$3 rates=() line t0 t1 c0 c1 rss0 rss1 dropped
+    local scenario=$1 server=$2 windows=$3 rates=() line t0 t1 c0 c1 u0 u1 rss0 rss1 dropped
     shift 3
     rss0=$(rss_kib)
     exec 3< <(exec "${PIN1[@]}" stdbuf -oL "$@" 2>&1)
@@ -105,19 +117,23 @@ uws() {
         IFS= read -r -t 60 -u 3 line || die "$scenario $server: no output for 60 s from $1"
         case $line in
         Msg/sec:* | Iterations/second*)
-            if [[ -z ${c0:-} ]]; then c0=$(cpu_ticks) t0=$EPOCHREALTIME; else rates+=("${line##*: }"); fi ;;
+            if [[ -z ${c0:-} ]]; then c0=$(cpu_ticks) u0=$(user_ticks) t0=$EPOCHREALTIME && perf_start; else rates+=("${line##*: }"); fi ;;
         Closed!* | Client\ was* | ERROR* | Error*) die "$scenario $server: $1 said: $line" ;;
         esac
     done
-    c1=$(cpu_ticks) t1=$EPOCHREALTIME rss1=$(rss_kib) dropped=
+    c1=$(cpu_ticks) u1=$(user_ticks) t1=$EPOCHREALTIME rss1=$(rss_kib) dropped=
+    perf_stop
     [[ $server == ours-hub* ]] && dropped=$(curl -sf "http://127.0.0.1:$PORT/stats" | sed -n 's/.*"dropped":\([0-9]*\).*/\1/p')
     kill "$tool" 2>/dev/null || true
     exec 3<&-
     local fields
-    fields=$(awk -v r="$(IFS=, && echo "${rates[*]}")" -v c=$((c1 - c0)) -v t0="$t0" -v t1="$t1" 'BEGIN {
-        n = split(r, a, ","); for (i = 1; i <= n; i++) m += a[i] / n; t = t1 - t0
-        us = m > 0 ? sprintf("%.3f", c * 1e4 / (m * t)) : "null"
-        printf "\"per_second\":%.2f,\"windows\":[%s],\"server_cpu\":%.1f,\"server_us_per_op\":%s", m, r, c / t, us }')
+    fields=$(awk -v r="$(IFS=, && echo "${rates[*]}")" -v c=$((c1 - c0)) -v u=$((u1 - u0)) -v calls="$CALLS" \
+        -v t0="$t0" -v t1="$t1" 'BEGIN {
+        n = split(r, a, ","); for (i = 1; i <= n; i++) m += a[i] / n; t = t1 - t0; ops = m * t
+        us = ops > 0 ? sprintf("%.3f", c * 1e4 / ops) : "null"; user = ops > 0 ? sprintf("%.3f", u * 1e4 / ops) : "null"
+        sys = calls != "" && ops > 0 ? sprintf("%.3f", calls / ops) : "null"
+        printf "\"per_second\":%.2f,\"windows\":[%s],\"server_cpu\":%.1f,\"server_us_per_op\":%s,", m, r, c / t, us
+        printf "\"server_user_us_per_op\":%s,\"syscalls_per_op\":%s", user, sys }')
     emit "$scenario" "$server" "$fields"
     if [[ $scenario == fanout* ]]; then
         local n=${scenario#fanout-}

@@ -369,10 +369,26 @@ impl OpenSocket {
 
     /// Has the layer's shutdown begun? `true` once, the first time it is seen; `false` after.
     /// With `register`, makes sure `cx` is woken when the shutdown begins.
+    ///
+    /// Called a few times per message, so the common case (no shutdown, `cx` already
+    /// registered) is inlined: a flag and a waker comparison.
+    #[inline]
     pub(crate) fn poll_shutdown_begun(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
-        let Some(watch) = self.shutdown.as_mut() else { return false };
-        let mut begun = self.shared.tracker.is_shutting_down();
-        if !begun && register && !watch.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        let Some(watch) = self.shutdown.as_ref() else { return false };
+        let begun = self.shared.tracker.is_shutting_down();
+        let registered = !register || watch.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if !begun && registered {
+            return false;
+        }
+        self.poll_shutdown_signal(cx, begun)
+    }
+
+    /// [`poll_shutdown_begun`](Self::poll_shutdown_begun) once the shutdown has begun or `cx` is
+    /// new: polls the signal with `cx` (registering it) unless it has begun.
+    #[cold]
+    #[inline(never)]
+    fn poll_shutdown_signal(&mut self, cx: &mut Context<'_>, mut begun: bool) -> bool {
+        if let (false, Some(watch)) = (begun, self.shutdown.as_mut()) {
             begun = watch.signal.as_mut().poll(cx).is_ready();
             watch.registered = Some(cx.waker().clone());
         }

@@ -493,7 +493,14 @@ impl WebSocketUpgrade {
             tracing::debug!("WebSocket opened");
             callback(socket).await;
         };
-        shared.spawn(task.instrument(span));
+        // A span no subscriber wants is not entered on every poll (with tracing's `log` feature,
+        // which axum's default features turn on, each enter and exit of even a disabled span
+        // costs a check of the `log` level).
+        if span.is_disabled() {
+            shared.spawn(task);
+        } else {
+            shared.spawn(task.instrument(span));
+        }
         Ok(response)
     }
 

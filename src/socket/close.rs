@@ -112,16 +112,22 @@ impl WebSocket {
 
     /// Closes with 1001 once the layer shuts down. With `register`, makes sure `cx` is woken
     /// when that happens.
+    #[inline]
     pub(super) fn close_if_shutting_down(&mut self, cx: &mut Context<'_>, register: bool) {
-        let Some(open) = self.open.as_mut() else { return };
-        if open.poll_shutdown_begun(cx, register) {
-            tracing::debug!("WebSocket shutdown: closing with 1001");
-            self.queue_close_by(
-                CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"),
-                ClosedBy::Shutdown,
-                cx,
-            );
+        if self.open.as_mut().is_some_and(|open| open.poll_shutdown_begun(cx, register)) {
+            self.close_for_shutdown(cx);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn close_for_shutdown(&mut self, cx: &mut Context<'_>) {
+        tracing::debug!("WebSocket shutdown: closing with 1001");
+        self.queue_close_by(
+            CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"),
+            ClosedBy::Shutdown,
+            cx,
+        );
     }
 }
 

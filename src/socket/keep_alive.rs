@@ -76,10 +76,23 @@ impl KeepAliveClock {
     /// yet, and what came after it (the answer, most likely) is still unread. The peer did send
     /// something then, so it is not given up.
     pub(super) fn poll_decide(&mut self, cx: &mut Context<'_>, answer_may_be_unread: bool) -> Decision {
-        let same_waker = self.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker()));
-        if same_waker && !self.timer.is_elapsed() {
+        if self.is_waiting(cx) {
             return Decision::Wait;
         }
+        self.poll_timer(cx, answer_may_be_unread)
+    }
+
+    /// Nothing to decide: the timer has not fired, and it will wake `cx` when it does. The
+    /// common case, checked a few times per message, so inlined.
+    #[inline]
+    pub(super) fn is_waiting(&self, cx: &Context<'_>) -> bool {
+        self.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) && !self.timer.is_elapsed()
+    }
+
+    /// [`poll_decide`](Self::poll_decide) once the timer has fired or `cx` is new.
+    #[inline(never)]
+    fn poll_timer(&mut self, cx: &mut Context<'_>, answer_may_be_unread: bool) -> Decision {
+        let same_waker = self.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker()));
         if !same_waker {
             self.registered = Some(cx.waker().clone());
         }

@@ -442,7 +442,17 @@ impl WebSocket {
 
     /// Runs the keep-alive clock, and acts on its decision: sends a Ping when one is due, drops
     /// the peer when it did not answer in time. Registers `cx` with the clock.
+    #[inline]
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        match &self.keep_alive {
+            Some(clock) if !clock.is_waiting(cx) => self.poll_keep_alive_decision(cx),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`poll_keep_alive`](Self::poll_keep_alive) once the clock may have something to say.
+    #[inline(never)]
+    fn poll_keep_alive_decision(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
         let Some(clock) = self.keep_alive.as_mut() else { return Ok(()) };
         let Some(connection) = self.state.connection_mut() else { return Ok(()) };
         match clock.poll_decide(cx, connection.parked.is_some()) {

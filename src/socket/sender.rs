@@ -507,8 +507,17 @@ impl WebSocket {
 
     /// Moves what the senders queued into the write buffer, as far as it fits, and starts
     /// writing it; acts on a [`SendPolicy::Close`]; publishes the write buffer's size; and
-    /// registers `cx` as the owner's waker. Called on every poll of the owner.
+    /// registers `cx` as the owner's waker. Called on every poll of the owner, so the check for
+    /// a socket without senders (most) is inlined.
+    #[inline]
     pub(super) fn pump_senders(&mut self, cx: &mut Context<'_>) {
+        if self.senders.is_some() {
+            self.pump_sender_queue(cx);
+        }
+    }
+
+    #[inline(never)]
+    fn pump_sender_queue(&mut self, cx: &mut Context<'_>) {
         let Some(queue) = self.senders.as_ref() else { return };
         let shared = Arc::clone(&queue.shared);
         let mut inner = shared.lock();
