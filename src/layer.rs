@@ -215,9 +215,10 @@ impl WebSocketLayerBuilder {
     /// size if smaller) after a quiet spell, grows to this size while reads fill the buffer,
     /// and lets the buffer go when the connection has nothing more, so an idle socket holds
     /// none of it. Whatever this size, a read asks for enough for a message as large as the
-    /// peer's last one (up to 64 KiB), so that messages of a steady size come in one read. The payload of a larger data frame (uncompressed) is read straight into a
-    /// buffer of the frame's size once a read's worth of it is still to come, whatever this
-    /// option says; so raising it only helps bursts of small messages. It does not limit
+    /// peer's last one (up to 64 KiB), so that messages of a steady size come in one read.
+    /// The payload of a larger data frame (uncompressed) is read straight into a buffer of the
+    /// frame's size once a read's worth of it is still to come, whatever this option says; so
+    /// raising it only helps bursts of small messages. It does not limit
     /// message size: the two `max_*` options do that.
     ///
     /// Sockets with permessage-deflate read the same way, compressed payloads through this

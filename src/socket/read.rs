@@ -8,10 +8,10 @@
 //! enough for a message as large as the peer's last data message and a little more (up to
 //! 64 KiB): a message of the same size then comes in one read, and as that read does not fill
 //! the buffer, the runtime knows the connection is drained and waits for readiness instead of
-//! trying a read that would find nothing. The decoder takes what it
-//! can from it: a whole single-frame message is split off it without a copy (its `Bytes` keeps
-//! that allocation alive while the handler holds the message; the reader starts a new one when
-//! it needs room); the rest of a payload that has not arrived is read straight from the
+//! trying a read that would find nothing. The decoder takes what it can from it: a whole
+//! single-frame message is split off it without a copy (its `Bytes` keeps that allocation
+//! alive while the handler holds the message; the reader starts a new one when it needs
+//! room); the rest of a payload that has not arrived is read straight from the
 //! connection into the message's own buffer ([`Decoder::payload_buf`], reserved at the frame's
 //! size), so a large payload is read once, into the buffer the handler gets.
 
@@ -137,7 +137,7 @@ impl Reader {
 
     /// Learns the size of the peer's data messages from one just decoded.
     fn saw_event(&mut self, event: &Event) {
-        let decoded = self.wire_bytes - self.staging.len() as u64;
+        let decoded = self.wire_bytes.saturating_sub(self.staging.len() as u64);
         let size = decoded.saturating_sub(self.decoded_at_event);
         self.decoded_at_event = decoded;
         if let Event::Text(_) | Event::Binary(_) = event {
